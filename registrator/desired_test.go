@@ -1,0 +1,263 @@
+package registrator
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var testOpts = Options{Node: "node1", AdvertiseIP: netip.MustParseAddr("10.0.0.5"), OptIn: true}
+
+// web is a running bridge container publishing 8080/tcp on host port 32768.
+func web(mod ...func(*Container)) Container {
+	c := Container{
+		ID:          "c0ffee",
+		Name:        "web-1",
+		Image:       "registry.example:5000/team/web:1.2@sha256:abc",
+		Running:     true,
+		NetworkMode: "bridge",
+		IPs:         []netip.Addr{netip.MustParseAddr("172.17.0.2")},
+		Ports:       []Port{{Port: 8080, Proto: "tcp", HostIP: "0.0.0.0", HostPort: 32768}},
+		Labels:      map[string]string{"SERVICE_NAME": "web"},
+	}
+	for _, m := range mod {
+		m(&c)
+	}
+	return c
+}
+
+func withLabels(kv ...string) func(*Container) {
+	return func(c *Container) {
+		for i := 0; i+1 < len(kv); i += 2 {
+			c.Labels[kv[i]] = kv[i+1]
+		}
+	}
+}
+
+func withPorts(ports ...Port) func(*Container) { return func(c *Container) { c.Ports = ports } }
+
+// svc is the compact form the cases compare: "id name address:port [tags]".
+func svc(s Service) string {
+	return fmt.Sprintf("%s %s %s:%d %v", s.ID, s.Name, s.Address, s.Port, s.Tags)
+}
+
+func TestDesired(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", 300)
+	cases := []struct {
+		name     string
+		c        Container
+		opts     *Options
+		want     []string // svc() of each service, in order
+		skipped  string   // substring of Result.Skipped when want is empty
+		problems []string // substrings, one per expected problem, "error:" or "warning:" prefixed
+		meta     map[string]string
+	}{
+		{name: "basic bridge", c: web(), want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}},
+		{name: "tags trimmed and deduplicated", c: web(withLabels("SERVICE_TAGS", " a, b,,a ,c")),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 [a b c]"}},
+		{name: "explicit id", c: web(withLabels("SERVICE_ID", "web-primary")),
+			want: []string{"web-primary web 10.0.0.5:32768 []"}},
+		{name: "not opted in", c: web(func(c *Container) { c.Labels = map[string]string{} }), skipped: "not opted in"},
+		{name: "opt-in off registers unlabelled", c: web(func(c *Container) { c.Labels = nil }),
+			opts: &Options{Node: "node1", AdvertiseIP: testOpts.AdvertiseIP}, want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}},
+		{name: "register=true uses image name", c: web(func(c *Container) { c.Labels = map[string]string{"SERVICE_REGISTER": "true"} }),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}},
+		{name: "register=false beats opt-in off", c: web(withLabels("SERVICE_REGISTER", "false")),
+			opts: &Options{Node: "node1", AdvertiseIP: testOpts.AdvertiseIP}, skipped: "SERVICE_REGISTER=false"},
+		{name: "register not a bool", c: web(withLabels("SERVICE_REGISTER", "yes please")),
+			skipped: "bad value", problems: []string{"error:SERVICE_REGISTER"}},
+		{name: "ignore wins over name", c: web(withLabels("SERVICE_IGNORE", "true")), skipped: "SERVICE_IGNORE=true"},
+		{name: "ignore=false registers", c: web(withLabels("SERVICE_IGNORE", "0")), want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}},
+		{name: "ignore not a bool keeps it out", c: web(withLabels("SERVICE_IGNORE", "maybe")),
+			skipped: "bad value", problems: []string{"error:SERVICE_IGNORE"}},
+		{name: "not running", c: web(func(c *Container) { c.Running = false }), skipped: "not running"},
+		{name: "draining", c: web(func(c *Container) { c.Draining = true }), skipped: "stopping"},
+		{name: "env opts in", c: web(func(c *Container) {
+			c.Labels = nil
+			c.Env = []string{"PATH=/bin", "SERVICE_NAME=api", "SERVICE_TAGS=v1"}
+		}), want: []string{"node1:web-1:8080 api 10.0.0.5:32768 [v1]"}},
+		{name: "label beats env", c: web(func(c *Container) { c.Env = []string{"SERVICE_NAME=from-env"} }),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}},
+		{name: "env without value separator ignored", c: web(func(c *Container) { c.Env = []string{"SERVICE_TAGS"} }),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}},
+		{name: "two ports default names get port suffix", c: web(
+			func(c *Container) { c.Labels = map[string]string{"SERVICE_REGISTER": "true"} },
+			withPorts(Port{Port: 8080, Proto: "tcp", HostPort: 32768}, Port{Port: 9090, Proto: "tcp", HostPort: 32769})),
+			want: []string{"node1:web-1:8080 web-8080 10.0.0.5:32768 []", "node1:web-1:9090 web-9090 10.0.0.5:32769 []"}},
+		{name: "two ports share SERVICE_NAME", c: web(withPorts(Port{Port: 8080, Proto: "tcp", HostPort: 1}, Port{Port: 9090, Proto: "tcp", HostPort: 2})),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:1 []", "node1:web-1:9090 web 10.0.0.5:2 []"}},
+		{name: "per-port name overrides", c: web(withLabels("SERVICE_9090_NAME", "web-metrics", "SERVICE_9090_TAGS", "prom"),
+			withPorts(Port{Port: 8080, Proto: "tcp", HostPort: 1}, Port{Port: 9090, Proto: "tcp", HostPort: 2})),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:1 []", "node1:web-1:9090 web-metrics 10.0.0.5:2 [prom]"}},
+		{name: "per-port name alone registers only that port", c: web(
+			func(c *Container) { c.Labels = map[string]string{"SERVICE_9090_NAME": "metrics"} },
+			withPorts(Port{Port: 8080, Proto: "tcp", HostPort: 1}, Port{Port: 9090, Proto: "tcp", HostPort: 2})),
+			want: []string{"node1:web-1:9090 metrics 10.0.0.5:2 []"}},
+		{name: "per-port ignore", c: web(withLabels("SERVICE_9090_IGNORE", "true"),
+			withPorts(Port{Port: 8080, Proto: "tcp", HostPort: 1}, Port{Port: 9090, Proto: "tcp", HostPort: 2})),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:1 []"}},
+		{name: "per-port ignore not a bool keeps that port out only", c: web(withLabels("SERVICE_9090_IGNORE", "nah"),
+			withPorts(Port{Port: 8080, Proto: "tcp", HostPort: 1}, Port{Port: 9090, Proto: "tcp", HostPort: 2})),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:1 []"}, problems: []string{"error:SERVICE_9090_IGNORE"}},
+		{name: "udp kept apart", c: web(withPorts(Port{Port: 53, Proto: "tcp", HostPort: 5353}, Port{Port: 53, Proto: "udp", HostPort: 5353})),
+			want: []string{"node1:web-1:53 web 10.0.0.5:5353 []", "node1:web-1:53:udp web 10.0.0.5:5353 []"}},
+		{name: "unpublished bridge port", c: web(withPorts(Port{Port: 8080, Proto: "tcp"})), skipped: "no published ports"},
+		{name: "unpublished port skipped beside a published one", c: web(withPorts(Port{Port: 80, Proto: "tcp"}, Port{Port: 8080, Proto: "tcp", HostPort: 9})),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:9 []"}},
+		{name: "binding on specific host ip", c: web(withPorts(Port{Port: 8080, Proto: "tcp", HostIP: "10.0.0.9", HostPort: 80})),
+			want: []string{"node1:web-1:8080 web 10.0.0.9:80 []"}},
+		{name: "loopback-only binding not registered", c: web(withPorts(Port{Port: 8080, Proto: "tcp", HostIP: "127.0.0.1", HostPort: 80})),
+			skipped: "no published ports", problems: []string{"warning:published on 127.0.0.1 only"}},
+		{name: "loopback binding with loopback advertise ip", c: web(withPorts(Port{Port: 8080, Proto: "tcp", HostIP: "127.0.0.1", HostPort: 80})),
+			opts: &Options{Node: "n", AdvertiseIP: netip.MustParseAddr("127.0.0.1"), OptIn: true}, want: []string{"n:web-1:8080 web 127.0.0.1:80 []"}},
+		{name: "ipv6 advertise ip", c: web(), opts: &Options{Node: "n", AdvertiseIP: netip.MustParseAddr("2001:db8::5"), OptIn: true},
+			want: []string{"n:web-1:8080 web 2001:db8::5:32768 []"}},
+		{name: "no advertise ip", c: web(), opts: &Options{Node: "n", OptIn: true}, skipped: "no advertise IP"},
+		{name: "host network uses exposed ports", c: web(func(c *Container) { c.NetworkMode = "host" }, withPorts(Port{Port: 7000, Proto: "tcp"})),
+			want: []string{"node1:web-1:7000 web 10.0.0.5:7000 []"}},
+		{name: "host network without exposed ports", c: web(func(c *Container) { c.NetworkMode = "host"; c.Ports = nil }), skipped: "no exposed ports"},
+		{name: "internal uses container ip and port", c: web(withPorts(Port{Port: 8080, Proto: "tcp"})),
+			opts: &Options{Node: "n", AdvertiseIP: testOpts.AdvertiseIP, Internal: true, OptIn: true}, want: []string{"n:web-1:8080 web 172.17.0.2:8080 []"}},
+		{name: "internal without container ip", c: web(func(c *Container) { c.IPs = nil }),
+			opts: &Options{Node: "n", Internal: true, OptIn: true}, skipped: "no IP address"},
+		{name: "network none", c: web(func(c *Container) { c.NetworkMode = "none" }), skipped: "network mode none"},
+		{name: "container network needs ecs metadata", c: web(func(c *Container) { c.NetworkMode = "container:abc" }), skipped: "ECS task metadata"},
+		{name: "non-numeric port key is meta with its name lowered", c: web(withLabels("SERVICE_HTTP_NAME", "x")),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, meta: map[string]string{"http_name": "x"}},
+		{name: "port key out of range", c: web(withLabels("SERVICE_70000_NAME", "x")),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, problems: []string{"error:SERVICE_70000_NAME"}},
+		{name: "port key zero", c: web(withLabels("SERVICE_0_NAME", "x")),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, problems: []string{"error:SERVICE_0_NAME"}},
+		{name: "port key for a port the container lacks", c: web(withLabels("SERVICE_9999_NAME", "x")),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, problems: []string{"warning:SERVICE_9999_*"}},
+		{name: "empty name", c: web(withLabels("SERVICE_NAME", "")), problems: []string{"error:SERVICE_NAME"}, skipped: "no port left"},
+		{name: "name with slash", c: web(withLabels("SERVICE_NAME", "team/web")), problems: []string{"error:SERVICE_NAME"}, skipped: "no port left"},
+		{name: "name with space", c: web(withLabels("SERVICE_NAME", "my web")), problems: []string{"error:SERVICE_NAME"}, skipped: "no port left"},
+		{name: "huge name", c: web(withLabels("SERVICE_NAME", long)), problems: []string{"error:SERVICE_NAME"}, skipped: "no port left"},
+		{name: "name not a dns label warns", c: web(withLabels("SERVICE_NAME", "my_web")),
+			want: []string{"node1:web-1:8080 my_web 10.0.0.5:32768 []"}, problems: []string{"warning:SERVICE_NAME"}},
+		{name: "image name with underscore default", c: web(func(c *Container) {
+			c.Labels = map[string]string{"SERVICE_REGISTER": "true"}
+			c.Image = "my_app:latest"
+		}), want: []string{"node1:web-1:8080 my_app 10.0.0.5:32768 []"}, problems: []string{"warning:image"}},
+		{name: "id with slash", c: web(withLabels("SERVICE_ID", "a/b")), problems: []string{"error:SERVICE_ID"}, skipped: "no port left"},
+		{name: "huge id", c: web(withLabels("SERVICE_ID", long)), problems: []string{"error:SERVICE_ID"}, skipped: "no port left"},
+		{name: "container-level id on two ports is a duplicate", c: web(withLabels("SERVICE_ID", "same"),
+			withPorts(Port{Port: 8080, Proto: "tcp", HostPort: 1}, Port{Port: 9090, Proto: "tcp", HostPort: 2})),
+			want: []string{"same web 10.0.0.5:1 []"}, problems: []string{"error:SERVICE_ID"}},
+		{name: "per-port ids fix the duplicate", c: web(withLabels("SERVICE_8080_ID", "a", "SERVICE_9090_ID", "b"),
+			withPorts(Port{Port: 8080, Proto: "tcp", HostPort: 1}, Port{Port: 9090, Proto: "tcp", HostPort: 2})),
+			want: []string{"a web 10.0.0.5:1 []", "b web 10.0.0.5:2 []"}},
+		{name: "meta from unknown keys lower-cased", c: web(withLabels("SERVICE_VERSION", "1.2", "SERVICE_TEAM-NAME", "core")),
+			want:    []string{"node1:web-1:8080 web 10.0.0.5:32768 []"},
+			meta: map[string]string{"version": "1.2", "team-name": "core", "external-source": "ecs-registrator", "container-id": "c0ffee", "container-name": "web-1"}},
+		{name: "per-port meta overrides container meta", c: web(withLabels("SERVICE_VERSION", "1", "SERVICE_8080_VERSION", "2")),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, meta: map[string]string{"version": "2"}},
+		{name: "check keys never become meta", c: web(withLabels("SERVICE_CHECK_HTTP", "/health", "SERVICE_8080_CHECK_INTERVAL", "5s", "SERVICE_CHECK", "x")),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, meta: map[string]string{"check_http": "", "check_interval": "", "check": ""}},
+		{name: "meta key with a dot dropped", c: web(withLabels("SERVICE_a.b", "x")),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, problems: []string{"warning:SERVICE_a.b"}, meta: map[string]string{"a.b": ""}},
+		{name: "meta consul- prefix dropped", c: web(withLabels("SERVICE_CONSUL-VERSION", "x")),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, problems: []string{"warning:SERVICE_CONSUL-VERSION"}},
+		{name: "meta huge value dropped", c: web(withLabels("SERVICE_BLOB", long+long)),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, problems: []string{"warning:SERVICE_BLOB"}, meta: map[string]string{"blob": ""}},
+		{name: "meta huge key dropped", c: web(withLabels("SERVICE_"+long, "v")),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, problems: []string{"warning:SERVICE_xxx"}},
+		{name: "meta cannot override own keys", c: web(withLabels("SERVICE_CONTAINER-ID", "spoof", "SERVICE_EXTERNAL-SOURCE", "other")),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, problems: []string{"warning:SERVICE_CONTAINER-ID", "warning:SERVICE_EXTERNAL-SOURCE"},
+			meta: map[string]string{"container-id": "c0ffee", "external-source": "ecs-registrator"}},
+		{name: "more than 64 meta pairs", c: web(func(c *Container) {
+			for i := range 70 {
+				c.Labels[fmt.Sprintf("SERVICE_K%02d", i)] = "v"
+			}
+		}), want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"},
+			problems: []string{"warning:SERVICE_K61", "warning:SERVICE_K62", "warning:SERVICE_K63", "warning:SERVICE_K64", "warning:SERVICE_K65", "warning:SERVICE_K66", "warning:SERVICE_K67", "warning:SERVICE_K68", "warning:SERVICE_K69"}},
+		{name: "unrelated labels ignored", c: web(withLabels("com.example.x", "1", "service_name", "lower")),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, meta: map[string]string{"name": ""}},
+		{name: "image without registry or tag", c: web(func(c *Container) { c.Labels = map[string]string{"SERVICE_REGISTER": "1"}; c.Image = "nginx" }),
+			want: []string{"node1:web-1:8080 nginx 10.0.0.5:32768 []"}},
+		{name: "image by digest only", c: web(func(c *Container) { c.Labels = map[string]string{"SERVICE_REGISTER": "1"}; c.Image = "team/api@sha256:0123" }),
+			want: []string{"node1:web-1:8080 api 10.0.0.5:32768 []"}},
+		{name: "image id as name fails clearly", c: web(func(c *Container) { c.Labels = map[string]string{"SERVICE_REGISTER": "1"}; c.Image = "sha256:0123" }),
+			want: []string{"node1:web-1:8080 sha256 10.0.0.5:32768 []"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := testOpts
+			if tc.opts != nil {
+				o = *tc.opts
+			}
+			r := Desired(tc.c, o)
+			var got []string
+			for _, s := range r.Services {
+				got = append(got, svc(s))
+				if s.ContainerID != tc.c.ID || s.Meta[MetaExternalSource] != ExternalSource {
+					t.Errorf("service %s lacks ownership: container %q meta %v", s.ID, s.ContainerID, s.Meta)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("services:\n got %q\nwant %q", got, tc.want)
+			}
+			if len(tc.want) == 0 && !strings.Contains(r.Skipped, tc.skipped) {
+				t.Errorf("skipped = %q, want it to mention %q", r.Skipped, tc.skipped)
+			}
+			if len(tc.want) > 0 && r.Skipped != "" {
+				t.Errorf("registered but skipped = %q", r.Skipped)
+			}
+			if len(r.Problems) != len(tc.problems) {
+				t.Errorf("problems = %v, want %d: %v", r.Problems, len(tc.problems), tc.problems)
+			}
+			for _, want := range tc.problems {
+				sev, text, _ := strings.Cut(want, ":")
+				if !slices.ContainsFunc(r.Problems, func(p Problem) bool {
+					return string(p.Severity) == sev && strings.Contains(p.Key+" "+p.Message, text)
+				}) {
+					t.Errorf("no %s problem mentioning %q in %v", sev, text, r.Problems)
+				}
+			}
+			for k, v := range tc.meta {
+				for _, s := range r.Services {
+					if got, ok := s.Meta[k]; v == "" && ok || v != "" && got != v {
+						t.Errorf("%s: meta[%q] = %q (present %v), want %q", s.ID, k, got, ok, v)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestDesiredIsDeterministic(t *testing.T) {
+	t.Parallel()
+	c := web(withLabels("SERVICE_A", "1", "SERVICE_B", "2", "SERVICE_a.b", "3", "SERVICE_9999_NAME", "x"),
+		withPorts(Port{Port: 8080, Proto: "tcp", HostPort: 1}, Port{Port: 9090, Proto: "tcp", HostPort: 2}))
+	first := Desired(c, testOpts)
+	for range 20 {
+		again := Desired(c, testOpts)
+		if !slices.EqualFunc(first.Services, again.Services, Service.Equal) || !slices.Equal(first.Problems, again.Problems) {
+			t.Fatalf("Desired is not deterministic:\n%v\n%v", first, again)
+		}
+	}
+}
+
+func TestTerminating(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		signal, stop string
+		want         bool
+	}{
+		{"15", "", true}, {"2", "", true}, {"9", "", true},
+		{"1", "", false}, {"10", "", false}, {"28", "", false},
+		{"3", "SIGQUIT", true}, {"3", "QUIT", true}, {"3", "3", true}, {"3", "sigquit", true},
+		{"10", "SIGQUIT", false}, {"37", "SIGRTMIN+3", true},
+		{"", "", false}, {"garbage", "SIGTERM", false}, {"1", "nonsense", false}, {"-1", "", false},
+	}
+	for _, tc := range cases {
+		if got := Terminating(tc.signal, tc.stop); got != tc.want {
+			t.Errorf("Terminating(%q, %q) = %v, want %v", tc.signal, tc.stop, got, tc.want)
+		}
+	}
+}
