@@ -3,6 +3,7 @@ package registrator
 import (
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -80,13 +81,18 @@ type Service struct {
 	Port        int
 	Meta        map[string]string
 	ContainerID string
+	// Maintenance, when set, is the note of the service's maintenance check: registered but never passing.
+	Maintenance string
 }
 
 // Equal reports whether two registrations are the same for Consul's purposes (nil and empty are alike).
 func (s Service) Equal(o Service) bool {
 	return s.ID == o.ID && s.Name == o.Name && s.Address == o.Address && s.Port == o.Port &&
-		slices.Equal(s.Tags, o.Tags) && maps.Equal(s.Meta, o.Meta)
+		s.Maintenance == o.Maintenance && slices.Equal(s.Tags, o.Tags) && maps.Equal(s.Meta, o.Meta)
 }
+
+// Addr is the service's address and port, IPv6-safe.
+func (s Service) Addr() string { return net.JoinHostPort(s.Address, strconv.Itoa(s.Port)) }
 
 // Severity says whether a problem kept something out of Consul.
 type Severity string

@@ -152,7 +152,7 @@ func TestDesired(t *testing.T) {
 			withPorts(Port{Port: 8080, Proto: "tcp", HostPort: 1}, Port{Port: 9090, Proto: "tcp", HostPort: 2})),
 			want: []string{"a web 10.0.0.5:1 []", "b web 10.0.0.5:2 []"}},
 		{name: "meta from unknown keys lower-cased", c: web(withLabels("SERVICE_VERSION", "1.2", "SERVICE_TEAM-NAME", "core")),
-			want:    []string{"node1:web-1:8080 web 10.0.0.5:32768 []"},
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"},
 			meta: map[string]string{"version": "1.2", "team-name": "core", "external-source": "ecs-registrator", "container-id": "c0ffee", "container-name": "web-1"}},
 		{name: "per-port meta overrides container meta", c: web(withLabels("SERVICE_VERSION", "1", "SERVICE_8080_VERSION", "2")),
 			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, meta: map[string]string{"version": "2"}},
@@ -179,7 +179,10 @@ func TestDesired(t *testing.T) {
 			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, meta: map[string]string{"name": ""}},
 		{name: "image without registry or tag", c: web(func(c *Container) { c.Labels = map[string]string{"SERVICE_REGISTER": "1"}; c.Image = "nginx" }),
 			want: []string{"node1:web-1:8080 nginx 10.0.0.5:32768 []"}},
-		{name: "image by digest only", c: web(func(c *Container) { c.Labels = map[string]string{"SERVICE_REGISTER": "1"}; c.Image = "team/api@sha256:0123" }),
+		{name: "image by digest only", c: web(func(c *Container) {
+			c.Labels = map[string]string{"SERVICE_REGISTER": "1"}
+			c.Image = "team/api@sha256:0123"
+		}),
 			want: []string{"node1:web-1:8080 api 10.0.0.5:32768 []"}},
 		{name: "image id as name fails clearly", c: web(func(c *Container) { c.Labels = map[string]string{"SERVICE_REGISTER": "1"}; c.Image = "sha256:0123" }),
 			want: []string{"node1:web-1:8080 sha256 10.0.0.5:32768 []"}},

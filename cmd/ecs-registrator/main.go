@@ -1,0 +1,282 @@
+// Command ecs-registrator registers the local Docker engine's opted-in containers with the local Consul
+// agent. Flags have REGISTRATOR_<FLAG> environment equivalents; flags win.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/lmittmann/tint"
+
+	"github.com/ecs-registrator/ecs-registrator/registrator"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// config is everything the flags and environment say.
+type config struct {
+	consul    string
+	docker    string
+	ip        string
+	internal  bool
+	optIn     bool
+	resync    time.Duration
+	drain     string
+	listen    string
+	logFormat string
+	logLevel  string
+	dryRun    bool
+	workers   int
+}
+
+// parseConfig reads flags, with REGISTRATOR_<FLAG> env vars as their defaults.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("ecs-registrator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.consul, "consul", "", "Consul agent address (host:port or URL); default CONSUL_HTTP_ADDR, else 127.0.0.1:8500")
+	fs.StringVar(&c.docker, "docker", "", "Docker Engine address; default DOCKER_HOST, else the local socket")
+	fs.StringVar(&c.ip, "ip", "", "advertise IP for published ports; default the host's primary address")
+	fs.BoolVar(&c.internal, "internal", false, "register container IPs and container ports instead of published ports")
+	fs.BoolVar(&c.optIn, "opt-in", true, "register only containers with SERVICE_NAME, SERVICE_<port>_NAME or SERVICE_REGISTER=true")
+	fs.DurationVar(&c.resync, "resync", 30*time.Second, "interval of the full resync that repairs drift (0 disables)")
+	fs.StringVar(&c.drain, "drain", string(registrator.DrainDeregister), "how a stopping container leaves Consul: deregister or maintenance")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:9555", "address of the HTTP server (/healthz, /readyz)")
+	fs.StringVar(&c.logFormat, "log-format", "auto", "auto (text on a terminal, else JSON), text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.dryRun, "dry-run", false, "log what would be registered; write nothing to Consul")
+	fs.IntVar(&c.workers, "workers", 4, "containers reconciled in parallel")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: ecs-registrator [flags]\n\nEvery flag can also be set as REGISTRATOR_<FLAG> (e.g. REGISTRATOR_OPT_IN=false); flags win.\n\n")
+		fs.PrintDefaults()
+	}
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "REGISTRATOR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	switch registrator.DrainMode(c.drain) {
+	case registrator.DrainDeregister, registrator.DrainMaintenance:
+	default:
+		return c, fmt.Errorf("-drain must be deregister or maintenance, not %q", c.drain)
+	}
+	switch c.logFormat {
+	case "auto", "text", "json":
+	default:
+		return c, fmt.Errorf("-log-format must be auto, text or json, not %q", c.logFormat)
+	}
+	if _, err := parseLevel(c.logLevel); err != nil {
+		return c, err
+	}
+	if c.ip != "" {
+		if _, err := netip.ParseAddr(c.ip); err != nil {
+			return c, fmt.Errorf("-ip: %w", err)
+		}
+	}
+	if c.resync < 0 {
+		return c, errors.New("-resync must not be negative")
+	}
+	if c.workers < 1 {
+		return c, errors.New("-workers must be at least 1")
+	}
+	return c, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("-log-level must be debug, info, warn or error, not %q", s)
+	}
+	return l, nil
+}
+
+func newLogger(format, level string, w *os.File) *slog.Logger {
+	lvl, _ := parseLevel(level)
+	if format == "text" || format == "auto" && isTerminal(w) {
+		return slog.New(tint.NewHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}))
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func run(args []string, stderr *os.File) int {
+	cfg, err := parseConfig(args, os.Getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "ecs-registrator:", err)
+		return 2
+	}
+	log := newLogger(cfg.logFormat, cfg.logLevel, stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		// A second signal exits at once; the first one has cancelled ctx already.
+		<-ctx.Done()
+		stop()
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+		<-ch
+		log.Warn("second signal: exiting now")
+		os.Exit(1)
+	}()
+
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("exiting", "err", err)
+		return 1
+	}
+	log.Info("stopped; registrations left in place")
+	return 0
+}
+
+func serve(ctx context.Context, cfg config, log *slog.Logger) error {
+	dockerOpts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if cfg.docker != "" {
+		dockerOpts = append(dockerOpts, client.WithHost(cfg.docker))
+	}
+	docker, err := client.NewClientWithOpts(dockerOpts...)
+	if err != nil {
+		return fmt.Errorf("docker client: %w", err)
+	}
+	defer docker.Close()
+
+	agent, err := registrator.NewConsulAgent(cfg.consul)
+	if err != nil {
+		return err
+	}
+	var sink registrator.Agent = agent
+	if cfg.dryRun {
+		sink = registrator.DryRun{Agent: agent, Log: log.With("component", "consul")}
+	}
+
+	ip, source := advertiseIP(cfg.ip)
+	if !ip.IsValid() {
+		log.Warn("no advertise IP found; bridge and host containers cannot be registered until -ip is set")
+	}
+	log.Info("starting", "version", version, "advertise_ip", ip.String(), "ip_from", source,
+		"docker", docker.DaemonHost(), "opt_in", cfg.optIn, "drain", cfg.drain, "resync", cfg.resync, "dry_run", cfg.dryRun)
+
+	reg := registrator.New(docker, sink, registrator.Config{
+		AdvertiseIP: ip,
+		Internal:    cfg.internal,
+		OptIn:       cfg.optIn,
+		Resync:      cfg.resync,
+		Drain:       registrator.DrainMode(cfg.drain),
+		Workers:     cfg.workers,
+		Logger:      log,
+	})
+
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: handler(reg), ReadHeaderTimeout: 5 * time.Second}
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+	log.Info("http server listening", "addr", ln.Addr().String())
+
+	runErr := reg.Run(ctx)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	if err := <-srvDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	return nil
+}
+
+func handler(reg *registrator.Registrator) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !reg.Ready() {
+			http.Error(w, "first sync not done", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// advertiseIP is -ip when given, else the address of the interface that holds the default route.
+func advertiseIP(flagIP string) (netip.Addr, string) {
+	if flagIP != "" {
+		return netip.MustParseAddr(flagIP), "flag"
+	}
+	if ip, ok := defaultRouteIP("/proc/net/route"); ok {
+		return ip, "default route"
+	}
+	return netip.Addr{}, "none"
+}
+
+// defaultRouteIP reads the kernel's routing table (no packet is sent) and returns the first IPv4
+// address of the default route's interface.
+func defaultRouteIP(routes string) (netip.Addr, bool) {
+	data, err := os.ReadFile(routes)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[1] != "00000000" {
+			continue
+		}
+		iface, err := net.InterfaceByName(f[0])
+		if err != nil {
+			continue
+		}
+		addrs, err := iface.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() {
+				return p.Addr(), true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}

@@ -1,0 +1,155 @@
+package registrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// Agent is the part of the local Consul agent the registrator uses (after gliderlabs/registrator's
+// RegistryAdapter): small, so that dry-run and the tests' recording fakes stay simple.
+type Agent interface {
+	NodeName(ctx context.Context) (string, error)
+	// Services returns the agent's services: the owned ones in full, and the IDs of the others.
+	Services(ctx context.Context) (AgentState, error)
+	Register(ctx context.Context, s Service) error
+	// Deregister removes an owned service; one already gone is not an error.
+	Deregister(ctx context.Context, id string) error
+}
+
+// AgentState is what the agent holds.
+type AgentState struct {
+	Owned   map[string]Service
+	Foreign map[string]bool
+}
+
+// maintCheckPrefix is the ID prefix of the check Consul adds for a service in maintenance mode.
+const maintCheckPrefix = "_service_maintenance:"
+
+// drainReason is the maintenance note. It names the container start it belongs to, so a daemon that
+// restarts mid-drain recognises its own drain (see Reconcile).
+const drainReason = "ecs-registrator: container is stopping"
+
+// ConsulAgent is the Agent backed by hashicorp/consul/api.
+type ConsulAgent struct {
+	c *api.Client
+}
+
+// NewConsulAgent connects to the agent at addr (host:port or URL; empty keeps CONSUL_HTTP_ADDR or the
+// default). The standard CONSUL_HTTP_TOKEN(_FILE), CONSUL_CACERT, CONSUL_CLIENT_CERT/KEY variables apply.
+func NewConsulAgent(addr string) (*ConsulAgent, error) {
+	cfg := api.DefaultConfig()
+	if addr != "" {
+		scheme, rest, ok := strings.Cut(addr, "://")
+		if ok {
+			cfg.Scheme, cfg.Address = scheme, rest
+		} else {
+			cfg.Address = addr
+		}
+	}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul client: %w", err)
+	}
+	return &ConsulAgent{c: c}, nil
+}
+
+func (a *ConsulAgent) NodeName(ctx context.Context) (string, error) {
+	var self struct{ Config struct{ NodeName string } }
+	if _, err := a.c.Raw().Query("/v1/agent/self", &self, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return "", fmt.Errorf("read agent self: %w", err)
+	}
+	if self.Config.NodeName == "" {
+		return "", errors.New("consul agent reported no node name")
+	}
+	return self.Config.NodeName, nil
+}
+
+func (a *ConsulAgent) Services(ctx context.Context) (AgentState, error) {
+	q := (&api.QueryOptions{}).WithContext(ctx)
+	all, err := a.c.Agent().ServicesWithFilterOpts("", q)
+	if err != nil {
+		return AgentState{}, fmt.Errorf("list agent services: %w", err)
+	}
+	maint, err := a.c.Agent().ChecksWithFilterOpts(fmt.Sprintf("CheckID matches %q", "^"+maintCheckPrefix), q)
+	if err != nil {
+		return AgentState{}, fmt.Errorf("list maintenance checks: %w", err)
+	}
+	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}}
+	for id, s := range all {
+		if s.Meta[MetaExternalSource] != ExternalSource {
+			st.Foreign[id] = true
+			continue
+		}
+		svc := Service{
+			ID: id, Name: s.Service, Tags: nilIfEmpty(s.Tags), Address: s.Address, Port: s.Port,
+			Meta: s.Meta, ContainerID: s.Meta[MetaContainerID],
+		}
+		if c, ok := maint[maintCheckPrefix+id]; ok {
+			svc.Maintenance = c.Notes
+			if svc.Maintenance == "" {
+				svc.Maintenance = "maintenance"
+			}
+		}
+		st.Owned[id] = svc
+	}
+	return st, nil
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return slices.Clone(s)
+}
+
+func (a *ConsulAgent) Register(ctx context.Context, s Service) error {
+	reg := &api.AgentServiceRegistration{
+		ID: s.ID, Name: s.Name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta,
+	}
+	if err := a.c.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(ctx)); err != nil {
+		return fmt.Errorf("register %s: %w", s.ID, err)
+	}
+	if s.Maintenance == "" {
+		return nil
+	}
+	// Re-registering keeps an existing maintenance check; the reconciler lifts one by deregistering first.
+	if err := a.c.Agent().EnableServiceMaintenanceOpts(s.ID, s.Maintenance, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("maintenance mode of %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+func (a *ConsulAgent) Deregister(ctx context.Context, id string) error {
+	err := a.c.Agent().ServiceDeregisterOpts(id, (&api.QueryOptions{}).WithContext(ctx))
+	var se api.StatusError
+	if errors.As(err, &se) && se.Code == http.StatusNotFound {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("deregister %s: %w", id, err)
+	}
+	return nil
+}
+
+// DryRun is an Agent that reads from the real agent and only logs the writes it would make.
+type DryRun struct {
+	Agent
+	Log *slog.Logger
+}
+
+func (d DryRun) Register(_ context.Context, s Service) error {
+	d.Log.Info("dry run: would register", "service", s.ID, "service_name", s.Name, "address", s.Addr(), "tags", s.Tags)
+	return nil
+}
+
+func (d DryRun) Deregister(_ context.Context, id string) error {
+	d.Log.Info("dry run: would deregister", "service", id)
+	return nil
+}

@@ -1,0 +1,133 @@
+package registrator
+
+import (
+	"sync"
+	"time"
+)
+
+// queue is a de-duplicating work queue of container IDs, after client-go's workqueue: a key added while it
+// waits is merged; a key added while a worker handles it is handed out again once that worker calls done,
+// so one container is never handled by two workers at once and no event is lost.
+type queue struct {
+	mu         sync.Mutex
+	cond       *sync.Cond
+	order      []string
+	dirty      map[string]bool // waiting to be handled (in order, or to be re-queued when done)
+	processing map[string]bool
+	timers     map[string]*time.Timer
+	failures   map[string]int
+	shutdown   bool
+}
+
+func newQueue() *queue {
+	q := &queue{
+		dirty:      map[string]bool{},
+		processing: map[string]bool{},
+		timers:     map[string]*time.Timer{},
+		failures:   map[string]int{},
+	}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// add queues key unless it already waits.
+func (q *queue) add(key string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.addLocked(key)
+}
+
+func (q *queue) addLocked(key string) {
+	if q.shutdown || q.dirty[key] {
+		return
+	}
+	q.dirty[key] = true
+	if !q.processing[key] {
+		q.order = append(q.order, key)
+		q.cond.Signal()
+	}
+}
+
+// retry queues key again after an exponential per-key delay (100 ms doubling to max): a container whose
+// reconcile keeps failing does not spin, and others are not held up by it.
+func (q *queue) retry(key string, max time.Duration) time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.shutdown {
+		return 0
+	}
+	n := q.failures[key]
+	q.failures[key] = n + 1
+	d := 100 * time.Millisecond << min(n, 20)
+	d = min(d, max)
+	if t := q.timers[key]; t != nil {
+		t.Stop()
+	}
+	q.timers[key] = time.AfterFunc(d, func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		delete(q.timers, key)
+		q.addLocked(key)
+	})
+	return d
+}
+
+// forget resets key's retry delay after a success.
+func (q *queue) forget(key string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.failures, key)
+}
+
+// get blocks until a key is ready or the queue is shut down (ok false).
+func (q *queue) get() (key string, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.order) == 0 && !q.shutdown {
+		q.cond.Wait()
+	}
+	if q.shutdown {
+		return "", false
+	}
+	key, q.order = q.order[0], q.order[1:]
+	delete(q.dirty, key)
+	q.processing[key] = true
+	return key, true
+}
+
+// done ends the handling of key; a key added meanwhile is queued again.
+func (q *queue) done(key string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.processing, key)
+	if q.dirty[key] && !q.shutdown {
+		q.order = append(q.order, key)
+		q.cond.Signal()
+	}
+}
+
+// len is the number of keys waiting.
+func (q *queue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.order)
+}
+
+// idle reports whether no key waits and no worker is busy.
+func (q *queue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.order) == 0 && len(q.processing) == 0
+}
+
+// shutDown wakes every get; keys still waiting are dropped (a restart re-lists everything anyway).
+func (q *queue) shutDown() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.shutdown = true
+	for k, t := range q.timers {
+		t.Stop()
+		delete(q.timers, k)
+	}
+	q.cond.Broadcast()
+}

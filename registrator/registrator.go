@@ -1,0 +1,694 @@
+package registrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"golang.org/x/sync/errgroup"
+)
+
+// Docker is the part of the Docker Engine API the registrator reads. It never writes to Docker.
+type Docker interface {
+	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
+}
+
+// DrainMode says how a stopping container stops being advertised.
+type DrainMode string
+
+const (
+	// DrainDeregister removes the services at once: every consumer, health-filtered or not, stops
+	// routing to them. The default.
+	DrainDeregister DrainMode = "deregister"
+	// DrainMaintenance keeps the services registered with Consul's maintenance check (critical), so
+	// operators still see the stopping instance, until the container dies.
+	DrainMaintenance DrainMode = "maintenance"
+)
+
+// Config is the registrator's configuration; cmd/ecs-registrator fills it from flags and env.
+type Config struct {
+	AdvertiseIP netip.Addr
+	Internal    bool
+	OptIn       bool
+	Resync      time.Duration // 0 disables the periodic resync (the agent watch still runs)
+	Drain       DrainMode
+	Workers     int
+	// AgentPoll is how often the agent's owned services are checked against what was written, to notice
+	// an agent that restarted and forgot them. Default 1s.
+	AgentPoll time.Duration
+	Logger    *slog.Logger
+}
+
+// Registrator keeps the Consul agent in step with Docker. Create it with New and run it with Run.
+type Registrator struct {
+	docker Docker
+	agent  Agent
+	cfg    Config
+	log    *slog.Logger
+	queue  *queue
+	syncCh chan struct{} // a full sync is wanted; capacity 1 merges requests
+
+	mu         sync.Mutex // guards the fields below; never held across a network call
+	node       string
+	ledger     map[string]ledgerEntry // service ID -> what the agent holds, as far as we know
+	foreign    map[string]bool        // IDs of services on the agent that are not ours
+	containers map[string]*containerState
+	waiters    map[string][]string // service ID -> containers that want it while another holds it
+
+	loaded   chan struct{} // closed once the ledger holds a first agent snapshot
+	loadOnce sync.Once
+
+	ready      atomic.Bool
+	lastEvent  atomic.Int64 // timeNano of the last Docker event seen, for replay after a reconnect
+	syncCount  atomic.Int64 // completed full syncs
+	dockerUp   atomic.Bool
+	consulUp   atomic.Bool
+	startedRun time.Time
+}
+
+type ledgerEntry struct {
+	Service
+	deleting bool      // a deregistration is under way; the agent may already lack it
+	written  time.Time // when this daemon last wrote it (zero when read from the agent)
+}
+
+// containerState is what the registrator remembers of one container between reconciles.
+type containerState struct {
+	name     string
+	kill     *killMark
+	problems []Problem
+	skipped  string
+}
+
+// killMark records a Docker kill event; Reconcile decides with the container's stop signal whether it
+// is a stop.
+type killMark struct {
+	signal string
+	at     time.Time // Docker's clock, comparable with State.StartedAt
+}
+
+// New returns a Registrator; nothing runs until Run.
+func New(docker Docker, agent Agent, cfg Config) *Registrator {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.AgentPoll <= 0 {
+		cfg.AgentPoll = time.Second
+	}
+	if cfg.Drain == "" {
+		cfg.Drain = DrainDeregister
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Registrator{
+		docker:     docker,
+		agent:      agent,
+		cfg:        cfg,
+		log:        cfg.Logger,
+		queue:      newQueue(),
+		syncCh:     make(chan struct{}, 1),
+		ledger:     map[string]ledgerEntry{},
+		foreign:    map[string]bool{},
+		containers: map[string]*containerState{},
+		waiters:    map[string][]string{},
+		loaded:     make(chan struct{}),
+	}
+}
+
+// Ready reports whether the first full sync since Run started has completed.
+func (r *Registrator) Ready() bool { return r.ready.Load() }
+
+// Syncs is the number of completed full syncs (resyncs), for tests and metrics.
+func (r *Registrator) Syncs() int64 { return r.syncCount.Load() }
+
+// Run works until ctx ends. It never returns because Docker or Consul are down; it returns ctx's error.
+// Registrations are left in place on return: a restarting daemon must not cause a traffic gap.
+func (r *Registrator) Run(ctx context.Context) error {
+	r.startedRun = time.Now()
+	if err := r.waitForNode(ctx); err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	r.requestSync()
+	g.Go(func() error { r.watchDocker(ctx); return nil })
+	g.Go(func() error { r.syncLoop(ctx); return nil })
+	g.Go(func() error { r.watchAgent(ctx); return nil })
+	for range r.cfg.Workers {
+		g.Go(func() error { r.work(ctx); return nil })
+	}
+	g.Go(func() error {
+		<-ctx.Done()
+		r.queue.shutDown()
+		return nil
+	})
+	_ = g.Wait()
+	return ctx.Err()
+}
+
+// waitForNode reads the agent's node name, the first part of every service ID, retrying until it answers.
+func (r *Registrator) waitForNode(ctx context.Context) error {
+	log := r.log.With("component", "consul")
+	b := newBackoff(5 * time.Second)
+	for {
+		node, err := r.agent.NodeName(ctx)
+		if err == nil {
+			r.mu.Lock()
+			r.node = node
+			r.mu.Unlock()
+			r.consulUp.Store(true)
+			log.Info("consul agent answers", "node", node)
+			return nil
+		}
+		d := b.NextBackOff()
+		log.Warn("consul agent unreachable; retrying", "err", err, "retry_in", d)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+// newBackoff is an exponential backoff from 100ms to max that never gives up.
+func newBackoff(max time.Duration) *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = max
+	b.MaxElapsedTime = 0
+	b.Reset()
+	return b
+}
+
+// watchDocker subscribes to container events, then asks for a full sync, on every (re)connect.
+func (r *Registrator) watchDocker(ctx context.Context) {
+	log := r.log.With("component", "docker")
+	b := newBackoff(5 * time.Second)
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := r.streamEvents(ctx, log)
+		r.dockerUp.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		// A stream that was healthy for a while failed for a new reason: retry quickly.
+		if time.Since(start) > time.Minute {
+			b.Reset()
+		}
+		d := b.NextBackOff()
+		log.Warn("docker event stream ended; reconnecting", "err", err, "retry_in", d)
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
+}
+
+func (r *Registrator) streamEvents(ctx context.Context, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))}
+	if last := r.lastEvent.Load(); last > 0 {
+		opts.Since = fmt.Sprintf("%d.%09d", last/1e9, last%1e9)
+	}
+	msgs, errs := r.docker.Events(ctx, opts)
+	// Subscribed first, listed second: nothing that happens in between is missed.
+	if err := r.relist(ctx); err != nil {
+		return err
+	}
+	r.dockerUp.Store(true)
+	log.Info("watching docker events")
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errs:
+			if err == nil {
+				err = errors.New("stream closed")
+			}
+			return err
+		case m := <-msgs:
+			r.handleEvent(m)
+		}
+	}
+}
+
+// relist enqueues every container Docker has. It is the cheap half of a full sync: after a Docker
+// reconnect the agent's state is still known.
+func (r *Registrator) relist(ctx context.Context) error {
+	list, err := r.docker.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	for _, c := range list {
+		r.queue.add(c.ID)
+	}
+	return nil
+}
+
+// handleEvent turns a Docker event into a queued container ID. Only which container changed matters;
+// Reconcile looks at the container itself.
+func (r *Registrator) handleEvent(m events.Message) {
+	if m.Type != events.ContainerEventType || m.Actor.ID == "" {
+		return
+	}
+	if m.TimeNano > r.lastEvent.Load() {
+		r.lastEvent.Store(m.TimeNano)
+	}
+	action := string(m.Action)
+	switch {
+	case strings.HasPrefix(action, "exec_"):
+		return // every health probe makes three of these
+	case action == "kill":
+		r.mu.Lock()
+		st := r.stateLocked(m.Actor.ID)
+		st.kill = &killMark{signal: m.Actor.Attributes["signal"], at: time.Unix(0, m.TimeNano)}
+		r.mu.Unlock()
+	case slices.Contains(ignoredActions, action):
+		return
+	}
+	r.queue.add(m.Actor.ID)
+}
+
+// ignoredActions cannot change what a container should advertise.
+var ignoredActions = []string{"attach", "detach", "resize", "top", "copy", "archive-path", "extract-to-dir", "export", "commit", "create", "exec_create"}
+
+func (r *Registrator) stateLocked(id string) *containerState {
+	st := r.containers[id]
+	if st == nil {
+		st = &containerState{}
+		r.containers[id] = st
+	}
+	return st
+}
+
+// requestSync asks the sync loop for a full sync soon; requests merge.
+func (r *Registrator) requestSync() {
+	select {
+	case r.syncCh <- struct{}{}:
+	default:
+	}
+}
+
+// syncLoop runs a full sync on request and every Resync interval.
+func (r *Registrator) syncLoop(ctx context.Context) {
+	log := r.log.With("component", "sync")
+	var tick <-chan time.Time
+	if r.cfg.Resync > 0 {
+		t := time.NewTicker(r.cfg.Resync)
+		defer t.Stop()
+		tick = t.C
+	}
+	b := newBackoff(5 * time.Second)
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.syncCh:
+		case <-tick:
+		case <-retry:
+		}
+		retry = nil
+		if err := r.fullSync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d := b.NextBackOff()
+			log.Warn("full sync failed; retrying", "err", err, "retry_in", d)
+			retry = time.After(d)
+			continue
+		}
+		b.Reset()
+		if !r.ready.Load() {
+			if err := r.waitIdle(ctx); err != nil {
+				return
+			}
+			r.ready.Store(true)
+			log.Info("first full sync done", "took", time.Since(r.startedRun).Round(time.Millisecond))
+		}
+	}
+}
+
+// fullSync reads the agent's services, then Docker's containers, and queues every container either
+// knows. The agent is read first: a service registered after that read belongs to a container that the
+// list then holds, so no fresh registration is mistaken for an orphan.
+func (r *Registrator) fullSync(ctx context.Context) error {
+	st, err := r.agent.Services(ctx)
+	if err != nil {
+		r.consulUp.Store(false)
+		return err
+	}
+	r.consulUp.Store(true)
+	list, err := r.docker.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	r.mu.Lock()
+	r.ledger = make(map[string]ledgerEntry, len(st.Owned))
+	var keys []string
+	var strays []string
+	for id, s := range st.Owned {
+		r.ledger[id] = ledgerEntry{Service: s}
+		if s.ContainerID == "" {
+			strays = append(strays, id)
+		} else {
+			keys = append(keys, s.ContainerID)
+		}
+	}
+	r.foreign = st.Foreign
+	r.mu.Unlock()
+	r.loadOnce.Do(func() { close(r.loaded) })
+	for _, c := range list {
+		keys = append(keys, c.ID)
+	}
+	for _, k := range keys {
+		r.queue.add(k)
+	}
+	// Owned but tied to no container: nothing can ever want it.
+	for _, id := range strays {
+		if err := r.deregister(ctx, id); err != nil {
+			return err
+		}
+	}
+	r.syncCount.Add(1)
+	return nil
+}
+
+// waitIdle waits until the queue is empty and no worker is busy.
+func (r *Registrator) waitIdle(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !r.queue.idle() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// watchAgent notices an agent that lost services it should hold (a dev agent restarts empty) or that
+// answers again after an outage, and asks for a full sync at once rather than at the next resync.
+func (r *Registrator) watchAgent(ctx context.Context) {
+	log := r.log.With("component", "consul")
+	b := newBackoff(r.cfg.AgentPoll)
+	wait := r.cfg.AgentPoll
+	down := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		readStart := time.Now()
+		st, err := r.agent.Services(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !down {
+				log.Warn("consul agent unreachable", "err", err)
+			}
+			down = true
+			r.consulUp.Store(false)
+			wait = b.NextBackOff()
+			continue
+		}
+		b.Reset()
+		wait = r.cfg.AgentPoll
+		r.consulUp.Store(true)
+		if down {
+			down = false
+			log.Info("consul agent answers again; syncing")
+			r.refreshNode(ctx, log)
+			r.requestSync()
+			continue
+		}
+		if missing := r.missingFrom(st, readStart); len(missing) > 0 {
+			log.Warn("consul agent lacks services it was given (restarted?); syncing", "missing", len(missing), "example", missing[0])
+			r.refreshNode(ctx, log)
+			r.requestSync()
+		}
+	}
+}
+
+// refreshNode re-reads the node name: an agent that restarted may have another.
+func (r *Registrator) refreshNode(ctx context.Context, log *slog.Logger) {
+	node, err := r.agent.NodeName(ctx)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if node != r.node {
+		log.Warn("consul node name changed", "old", r.node, "new", node)
+		r.node = node
+	}
+}
+
+// missingFrom lists ledger services that the agent, read at readStart, does not hold; services being
+// deleted or written after the read are in flight, not missing.
+func (r *Registrator) missingFrom(st AgentState, readStart time.Time) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var missing []string
+	for id, e := range r.ledger {
+		if _, ok := st.Owned[id]; !ok && !e.deleting && e.written.Before(readStart) {
+			missing = append(missing, id)
+		}
+	}
+	slices.Sort(missing)
+	return missing
+}
+
+func (r *Registrator) work(ctx context.Context) {
+	// Diffing against an empty ledger would rewrite every service at startup.
+	select {
+	case <-ctx.Done():
+		return
+	case <-r.loaded:
+	}
+	for {
+		id, ok := r.queue.get()
+		if !ok {
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := r.Reconcile(rctx, id)
+		cancel()
+		switch {
+		case err == nil:
+			r.queue.forget(id)
+		case ctx.Err() != nil:
+		default:
+			d := r.queue.retry(id, 10*time.Second)
+			r.containerLog(id).Warn("reconcile failed; retrying", "err", err, "retry_in", d)
+		}
+		r.queue.done(id)
+	}
+}
+
+func (r *Registrator) containerLog(id string) *slog.Logger {
+	r.mu.Lock()
+	name := ""
+	if st := r.containers[id]; st != nil {
+		name = st.name
+	}
+	r.mu.Unlock()
+	return r.log.With("component", "reconcile", "container", shortID(id), "name", name)
+}
+
+func shortID(id string) string { return id[:min(12, len(id))] }
+
+// Reconcile brings one container's services in the agent in line with what the container should
+// advertise now. It is safe to call any number of times: when nothing changed it writes nothing.
+func (r *Registrator) Reconcile(ctx context.Context, id string) error {
+	in, err := r.docker.ContainerInspect(ctx, id)
+	gone := cerrdefs.IsNotFound(err)
+	if err != nil && !gone {
+		return fmt.Errorf("inspect: %w", err)
+	}
+	var res Result
+	var c Container
+	if !gone {
+		c = FromInspect(in)
+		r.mu.Lock()
+		opts := Options{Node: r.node, AdvertiseIP: r.cfg.AdvertiseIP, Internal: r.cfg.Internal, OptIn: r.cfg.OptIn}
+		st := r.stateLocked(id)
+		st.name = c.Name
+		c.Draining = r.drainingLocked(st, c)
+		r.mu.Unlock()
+		if c.Draining && r.cfg.Drain == DrainMaintenance {
+			c.Draining = false
+			res = Desired(c, opts)
+			for i := range res.Services {
+				res.Services[i].Maintenance = drainReason + " (started " + c.StartedAt.Format(time.RFC3339Nano) + ")"
+			}
+		} else {
+			res = Desired(c, opts)
+		}
+	}
+	log := r.log.With("component", "reconcile", "container", shortID(id), "name", c.Name)
+	problems := res.Problems
+
+	desired := map[string]Service{}
+	for _, s := range res.Services {
+		desired[s.ID] = s
+	}
+	r.mu.Lock()
+	var toRegister []Service
+	var toDeregister []string
+	for _, s := range res.Services {
+		e, ok := r.ledger[s.ID]
+		switch {
+		case r.foreign[s.ID]:
+			problems = append(problems, Problem{Severity: SeverityError, Key: "SERVICE_ID",
+				Message: fmt.Sprintf("a service with ID %q that ecs-registrator does not own is on the agent; left untouched", s.ID)})
+		case ok && e.ContainerID != id && !e.deleting:
+			problems = append(problems, Problem{Severity: SeverityError, Key: "SERVICE_ID",
+				Message: fmt.Sprintf("service ID %q is already registered for container %s; waiting for it to go", s.ID, shortID(e.ContainerID))})
+			if !slices.Contains(r.waiters[s.ID], id) {
+				r.waiters[s.ID] = append(r.waiters[s.ID], id)
+			}
+		case ok && e.Service.Equal(s) && !e.deleting:
+		case ok && e.Maintenance != "" && s.Maintenance == "":
+			// Re-registering keeps the maintenance check; start over to lift it.
+			toDeregister = append(toDeregister, s.ID)
+			toRegister = append(toRegister, s)
+		default:
+			toRegister = append(toRegister, s)
+		}
+	}
+	for sid, e := range r.ledger {
+		if e.ContainerID == id {
+			if _, ok := desired[sid]; !ok {
+				toDeregister = append(toDeregister, sid)
+			}
+		}
+	}
+	if gone {
+		delete(r.containers, id)
+	}
+	r.mu.Unlock()
+	r.report(ctx, log, id, problems, res.Skipped)
+
+	slices.Sort(toDeregister)
+	for _, sid := range toDeregister {
+		if err := r.deregister(ctx, sid); err != nil {
+			return err
+		}
+		log.Info("deregistered", "service", sid)
+	}
+	for _, s := range toRegister {
+		if err := r.agent.Register(ctx, s); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.ledger[s.ID] = ledgerEntry{Service: s, written: time.Now()}
+		r.mu.Unlock()
+		log.Info("registered", "service", s.ID, "service_name", s.Name, "address", s.Addr(), "maintenance", s.Maintenance != "")
+	}
+	return nil
+}
+
+func (r *Registrator) deregister(ctx context.Context, sid string) error {
+	r.mu.Lock()
+	e, ok := r.ledger[sid]
+	if ok {
+		e.deleting = true
+		r.ledger[sid] = e
+	}
+	r.mu.Unlock()
+	err := r.agent.Deregister(ctx, sid)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		if cur, ok := r.ledger[sid]; ok {
+			cur.deleting = false
+			r.ledger[sid] = cur
+		}
+		return err
+	}
+	delete(r.ledger, sid)
+	for _, w := range r.waiters[sid] {
+		r.queue.add(w)
+	}
+	delete(r.waiters, sid)
+	return nil
+}
+
+// drainingLocked decides whether the container's last kill event was a stop of its current run.
+func (r *Registrator) drainingLocked(st *containerState, c Container) bool {
+	k := st.kill
+	if k == nil {
+		// A daemon that restarted mid-drain finds its own maintenance note for this run on the agent.
+		if r.cfg.Drain == DrainMaintenance && c.Running {
+			note := drainReason + " (started " + c.StartedAt.Format(time.RFC3339Nano) + ")"
+			for _, e := range r.ledger {
+				if e.ContainerID == c.ID && e.Maintenance == note {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if !c.Running || c.StartedAt.After(k.at) || !Terminating(k.signal, c.StopSignal) {
+		st.kill = nil // ended, restarted since, or a signal like SIGHUP that is no stop
+		return false
+	}
+	return true
+}
+
+// report records a container's problems and logs them when they change, not on every resync.
+func (r *Registrator) report(ctx context.Context, log *slog.Logger, id string, problems []Problem, skipped string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.containers[id]
+	if st == nil {
+		return
+	}
+	if slices.Equal(st.problems, problems) && st.skipped == skipped {
+		return
+	}
+	st.problems, st.skipped = slices.Clone(problems), skipped
+	for _, p := range problems {
+		level := slog.LevelWarn
+		if p.Severity == SeverityError {
+			level = slog.LevelError
+		}
+		log.Log(ctx, level, "bad service definition", "key", p.Key, "problem", p.Message)
+	}
+	if skipped != "" {
+		log.Debug("not registered", "reason", skipped)
+	}
+}
+
+// OwnedServices returns the services the registrator believes the agent holds for it, by ID.
+func (r *Registrator) OwnedServices() map[string]Service {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]Service, len(r.ledger))
+	for id, e := range r.ledger {
+		if !e.deleting {
+			out[id] = e.Service
+		}
+	}
+	return maps.Clone(out)
+}
