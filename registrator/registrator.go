@@ -692,3 +692,14 @@ func (r *Registrator) OwnedServices() map[string]Service {
 	}
 	return maps.Clone(out)
 }
+
+// Problems returns the problems last reported for a container, and why it has no services if it has none.
+func (r *Registrator) Problems(id string) ([]Problem, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.containers[id]
+	if st == nil {
+		return nil, ""
+	}
+	return slices.Clone(st.problems), st.skipped
+}

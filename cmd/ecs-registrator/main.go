@@ -125,7 +125,7 @@ func parseLevel(s string) (slog.Level, error) {
 func newLogger(format, level string, w *os.File) *slog.Logger {
 	lvl, _ := parseLevel(level)
 	if format == "text" || format == "auto" && isTerminal(w) {
-		return slog.New(tint.NewHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}))
+		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}))
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
 }

@@ -1,0 +1,35 @@
+# Developer commands. `make test` is what CI runs (through .ci/run): it installs what a fresh Debian
+# machine lacks, then runs the linters and every test, real dockerd and Consul included.
+
+CACHE   ?= $(or $(ECSR_CACHE),$(HOME)/.cache/ecs-registrator)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO      ?= go
+export ECSR_CACHE := $(CACHE)
+
+.PHONY: build test check lint setup bench demo clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/ecs-registrator ./cmd/ecs-registrator
+
+setup:
+	@bash scripts/setup.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(CACHE)/bin/staticcheck ./...
+
+test: setup lint
+	$(GO) test -race -shuffle=on -count=1 -timeout 15m ./...
+
+check: test
+
+bench: setup
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./registrator/ | tee bin/bench-go.txt
+	ECSR_E2E_BENCH=1 $(GO) test -count=1 -timeout 20m -run TestEndToEnd -v ./internal/bench/
+
+demo: setup build
+	@bash scripts/demo.sh
+
+clean:
+	rm -rf bin

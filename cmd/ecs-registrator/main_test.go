@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/hashicorp/consul/api"
+
+	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
+)
+
+func TestParseConfig(t *testing.T) {
+	t.Parallel()
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	cases := []struct {
+		name    string
+		args    []string
+		env     func(string) string
+		check   func(config) bool
+		wantErr string
+	}{
+		{name: "defaults", env: env(), check: func(c config) bool {
+			return c.optIn && c.resync == 30*time.Second && c.drain == "deregister" && c.listen == "127.0.0.1:9555" && c.logFormat == "auto" && !c.dryRun
+		}},
+		{name: "env sets", env: env("REGISTRATOR_OPT_IN", "false", "REGISTRATOR_RESYNC", "5s", "REGISTRATOR_DRY_RUN", "true", "REGISTRATOR_IP", "::1"),
+			check: func(c config) bool { return !c.optIn && c.resync == 5*time.Second && c.dryRun && c.ip == "::1" }},
+		{name: "flags win over env", args: []string{"-resync", "1m", "-drain", "maintenance"}, env: env("REGISTRATOR_RESYNC", "5s", "REGISTRATOR_DRAIN", "deregister"),
+			check: func(c config) bool { return c.resync == time.Minute && c.drain == "maintenance" }},
+		{name: "bad env value names the variable", env: env("REGISTRATOR_RESYNC", "soon"), wantErr: "REGISTRATOR_RESYNC"},
+		{name: "bad drain", args: []string{"-drain", "later"}, env: env(), wantErr: "-drain"},
+		{name: "bad ip", args: []string{"-ip", "10.0.0.300"}, env: env(), wantErr: "-ip"},
+		{name: "bad log format", args: []string{"-log-format", "xml"}, env: env(), wantErr: "-log-format"},
+		{name: "bad log level", env: env("REGISTRATOR_LOG_LEVEL", "loud"), wantErr: "-log-level"},
+		{name: "negative resync", args: []string{"-resync", "-1s"}, env: env(), wantErr: "-resync"},
+		{name: "stray argument", args: []string{"extra"}, env: env(), wantErr: "unexpected argument"},
+		{name: "unknown flag", args: []string{"-nope"}, env: env(), wantErr: "not defined"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := parseConfig(tc.args, tc.env, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !tc.check(c) {
+				t.Fatalf("config %+v, err %v", c, err)
+			}
+		})
+	}
+}
+
+func TestDefaultRouteIP(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	routes := filepath.Join(dir, "route")
+	table := "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n" +
+		"lo\t00000000\t0100007F\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+	if err := os.WriteFile(routes, []byte(table), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ip, ok := defaultRouteIP(routes)
+	if !ok || !ip.IsLoopback() {
+		t.Fatalf("default route via lo gave %v %v, want 127.0.0.1", ip, ok)
+	}
+	if _, ok := defaultRouteIP(filepath.Join(dir, "missing")); ok {
+		t.Fatal("a missing routing table gave an address")
+	}
+}
+
+// daemon runs the real binary.
+type daemon struct {
+	cmd    *exec.Cmd
+	out    *bytes.Buffer
+	listen string
+}
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ecsr-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "ecs-registrator")
+	if out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func startDaemon(t *testing.T, consul *testenv.Consul, listen string, extraEnv ...string) *daemon {
+	t.Helper()
+	d := &daemon{out: &bytes.Buffer{}, listen: listen}
+	d.cmd = exec.Command(binary)
+	d.cmd.Env = append(os.Environ(), "REGISTRATOR_CONSUL="+consul.Addr(), "REGISTRATOR_IP=127.0.0.1",
+		"REGISTRATOR_LISTEN="+listen, "REGISTRATOR_LOG_LEVEL=debug")
+	d.cmd.Env = append(d.cmd.Env, extraEnv...)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			_ = d.cmd.Process.Kill()
+			_ = d.cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("daemon output:\n%s", d.out)
+		}
+	})
+	return d
+}
+
+func (d *daemon) ready() bool {
+	resp, err := http.Get("http://" + d.listen + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func services(t *testing.T, a *api.Client, containerID string) int {
+	t.Helper()
+	s, err := a.Agent().ServicesWithFilter(fmt.Sprintf("Meta[\"container-id\"] == %q", containerID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(s)
+}
+
+func TestDaemonSurvivesSIGKILLWhileContainersChange(t *testing.T) {
+	t.Parallel()
+	d := testenv.Docker(t)
+	consul := testenv.StartConsul(t)
+	a := consul.API()
+	if err := a.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "hand-made", Name: "hand", Port: 7}); err != nil {
+		t.Fatal(err)
+	}
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	start := func(prefix string) string {
+		name := fmt.Sprintf("%s-%d", prefix, testenv.FreePort(t))
+		return testenv.Start(t, d, testenv.Workload{Name: name, TCP: []int{8080}, Publish: true, Labels: map[string]string{"SERVICE_NAME": name}})
+	}
+	stays, goes := start("stays"), start("goes")
+
+	first := startDaemon(t, consul, listen)
+	testenv.Eventually(t, 10*time.Second, "daemon never ready", first.ready)
+	testenv.Eventually(t, 5*time.Second, "not registered", func() bool { return services(t, a, stays) == 1 && services(t, a, goes) == 1 })
+
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.cmd.Wait()
+	if err := d.ContainerRemove(t.Context(), goes, container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	arrives := start("arrives")
+
+	second := startDaemon(t, consul, listen)
+	begin := time.Now()
+	testenv.Eventually(t, 5*time.Second, "no convergence after restart", func() bool {
+		return services(t, a, stays) == 1 && services(t, a, goes) == 0 && services(t, a, arrives) == 1
+	})
+	t.Logf("converged %v after the restarted daemon was started", time.Since(begin))
+	testenv.Eventually(t, 5*time.Second, "restarted daemon never ready", second.ready)
+	if s, _, err := a.Agent().Service("hand-made", nil); err != nil || s.Port != 7 {
+		t.Fatalf("hand-made service touched: %v %v", s, err)
+	}
+}
+
+func TestSIGTERMExitsCleanlyAndLeavesRegistrations(t *testing.T) {
+	t.Parallel()
+	d := testenv.Docker(t)
+	consul := testenv.StartConsul(t)
+	a := consul.API()
+	name := fmt.Sprintf("kept-%d", testenv.FreePort(t))
+	id := testenv.Start(t, d, testenv.Workload{Name: name, TCP: []int{8080}, Publish: true, Labels: map[string]string{"SERVICE_NAME": name}})
+	dm := startDaemon(t, consul, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "CONSUL_HTTP_TOKEN=s3cr3t-token-value")
+	testenv.Eventually(t, 10*time.Second, "not registered", func() bool { return services(t, a, id) == 1 })
+	if err := dm.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := dm.cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, dm.out)
+	}
+	if services(t, a, id) != 1 {
+		t.Fatal("SIGTERM removed the registration: a rolling daemon update would cause a traffic gap")
+	}
+	if strings.Contains(dm.out.String(), "s3cr3t-token-value") {
+		t.Fatal("the Consul token appears in the logs")
+	}
+	if !strings.Contains(dm.out.String(), `"msg":"registered"`) {
+		t.Fatalf("expected JSON logs when stderr is not a terminal:\n%s", dm.out)
+	}
+}
