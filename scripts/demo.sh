@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# make demo: a local Consul dev agent, the daemon, and a labelled sample container; prints what Consul
+# holds and how to look; Ctrl-C cleans up. Expects `make setup build` to have run (make demo does both).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache=${ECSR_CACHE:-$HOME/.cache/ecs-registrator}
+consul=$("scripts/consul-build.sh")
+work=$(mktemp -d)
+pids=()
+
+cleanup() {
+  echo
+  echo "demo: cleaning up"
+  docker rm -f ecsr-demo-web >/dev/null 2>&1 || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+if curl -fsS http://127.0.0.1:8500/v1/status/leader >/dev/null 2>&1; then
+  echo "demo: using the Consul agent already on 127.0.0.1:8500"
+else
+  echo "demo: starting a Consul dev agent on 127.0.0.1:8500 (log: $work/consul.log)"
+  "$consul" agent -dev -client 127.0.0.1 -bind 127.0.0.1 -hcl 'ports { grpc_tls = -1 }' >"$work/consul.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    [ -n "$(curl -fsS http://127.0.0.1:8500/v1/status/leader 2>/dev/null | tr -d '"')" ] && break
+    sleep 0.2
+  done
+fi
+
+echo "demo: building the sample workload image (FROM scratch, no registry)"
+CGO_ENABLED=0 go build -trimpath -o "$work/workload" ./internal/testenv/workload
+printf 'FROM scratch\nCOPY workload /workload\nENTRYPOINT ["/workload"]\n' >"$work/Dockerfile"
+DOCKER_BUILDKIT=0 docker build -q -t ecsr-workload:demo "$work" >/dev/null 2>&1
+
+echo "demo: starting ecs-registrator (status server on 127.0.0.1:9555)"
+bin/ecs-registrator -consul 127.0.0.1:8500 -ip 127.0.0.1 -log-format text &
+pids+=($!)
+for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:9555/readyz >/dev/null 2>&1 && break; sleep 0.1; done
+
+echo "demo: starting a sample container: docker run -l SERVICE_NAME=web -l SERVICE_TAGS=demo -p 8080 ..."
+docker rm -f ecsr-demo-web >/dev/null 2>&1 || true
+docker run -d --name ecsr-demo-web -l SERVICE_NAME=web -l SERVICE_TAGS=demo -e PORTS=8080 -p 8080 ecsr-workload:demo >/dev/null
+for _ in $(seq 1 50); do
+  [ "$(curl -fsS http://127.0.0.1:8500/v1/catalog/service/web 2>/dev/null)" != "[]" ] && break
+  sleep 0.1
+done
+
+echo
+echo "Consul now holds:"
+curl -fsS http://127.0.0.1:8500/v1/agent/services | python3 -c '
+import json, sys
+for s in json.load(sys.stdin).values():
+    print("  %-40s %-8s %s:%s tags=%s" % (s["ID"], s["Service"], s["Address"], s["Port"], ",".join(s.get("Tags") or [])))' 2>/dev/null \
+  || curl -fsS http://127.0.0.1:8500/v1/agent/services
+cat <<MSG
+
+Look for yourself:
+  curl -s http://127.0.0.1:8500/v1/health/service/web?passing   # the instance Consul routes to
+  curl -s http://127.0.0.1:9555/readyz                            # the daemon's status server
+  docker stop ecsr-demo-web                                       # drains: gone from Consul at once
+  docker start ecsr-demo-web                                      # back again
+  Consul UI: http://127.0.0.1:8500/ui
+
+Ctrl-C stops the demo and removes what it started.
+MSG
+wait
