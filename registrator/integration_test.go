@@ -3,6 +3,7 @@ package registrator_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -466,4 +467,58 @@ func TestDockerdRestart(t *testing.T) {
 	if s, _, err := consul.API().Agent().Service("hand-made", nil); err != nil || s.Port != 1 {
 		t.Errorf("hand-made service touched: %v %v", s, err)
 	}
+}
+
+func TestDryRunWritesNothingAndLogsOnce(t *testing.T) {
+	t.Parallel()
+	dockerd := testenv.StartDockerd(t)
+	d := dockerd.Client()
+	consul := testenv.StartConsul(t)
+	agent, err := registrator.NewConsulAgent(consul.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	reg := registrator.New(d, registrator.NewDryRun(agent, log), registrator.Config{
+		AdvertiseIP: netip.MustParseAddr("127.0.0.1"), OptIn: true, Resync: 100 * time.Millisecond, AgentPoll: 50 * time.Millisecond, Logger: log,
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = reg.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	before := consul.Writes()
+	id, _ := hostWorkload(t, d, "dry", map[string]string{"SERVICE_NAME": "dry"})
+	testenv.Eventually(t, 5*time.Second, "dry run did not say what it would register", func() bool {
+		return strings.Contains(logs.String(), "dry run: would register")
+	})
+	s0 := reg.Syncs()
+	testenv.Eventually(t, 10*time.Second, "resyncs stalled", func() bool { return reg.Syncs() >= s0+10 })
+	if n := strings.Count(logs.String(), "dry run: would register"); n != 1 {
+		t.Errorf("dry run logged %d registrations over 10 resyncs, want 1", n)
+	}
+	if w := consul.Writes() - before; w != 0 {
+		t.Errorf("dry run wrote %d times to Consul", w)
+	}
+	if svcs, err := consul.API().Agent().Services(); err != nil || len(svcs) != 0 {
+		t.Errorf("agent services after dry run: %v %v (container %.12s)", keys(svcs), err, id)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

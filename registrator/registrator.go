@@ -545,7 +545,7 @@ func (r *Registrator) Reconcile(ctx context.Context, id string) error {
 			res = Desired(c, opts)
 		}
 	}
-	log := r.log.With("component", "reconcile", "container", shortID(id), "name", c.Name)
+	log := r.containerLog(id)
 	problems := res.Problems
 
 	desired := map[string]Service{}

@@ -184,7 +184,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	var sink registrator.Agent = agent
 	if cfg.dryRun {
-		sink = registrator.DryRun{Agent: agent, Log: log.With("component", "consul")}
+		sink = registrator.NewDryRun(agent, log.With("component", "consul"))
 	}
 
 	ip, source := advertiseIP(cfg.ip)
