@@ -145,6 +145,14 @@ func TestRegistersBridgeContainerAndRemovesIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitServices(t, id, 1, 5*time.Second)
+	if err := d.ContainerKill(t.Context(), id, "SIGKILL"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitServices(t, id, 0, 5*time.Second)
+	if err := d.ContainerStart(t.Context(), id, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitServices(t, id, 1, 5*time.Second)
 	if err := d.ContainerRemove(t.Context(), id, container.RemoveOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,7 @@ type Registrator struct {
 	foreign    map[string]bool        // IDs of services on the agent that are not ours
 	containers map[string]*containerState
 	waiters    map[string][]string // service ID -> containers that want it while another holds it
+	deleted    map[string]time.Time // service ID -> when this daemon deregistered it, until the next sync
 
 	loaded   chan struct{} // closed once the ledger holds a first agent snapshot
 	loadOnce sync.Once
@@ -127,6 +128,7 @@ func New(docker Docker, agent Agent, cfg Config) *Registrator {
 		foreign:    map[string]bool{},
 		containers: map[string]*containerState{},
 		waiters:    map[string][]string{},
+		deleted:    map[string]time.Time{},
 		loaded:     make(chan struct{}),
 	}
 }
@@ -142,6 +144,9 @@ func (r *Registrator) Syncs() int64 { return r.syncCount.Load() }
 func (r *Registrator) Run(ctx context.Context) error {
 	r.startedRun = time.Now()
 	if err := r.waitForNode(ctx); err != nil {
+		return err
+	}
+	if err := r.waitForDocker(ctx); err != nil {
 		return err
 	}
 	g, ctx := errgroup.WithContext(ctx)
@@ -177,6 +182,27 @@ func (r *Registrator) waitForNode(ctx context.Context) error {
 		}
 		d := b.NextBackOff()
 		log.Warn("consul agent unreachable; retrying", "err", err, "retry_in", d)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+// waitForDocker makes one call that settles the client's API version before any concurrent use: the
+// Docker client (v28.5.2) negotiates lazily and its Events reads the version without the lock that
+// negotiation writes it under. Once negotiated, the version is never written again.
+func (r *Registrator) waitForDocker(ctx context.Context) error {
+	log := r.log.With("component", "docker")
+	b := newBackoff(5 * time.Second)
+	for {
+		_, err := r.docker.ContainerList(ctx, container.ListOptions{Limit: 1})
+		if err == nil {
+			return nil
+		}
+		d := b.NextBackOff()
+		log.Warn("docker unreachable; retrying", "err", err, "retry_in", d)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -286,7 +312,7 @@ func (r *Registrator) handleEvent(m events.Message) {
 }
 
 // ignoredActions cannot change what a container should advertise.
-var ignoredActions = []string{"attach", "detach", "resize", "top", "copy", "archive-path", "extract-to-dir", "export", "commit", "create", "exec_create"}
+var ignoredActions = []string{"attach", "detach", "resize", "top", "copy", "archive-path", "extract-to-dir", "export", "commit", "create"}
 
 func (r *Registrator) stateLocked(id string) *containerState {
 	st := r.containers[id]
@@ -349,6 +375,7 @@ func (r *Registrator) syncLoop(ctx context.Context) {
 // knows. The agent is read first: a service registered after that read belongs to a container that the
 // list then holds, so no fresh registration is mistaken for an orphan.
 func (r *Registrator) fullSync(ctx context.Context) error {
+	readStart := time.Now()
 	st, err := r.agent.Services(ctx)
 	if err != nil {
 		r.consulUp.Store(false)
@@ -360,15 +387,31 @@ func (r *Registrator) fullSync(ctx context.Context) error {
 		return fmt.Errorf("list containers: %w", err)
 	}
 	r.mu.Lock()
-	r.ledger = make(map[string]ledgerEntry, len(st.Owned))
+	// The agent's answer is the truth as of readStart; writes this daemon made since are newer.
+	fresh := make(map[string]ledgerEntry, len(st.Owned))
+	for id, s := range st.Owned {
+		if at, ok := r.deleted[id]; !ok || at.Before(readStart) {
+			fresh[id] = ledgerEntry{Service: s}
+		}
+	}
+	for id, e := range r.ledger {
+		if e.deleting || e.written.After(readStart) {
+			fresh[id] = e
+		}
+	}
+	for id, at := range r.deleted {
+		if at.Before(readStart) {
+			delete(r.deleted, id)
+		}
+	}
+	r.ledger = fresh
 	var keys []string
 	var strays []string
-	for id, s := range st.Owned {
-		r.ledger[id] = ledgerEntry{Service: s}
-		if s.ContainerID == "" {
+	for id, e := range fresh {
+		if e.ContainerID == "" {
 			strays = append(strays, id)
 		} else {
-			keys = append(keys, s.ContainerID)
+			keys = append(keys, e.ContainerID)
 		}
 	}
 	r.foreign = st.Foreign
@@ -627,6 +670,7 @@ func (r *Registrator) deregister(ctx context.Context, sid string) error {
 		return err
 	}
 	delete(r.ledger, sid)
+	r.deleted[sid] = time.Now()
 	for _, w := range r.waiters[sid] {
 		r.queue.add(w)
 	}

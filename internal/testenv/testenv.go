@@ -81,6 +81,9 @@ func dockerAt(t testing.TB, host string) *client.Client {
 		c.Close()
 		Missing(t, "dockerd at %s does not answer: %v", c.DaemonHost(), err)
 	}
+	// Settle the API version now: the client negotiates lazily, and its Events reads the version
+	// without the lock negotiation writes it under, a race when tests share the client.
+	c.NegotiateAPIVersion(ctx)
 	t.Cleanup(func() { c.Close() })
 	return c
 }

@@ -1,0 +1,40 @@
+package registrator
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+// FuzzDesired feeds arbitrary labels and env to the desired-state function: it must never panic, and
+// whatever it registers must be something Consul accepts.
+func FuzzDesired(f *testing.F) {
+	f.Add("SERVICE_NAME", "web", "SERVICE_8080_TAGS", "a,b", "SERVICE_ID=x", 8080, "0.0.0.0")
+	f.Add("SERVICE_IGNORE", "maybe", "SERVICE_0_NAME", "", "SERVICE_70000_ID=", 1, "::")
+	f.Add("SERVICE_a.b", strings.Repeat("v", 600), "SERVICE_CONSUL-X", "y", "SERVICE_REGISTER=true", 65535, "127.0.0.1")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, env string, port int, hostIP string) {
+		c := Container{
+			ID: "id", Name: "n", Image: v1, Running: true, NetworkMode: "bridge",
+			Labels: map[string]string{k1: v1, k2: v2},
+			Env:    []string{env},
+			Ports:  []Port{{Port: port, Proto: "tcp", HostIP: hostIP, HostPort: port}},
+		}
+		r := Desired(c, Options{Node: "node", AdvertiseIP: netip.MustParseAddr("10.0.0.1"), OptIn: true})
+		for _, s := range r.Services {
+			if checkName(s.Name) != nil || checkID(s.ID) != nil {
+				t.Fatalf("registered an invalid name or ID: %q %q", s.Name, s.ID)
+			}
+			if len(s.Meta) > maxMetaPairs {
+				t.Fatalf("%d meta pairs", len(s.Meta))
+			}
+			for k, v := range s.Meta {
+				if !metaKeyRE.MatchString(k) || len(k) > maxMetaKeyLen || len(v) > maxMetaValueLen || strings.HasPrefix(k, "consul-") {
+					t.Fatalf("meta %q=%q breaks Consul's rules", k, v)
+				}
+			}
+		}
+		if len(r.Services) == 0 && r.Skipped == "" {
+			t.Fatal("no services and no reason")
+		}
+	})
+}
