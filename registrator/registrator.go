@@ -68,7 +68,7 @@ type Registrator struct {
 	ledger     map[string]ledgerEntry // service ID -> what the agent holds, as far as we know
 	foreign    map[string]bool        // IDs of services on the agent that are not ours
 	containers map[string]*containerState
-	waiters    map[string][]string // service ID -> containers that want it while another holds it
+	waiters    map[string][]string  // service ID -> containers that want it while another holds it
 	deleted    map[string]time.Time // service ID -> when this daemon deregistered it, until the next sync
 
 	loaded   chan struct{} // closed once the ledger holds a first agent snapshot
