@@ -169,40 +169,40 @@ func (r *Registrator) Run(ctx context.Context) error {
 // waitForNode reads the agent's node name, the first part of every service ID, retrying until it answers.
 func (r *Registrator) waitForNode(ctx context.Context) error {
 	log := r.log.With("component", "consul")
-	b := newBackoff(5 * time.Second)
-	for {
+	return retryUntil(ctx, log, "consul agent", func() error {
 		node, err := r.agent.NodeName(ctx)
-		if err == nil {
-			r.mu.Lock()
-			r.node = node
-			r.mu.Unlock()
-			r.consulUp.Store(true)
-			log.Info("consul agent answers", "node", node)
-			return nil
+		if err != nil {
+			return err
 		}
-		d := b.NextBackOff()
-		log.Warn("consul agent unreachable; retrying", "err", err, "retry_in", d)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d):
-		}
-	}
+		r.mu.Lock()
+		r.node = node
+		r.mu.Unlock()
+		r.consulUp.Store(true)
+		log.Info("consul agent answers", "node", node)
+		return nil
+	})
 }
 
 // waitForDocker makes one call that settles the client's API version before any concurrent use: the
 // Docker client (v28.5.2) negotiates lazily and its Events reads the version without the lock that
 // negotiation writes it under. Once negotiated, the version is never written again.
 func (r *Registrator) waitForDocker(ctx context.Context) error {
-	log := r.log.With("component", "docker")
+	return retryUntil(ctx, r.log.With("component", "docker"), "docker", func() error {
+		_, err := r.docker.ContainerList(ctx, container.ListOptions{Limit: 1})
+		return err
+	})
+}
+
+// retryUntil calls fn until it succeeds or ctx ends, backing off up to 5s and logging each failure.
+func retryUntil(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
 	b := newBackoff(5 * time.Second)
 	for {
-		_, err := r.docker.ContainerList(ctx, container.ListOptions{Limit: 1})
+		err := fn()
 		if err == nil {
 			return nil
 		}
 		d := b.NextBackOff()
-		log.Warn("docker unreachable; retrying", "err", err, "retry_in", d)
+		log.Warn(what+" unreachable; retrying", "err", err, "retry_in", d)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
