@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -734,7 +733,7 @@ func (r *Registrator) OwnedServices() map[string]Service {
 			out[id] = e.Service
 		}
 	}
-	return maps.Clone(out)
+	return out
 }
 
 // Problems returns the problems last reported for a container, and why it has no services if it has none.
