@@ -1,0 +1,104 @@
+package ecsmeta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// ErrRateLimited is an HTTP 429 from task metadata: the agent allows 40 requests a second per source.
+var ErrRateLimited = errors.New("rate limited (HTTP 429)")
+
+// ErrNotFound is an HTTP 404: the agent does not know the container or task (yet).
+var ErrNotFound = errors.New("not found (HTTP 404)")
+
+// maxBody bounds what is read of one response; a task with many containers is a few tens of KiB.
+const maxBody = 4 << 20
+
+// agentClient talks to the ECS agent's introspection API and task metadata v4 on this host.
+type agentClient struct {
+	http    *http.Client
+	agent   string // introspection base URL, "" when disabled
+	tmds    string // task metadata base URL, "" when disabled
+	limiter *rate.Limiter
+}
+
+func newAgentClient(agentURL, tmdsURL string, timeout time.Duration) *agentClient {
+	return &agentClient{
+		http:  &http.Client{Timeout: timeout, Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}},
+		agent: strings.TrimRight(agentURL, "/"),
+		tmds:  strings.TrimRight(tmdsURL, "/"),
+		// Task metadata allows 40 req/s with a burst of 60 per source, and every host process shares
+		// 127.0.0.1's bucket: use a quarter of it.
+		limiter: rate.NewLimiter(10, 15),
+	}
+}
+
+func (c *agentClient) metadata(ctx context.Context) (AgentMetadata, error) {
+	b, err := c.get(ctx, c.agent+"/v1/metadata")
+	if err != nil {
+		return AgentMetadata{}, err
+	}
+	return DecodeAgentMetadata(b)
+}
+
+func (c *agentClient) tasks(ctx context.Context) ([]AgentTask, error) {
+	b, err := c.get(ctx, c.agent+"/v1/tasks")
+	if err != nil {
+		return nil, err
+	}
+	return DecodeAgentTasks(b)
+}
+
+func (c *agentClient) taskByDockerID(ctx context.Context, id string) (AgentTask, error) {
+	b, err := c.get(ctx, c.agent+"/v1/tasks?dockerid="+url.QueryEscape(id))
+	if err != nil {
+		return AgentTask{}, err
+	}
+	return DecodeAgentTask(b)
+}
+
+// tmdsTask reads the task of the container whose metadata path (/v4/<uuid>) is given.
+func (c *agentClient) tmdsTask(ctx context.Context, path string) (TMDSTask, error) {
+	if err := c.limiter.Wait(ctx); err != nil {
+		return TMDSTask{}, err
+	}
+	b, err := c.get(ctx, c.tmds+path+"/task")
+	if err != nil {
+		return TMDSTask{}, err
+	}
+	return DecodeTMDSTask(b)
+}
+
+func (c *agentClient) get(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", req.URL.Path, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return b, nil
+	case http.StatusTooManyRequests:
+		return nil, fmt.Errorf("GET %s: %w", req.URL.Path, ErrRateLimited)
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("GET %s: %w: %s", req.URL.Path, ErrNotFound, snippet(b))
+	default:
+		return nil, fmt.Errorf("GET %s: HTTP %d: %s", req.URL.Path, resp.StatusCode, snippet(b))
+	}
+}

@@ -1,0 +1,83 @@
+package ecsmeta
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
+)
+
+// fakeECS answers DescribeTasks as the ECS API does on the wire (JSON 1.1, epoch-second timestamps).
+func fakeECS(t *testing.T, fail *atomic.Bool) *endpoint {
+	return newEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var in struct {
+			Cluster string
+			Tasks   []string
+			Include []string
+		}
+		if r.Method != http.MethodPost || r.Header.Get("X-Amz-Target") != "AmazonEC2ContainerServiceV20141113.DescribeTasks" ||
+			r.Header.Get("Content-Type") != "application/x-amz-json-1.1" || !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256") ||
+			json.Unmarshal(b, &in) != nil {
+			t.Errorf("unexpected request %s %v %s", r.Method, r.Header, b)
+		}
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		if fail.Load() || in.Cluster != "prod" {
+			w.WriteHeader(400)
+			_, _ = w.Write([]byte(`{"__type":"ClusterNotFoundException","message":"Cluster not found."}`))
+			return
+		}
+		if len(in.Tasks) != 1 || len(in.Include) != 1 || in.Include[0] != "TAGS" {
+			t.Errorf("DescribeTasks input = %s", b)
+		}
+		_, _ = w.Write([]byte(`{"failures":[],"tasks":[{"taskArn":"` + in.Tasks[0] + `","clusterArn":"arn:aws:ecs:us-west-2:111122223333:cluster/prod",` +
+			`"group":"service:curl-api-svc","startedBy":"ecs-svc/1234567890123456789","lastStatus":"RUNNING","desiredStatus":"RUNNING",` +
+			`"createdAt":1.714557600123E9,"healthStatus":"UNKNOWN","availabilityZone":"us-west-2b",` +
+			`"containers":[{"name":"curl","runtimeId":"` + awsvpcApp + `","lastStatus":"RUNNING","networkInterfaces":[{"privateIpv4Address":"10.0.2.61"}]}],` +
+			`"tags":[{"key":"team","value":"payments"},{"key":"cost-center","value":"secret-ish"}]}]}`))
+	})
+}
+
+func TestSourceECSAPI(t *testing.T) {
+	var fail atomic.Bool
+	fail.Store(true)
+	api := fakeECS(t, &fail)
+	t.Setenv("AWS_ENDPOINT_URL_ECS", api.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+	// Task metadata without ServiceName (an agent older than 1.63.1): the API supplies it.
+	noService := strings.Replace(string(fixture(t, "tmds-task-awsvpc.json")), `,"ServiceName":"curl-svc"`, "", 1)
+	tmds := newEndpoint(t, serveBody([]byte(noService), 200))
+	s, n := runSource(t, Config{TMDSURL: tmds.URL, API: true, TagMeta: []string{"team"}})
+	s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+	testenv.Eventually(t, 10*time.Second, "API failure never recorded", func() bool {
+		st := status(s, DepAPI)
+		return st.Used && !st.Up && strings.Contains(st.LastError, "ClusterNotFoundException")
+	})
+	fail.Store(false)
+	var task Task
+	testenv.Eventually(t, 10*time.Second, "service and tags never arrived", func() bool {
+		task, _ = s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+		return task.Service != "" && n.count(awsvpcApp) > 0
+	})
+	if task.Service != "curl-api-svc" || len(task.Tags) != 1 || task.Tags["team"] != "payments" {
+		t.Errorf("task = %+v; want service from the group and only the allowed tag", task)
+	}
+	calls := api.requests.Load()
+	for range 50 {
+		s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+	}
+	if got := api.requests.Load(); got != calls {
+		t.Errorf("lookups called the ECS API %d more times; it is cached per task", got-calls)
+	}
+}

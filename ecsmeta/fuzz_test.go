@@ -1,0 +1,62 @@
+package ecsmeta
+
+import (
+	"strings"
+	"testing"
+)
+
+// The decoders read what another process on the host sends: any input gives a value or an error.
+func FuzzDecoders(f *testing.F) {
+	for _, name := range []string{"agent-metadata.json", "agent-task-awsvpc.json", "agent-task-bridge.json", "agent-tasks.json",
+		"agent-error.json", "agent-unknown-path.json", "tmds-task-bridge.json", "tmds-task-awsvpc.json", "tmds-task-host.json",
+		"tmds-task-minimal.json", "tmds-404.json", "tmds-429.txt", "garbage.html"} {
+		f.Add(fixture(f, name))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if m, err := DecodeAgentMetadata(b); err == nil && m.Cluster == "" {
+			t.Error("metadata without a cluster accepted")
+		}
+		if at, err := DecodeAgentTask(b); err == nil {
+			if at.Arn == "" {
+				t.Error("task without an ARN accepted")
+			}
+			for _, c := range at.Containers {
+				for _, p := range ports(c.Ports) {
+					if p.ContainerPort < 1 || p.ContainerPort > 65535 || (p.Protocol != "tcp" && p.Protocol != "udp") {
+						t.Errorf("bad port %+v", p)
+					}
+				}
+				for _, a := range addrs(c.Networks) {
+					if !a.IsValid() || a.IsUnspecified() {
+						t.Errorf("bad address %v", a)
+					}
+				}
+			}
+		}
+		if ts, err := DecodeAgentTasks(b); err == nil {
+			for _, at := range ts {
+				if at.Arn == "" {
+					t.Error("task without an ARN kept")
+				}
+			}
+		}
+		if tt, err := DecodeTMDSTask(b); err == nil && tt.TaskARN == "" {
+			t.Error("task metadata without an ARN accepted")
+		}
+	})
+}
+
+func FuzzMetadataPath(f *testing.F) {
+	f.Add("http://169.254.170.2/v4/0f1e2d3c-aaaa")
+	f.Add("http://169.254.170.2/v4/a/../b")
+	f.Add("https://x/v4/y")
+	f.Fuzz(func(t *testing.T, v string) {
+		p := metadataPath([]string{EnvMetadataV4 + "=" + v})
+		if p == "" {
+			return
+		}
+		if !strings.HasPrefix(p, "/v4/") || strings.ContainsAny(p[4:], "/?#%") {
+			t.Errorf("%q gave path %q", v, p)
+		}
+	})
+}

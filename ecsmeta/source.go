@@ -1,0 +1,533 @@
+package ecsmeta
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Config says which AWS endpoints a Source reads.
+type Config struct {
+	AgentURL string       // ECS agent introspection, e.g. http://127.0.0.1:51678; "" disables
+	TMDSURL  string       // task metadata v4 base, e.g. http://127.0.0.1:51679; "" disables
+	IMDS     *imds.Client // nil disables instance metadata
+	Host     Host         // already known host identity (main looked it up at start); zero if not
+	API      bool         // call ECS DescribeTasks for the service name and tags
+	TagMeta  []string     // task tags copied to Meta (ECS API only)
+	Poll     time.Duration
+	Timeout  time.Duration // per request to the ECS agent
+	Logger   *slog.Logger
+}
+
+// Dependency names, for logs and the status page.
+const (
+	DepAgent = "ecs-agent"
+	DepTMDS  = "task-metadata"
+	DepIMDS  = "instance-metadata"
+	DepAPI   = "ecs-api"
+)
+
+// DepStatus is the state of one AWS endpoint as the Source last saw it.
+type DepStatus struct {
+	Name      string    `json:"name"`
+	Enabled   bool      `json:"enabled"`
+	Up        bool      `json:"up"`
+	LastError string    `json:"last_error,omitempty"`
+	Since     time.Time `json:"since,omitzero"` // when Up last changed
+	Used      bool      `json:"used"`           // asked at least once
+}
+
+// Source knows the ECS task of every task container on this host and this host's EC2 identity. Lookup
+// answers at once from what is known; Run fetches the rest in the background and says which containers
+// have news.
+type Source struct {
+	cfg    Config
+	log    *slog.Logger
+	client *agentClient
+	api    *ecsAPI
+
+	mu      sync.Mutex // never held across a network call
+	host    Host
+	agent   AgentMetadata         // the ECS agent's cluster and container instance, once read
+	tasks   map[string]*taskState // by task ARN
+	owner   map[string]string     // Docker ID -> task ARN
+	deps    map[string]*DepStatus
+	ctx     context.Context // Run's; nil before Run
+	notify  func(string)
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+type taskState struct {
+	labels     Task
+	containers map[string]string // Docker ID -> task metadata path ("" when the env lacks it)
+	agent      *AgentTask
+	tmds       *TMDSTask
+	api        *apiTask
+	wake       chan struct{}
+	cancel     context.CancelFunc
+	started    bool
+}
+
+// New returns a Source; nothing is fetched until Run.
+func New(cfg Config) *Source {
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Source{
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "ecs"),
+		client: newAgentClient(cfg.AgentURL, cfg.TMDSURL, cfg.Timeout),
+		api:    &ecsAPI{},
+		host:   cfg.Host,
+		tasks:  map[string]*taskState{},
+		owner:  map[string]string{},
+		deps:   map[string]*DepStatus{},
+	}
+	for name, on := range map[string]bool{DepAgent: cfg.AgentURL != "", DepTMDS: cfg.TMDSURL != "", DepIMDS: cfg.IMDS != nil, DepAPI: cfg.API} {
+		s.deps[name] = &DepStatus{Name: name, Enabled: on}
+	}
+	if cfg.Host.InstanceID != "" {
+		s.deps[DepIMDS].Up, s.deps[DepIMDS].Used = true, true
+	}
+	return s
+}
+
+// Host returns what instance metadata said about this host; zero fields are not known (yet).
+func (s *Source) Host() Host {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.host
+}
+
+// Agent returns the cluster and container instance the ECS agent reported, zero until it has.
+func (s *Source) Agent() AgentMetadata {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.agent
+}
+
+// Status returns the state of each AWS endpoint, sorted by name.
+func (s *Source) Status() []DepStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []DepStatus
+	for _, name := range slices.Sorted(maps.Keys(s.deps)) {
+		out = append(out, *s.deps[name])
+	}
+	return out
+}
+
+// Lookup returns what is known now of the ECS task of a container, never waiting on the network. ok is
+// false for a container ECS did not start. For a running container it also makes sure the rest of its
+// task's metadata is being fetched.
+func (s *Source) Lookup(id string, labels map[string]string, env []string, running bool) (Task, bool) {
+	t, ok := FromLabels(labels)
+	if !ok {
+		return t, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ts := s.tasks[t.ARN]
+	if ts == nil && running && !t.Pause() {
+		ts = &taskState{labels: t, containers: map[string]string{}, wake: make(chan struct{}, 1)}
+		s.tasks[t.ARN] = ts
+	}
+	if ts == nil {
+		return s.mergeLocked(t, nil, id), true
+	}
+	if _, known := ts.containers[id]; !known && running && !t.Pause() {
+		ts.containers[id] = metadataPath(env)
+		s.owner[id] = t.ARN
+		s.startLocked(ts)
+		select {
+		case ts.wake <- struct{}{}:
+		default:
+		}
+	}
+	return s.mergeLocked(t, ts, id), true
+}
+
+// Forget drops a container that is gone, and its task's cache with its last container.
+func (s *Source) Forget(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	arn, ok := s.owner[id]
+	if !ok {
+		return
+	}
+	delete(s.owner, id)
+	ts := s.tasks[arn]
+	delete(ts.containers, id)
+	if len(ts.containers) == 0 {
+		if ts.cancel != nil {
+			ts.cancel()
+		}
+		delete(s.tasks, arn)
+	}
+}
+
+// Run fetches metadata until ctx ends. changed is called with the Docker ID of a container whose task
+// metadata changed, or with "" when the host's identity did (every container may be affected).
+func (s *Source) Run(ctx context.Context, changed func(containerID string)) {
+	s.mu.Lock()
+	s.ctx, s.notify = ctx, changed
+	for _, ts := range s.tasks {
+		s.startLocked(ts)
+	}
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	if s.cfg.AgentURL != "" {
+		wg.Go(func() { s.pollAgent(ctx) })
+	}
+	if s.cfg.IMDS != nil {
+		wg.Go(func() { s.lookupHost(ctx) })
+	}
+	<-ctx.Done()
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	wg.Wait()
+	s.wg.Wait()
+}
+
+// startLocked starts the task's fetch loop once Run is running.
+func (s *Source) startLocked(ts *taskState) {
+	if ts.started || s.ctx == nil || s.stopped || len(ts.containers) == 0 {
+		return
+	}
+	ts.started = true
+	ctx, cancel := context.WithCancel(s.ctx)
+	ts.cancel = cancel
+	s.wg.Go(func() { s.fetchLoop(ctx, ts) })
+}
+
+// fetchLoop fetches what is missing of one task, with backoff, until the task is forgotten.
+func (s *Source) fetchLoop(ctx context.Context, ts *taskState) {
+	b := newBackoff(5 * time.Second)
+	for {
+		failed := s.fetchMissing(ctx, ts)
+		var retry <-chan time.Time
+		if failed {
+			retry = time.After(b.NextBackOff())
+		} else {
+			b.Reset()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ts.wake:
+		case <-retry:
+		}
+	}
+}
+
+// fetchMissing asks each source for what it has not yet given about the task, and reports whether any
+// request failed.
+func (s *Source) fetchMissing(ctx context.Context, ts *taskState) (failed bool) {
+	s.mu.Lock()
+	var needAgent, path string
+	if s.cfg.AgentURL != "" {
+		for id := range ts.containers {
+			if ts.agent == nil || !slices.ContainsFunc(ts.agent.Containers, func(c AgentContainer) bool { return c.DockerId == id }) {
+				needAgent = id
+				break
+			}
+		}
+	}
+	if s.cfg.TMDSURL != "" && ts.tmds == nil {
+		for _, id := range slices.Sorted(maps.Keys(ts.containers)) {
+			if p := ts.containers[id]; p != "" {
+				path = p
+				break
+			}
+		}
+	}
+	needAPI := s.cfg.API && ts.api == nil
+	t := ts.labels
+	s.mu.Unlock()
+
+	if needAgent != "" {
+		at, err := s.client.taskByDockerID(ctx, needAgent)
+		if err == nil && at.Arn != t.ARN {
+			err = errors.New("ecs agent: container " + needAgent[:min(12, len(needAgent))] + " belongs to task " + at.Arn + ", its labels say " + t.ARN)
+		}
+		// A 404 is the agent answering that it does not know the container yet: retried, but the
+		// agent is up.
+		s.record(ctx, DepAgent, answered(err))
+		if err == nil {
+			s.update(ts, func() { ts.agent = &at })
+		} else {
+			failed = true
+		}
+	}
+	if path != "" {
+		tt, err := s.client.tmdsTask(ctx, path)
+		if err == nil && tt.TaskARN != t.ARN {
+			err = errors.New("task metadata: " + path + " is task " + tt.TaskARN + ", the container's labels say " + t.ARN)
+		}
+		s.record(ctx, DepTMDS, answered(err))
+		if err == nil {
+			s.update(ts, func() { ts.tmds = &tt })
+		} else {
+			failed = true
+		}
+	}
+	if needAPI {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		at, err := s.api.describe(rctx, t)
+		cancel()
+		if s.record(ctx, DepAPI, err) {
+			s.update(ts, func() { ts.api = &at })
+		} else {
+			failed = true
+		}
+	}
+	return failed
+}
+
+// update applies f to a task's state and tells the registrator about each of its containers.
+func (s *Source) update(ts *taskState, f func()) {
+	s.mu.Lock()
+	f()
+	ids := slices.Sorted(maps.Keys(ts.containers))
+	notify := s.notify
+	s.mu.Unlock()
+	for _, id := range ids {
+		notify(id)
+	}
+}
+
+// answered is err unless it is a 404, which says the dependency works but lacks the container.
+func answered(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// record notes the outcome of a request to a dependency, logging when its state changes, and reports
+// whether it succeeded. A cancelled request says nothing about the dependency.
+func (s *Source) record(ctx context.Context, dep string, err error) bool {
+	if err != nil && ctx.Err() != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.deps[dep]
+	wasUp, used := d.Up, d.Used
+	d.Used = true
+	d.Up = err == nil
+	if err != nil {
+		d.LastError = err.Error()
+	}
+	if d.Up != wasUp || !used {
+		d.Since = time.Now()
+		switch {
+		case err != nil && dep == DepIMDS && !used:
+			s.log.Info("no EC2 instance metadata (not on EC2?); zone and instance ID stay unknown until it answers", "err", err)
+		case err != nil:
+			s.log.Warn(dep+" unavailable; registering from labels and retrying in the background", "err", err)
+		case used:
+			s.log.Info(dep + " answers again")
+		}
+	}
+	return err == nil
+}
+
+// pollAgent reads every task from the ECS agent each Poll interval while there are task containers,
+// to see a task marked for stopping (DesiredStatus STOPPED) before its containers get the signal.
+func (s *Source) pollAgent(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		n, known := len(s.tasks), s.agent.Cluster != ""
+		s.mu.Unlock()
+		if n == 0 {
+			continue
+		}
+		if !known {
+			m, err := s.client.metadata(ctx)
+			if !s.record(ctx, DepAgent, err) {
+				continue
+			}
+			s.mu.Lock()
+			s.agent = m
+			s.mu.Unlock()
+			s.log.Info("ecs agent", "cluster", m.Cluster, "container_instance", m.ContainerInstanceArn, "version", m.Version)
+		}
+		tasks, err := s.client.tasks(ctx)
+		if !s.record(ctx, DepAgent, err) {
+			continue
+		}
+		var changed []string
+		s.mu.Lock()
+		for _, at := range tasks {
+			ts := s.tasks[at.Arn]
+			if ts == nil || (ts.agent != nil && reflect.DeepEqual(*ts.agent, at)) {
+				continue
+			}
+			if ts.agent == nil || ts.agent.DesiredStatus != at.DesiredStatus {
+				s.log.Info("ecs task status", "task", at.Arn, "desired", at.DesiredStatus, "known", at.KnownStatus)
+			}
+			ts.agent = &at
+			changed = append(changed, slices.Collect(maps.Keys(ts.containers))...)
+		}
+		notify := s.notify
+		s.mu.Unlock()
+		slices.Sort(changed)
+		for _, id := range changed {
+			notify(id)
+		}
+	}
+}
+
+// lookupHost reads the host's identity from instance metadata, retrying with backoff until it answers.
+func (s *Source) lookupHost(ctx context.Context) {
+	if s.Host().InstanceID != "" {
+		return
+	}
+	b := newBackoff(time.Minute)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		h, err := LookupHost(rctx, s.cfg.IMDS)
+		cancel()
+		if s.record(ctx, DepIMDS, err) {
+			s.mu.Lock()
+			h.LocalIPv4 = cmp.Or(s.host.LocalIPv4, h.LocalIPv4)
+			s.host = h
+			notify := s.notify
+			s.mu.Unlock()
+			s.log.Info("ec2 instance", "instance_id", h.InstanceID, "availability_zone", h.AvailabilityZone)
+			notify("")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(b.NextBackOff()):
+		}
+	}
+}
+
+// mergeLocked combines the labels with what the agent, task metadata and the ECS API said.
+func (s *Source) mergeLocked(t Task, ts *taskState, id string) Task {
+	t.AvailabilityZone = s.host.AvailabilityZone
+	if ts == nil {
+		return t
+	}
+	if at := ts.agent; at != nil {
+		t.DesiredStatus, t.KnownStatus = at.DesiredStatus, at.KnownStatus
+		for _, c := range at.Containers {
+			if c.DockerId == id {
+				t.Ports = ports(c.Ports)
+				t.Addrs = addrs(c.Networks)
+			}
+		}
+	}
+	if tt := ts.tmds; tt != nil {
+		t.Service = tt.ServiceName
+		t.AvailabilityZone = cmp.Or(tt.AvailabilityZone, t.AvailabilityZone)
+		if ts.agent == nil {
+			t.DesiredStatus, t.KnownStatus = tt.DesiredStatus, tt.KnownStatus
+		}
+		for _, c := range tt.Containers {
+			if c.DockerId != id {
+				continue
+			}
+			if c.Health != nil {
+				t.Health = Health{Status: c.Health.Status, Output: c.Health.Output}
+			}
+			if len(t.Addrs) == 0 {
+				t.Addrs = addrs(c.Networks)
+			}
+			if len(t.Ports) == 0 {
+				t.Ports = ports(c.Ports)
+			}
+		}
+	}
+	if a := ts.api; a != nil {
+		t.Service = cmp.Or(t.Service, a.service)
+		for _, k := range s.cfg.TagMeta {
+			if v, ok := a.tags[k]; ok {
+				if t.Tags == nil {
+					t.Tags = map[string]string{}
+				}
+				t.Tags[k] = v
+			}
+		}
+	}
+	return t
+}
+
+// addrs returns the awsvpc ENI addresses of a container's networks, IPv4 first.
+func addrs(networks []WireNetwork) []netip.Addr {
+	var v4, v6 []netip.Addr
+	for _, n := range networks {
+		if n.NetworkMode != "awsvpc" {
+			continue
+		}
+		for _, s := range n.IPv4Addresses {
+			if ip, err := netip.ParseAddr(s); err == nil && ip.Is4() && !ip.IsUnspecified() {
+				v4 = append(v4, ip)
+			}
+		}
+		for _, s := range n.IPv6Addresses {
+			if ip, err := netip.ParseAddr(s); err == nil && ip.Is6() && !ip.IsUnspecified() {
+				v6 = append(v6, ip)
+			}
+		}
+	}
+	return append(v4, v6...)
+}
+
+// ports returns a container's ports once each: the agent reports a dynamic bridge port twice (IPv4 and
+// IPv6 bindings).
+func ports(wire []WirePort) []Port {
+	var out []Port
+	for _, p := range wire {
+		proto := strings.ToLower(cmp.Or(p.Protocol, "tcp"))
+		if p.ContainerPort < 1 || p.ContainerPort > 65535 || (proto != "tcp" && proto != "udp") {
+			continue
+		}
+		q := Port{ContainerPort: p.ContainerPort, Protocol: proto, HostPort: p.HostPort}
+		if !slices.Contains(out, q) {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// newBackoff is an exponential backoff from 100ms to max that never gives up.
+func newBackoff(max time.Duration) *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = max
+	b.MaxElapsedTime = 0
+	b.Reset()
+	return b
+}

@@ -1,0 +1,254 @@
+package ecsmeta
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
+)
+
+// The awsvpc fixtures describe task 8f03... with app container dd44...; the container's labels and env
+// as the ECS agent sets them.
+const (
+	awsvpcARN = "arn:aws:ecs:us-west-2:111122223333:task/prod/8f03e41243824aea923aca126495f665"
+	awsvpcApp = "dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44"
+)
+
+var (
+	awsvpcLabels = map[string]string{LabelCluster: "prod", LabelTaskARN: awsvpcARN, LabelContainerName: "curl",
+		LabelFamily: "curltest", LabelRevision: "26"}
+	awsvpcEnv = []string{"ECS_CONTAINER_METADATA_URI_V4=http://169.254.170.2/v4/uuid-curl", "AWS_EXECUTION_ENV=AWS_ECS_EC2"}
+)
+
+// endpoint is an httptest server whose answers the test changes as it goes.
+type endpoint struct {
+	*httptest.Server
+	mu       sync.Mutex
+	handle   func(w http.ResponseWriter, r *http.Request)
+	requests atomic.Int64
+}
+
+func newEndpoint(t *testing.T, h func(w http.ResponseWriter, r *http.Request)) *endpoint {
+	e := &endpoint{handle: h}
+	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.requests.Add(1)
+		e.mu.Lock()
+		h := e.handle
+		e.mu.Unlock()
+		h(w, r)
+	}))
+	t.Cleanup(e.Close)
+	return e
+}
+
+func (e *endpoint) set(h func(w http.ResponseWriter, r *http.Request)) {
+	e.mu.Lock()
+	e.handle = h
+	e.mu.Unlock()
+}
+
+func serveBody(b []byte, code int) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(code)
+		_, _ = w.Write(b)
+	}
+}
+
+// agentFor serves the introspection API for the awsvpc fixture task, with the given desired status.
+func agentFor(t *testing.T, desired *atomic.Value) func(http.ResponseWriter, *http.Request) {
+	task := strings.Replace(string(fixture(t, "agent-task-awsvpc.json")), "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11", awsvpcApp, 1)
+	task = strings.Replace(task, "arn:aws:ecs:us-east-1:111122223333:task/prod/1a2b3c4d", awsvpcARN, 1)
+	return func(w http.ResponseWriter, r *http.Request) {
+		body := strings.Replace(task, `"DesiredStatus":"RUNNING"`, `"DesiredStatus":"`+desired.Load().(string)+`"`, 1)
+		switch {
+		case r.URL.Path == "/v1/tasks" && r.URL.Query().Get("dockerid") == awsvpcApp:
+			_, _ = w.Write([]byte(body))
+		case r.URL.Path == "/v1/metadata":
+			_, _ = w.Write(fixture(t, "agent-metadata.json"))
+		case r.URL.Path == "/v1/tasks" && len(r.URL.Query()) == 0:
+			_, _ = w.Write([]byte(`{"Tasks":[` + body + `]}`))
+		default:
+			w.WriteHeader(404)
+			_, _ = w.Write(fixture(t, "agent-error.json"))
+		}
+	}
+}
+
+type notes struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (n *notes) add(id string) { n.mu.Lock(); n.ids = append(n.ids, id); n.mu.Unlock() }
+func (n *notes) count(id string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for _, x := range n.ids {
+		if x == id {
+			c++
+		}
+	}
+	return c
+}
+
+func runSource(t *testing.T, cfg Config) (*Source, *notes) {
+	t.Helper()
+	if cfg.Poll == 0 {
+		cfg.Poll = 50 * time.Millisecond
+	}
+	s := New(cfg)
+	n := &notes{}
+	done := make(chan struct{})
+	ctx := t.Context()
+	go func() { s.Run(ctx, n.add); close(done) }()
+	t.Cleanup(func() { <-done })
+	return s, n
+}
+
+func TestSourceEnrichesAwsvpcTask(t *testing.T) {
+	var desired atomic.Value
+	desired.Store(StatusRunning)
+	agent := newEndpoint(t, agentFor(t, &desired))
+	tmdsBody := fixture(t, "tmds-task-awsvpc.json")
+	tmds := newEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v4/uuid-curl/task" {
+			w.WriteHeader(404)
+			_, _ = w.Write(fixture(t, "tmds-404.json"))
+			return
+		}
+		_, _ = w.Write(tmdsBody)
+	})
+	s, n := runSource(t, Config{AgentURL: agent.URL, TMDSURL: tmds.URL})
+
+	// The first answer comes from the labels alone.
+	task, ok := s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+	if !ok || task.Family != "curltest" || task.Revision != "26" || task.Container != "curl" {
+		t.Fatalf("first lookup = %+v, %v", task, ok)
+	}
+	testenv.Eventually(t, 10*time.Second, "metadata never arrived", func() bool {
+		task, _ = s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+		return task.Service != "" && len(task.Addrs) > 0 && n.count(awsvpcApp) > 0
+	})
+	if task.Service != "curl-svc" || task.AvailabilityZone != "us-west-2b" || task.Addrs[0].String() != "10.0.12.34" ||
+		task.Health.Status != "UNHEALTHY" || task.DesiredStatus != StatusRunning || len(task.Ports) != 1 || task.Ports[0].ContainerPort != 9000 {
+		t.Errorf("enriched = %+v", task)
+	}
+	for range 100 {
+		s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+	}
+	if got := tmds.requests.Load(); got != 1 {
+		t.Errorf("task metadata asked %d times for one task, want 1", got)
+	}
+
+	// ECS marks the task for stopping: the poll sees it and says so.
+	before := n.count(awsvpcApp)
+	desired.Store(StatusStopped)
+	testenv.Eventually(t, 10*time.Second, "stopping task never noticed", func() bool {
+		task, _ = s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+		return task.Stopping() && n.count(awsvpcApp) > before
+	})
+	// The poll read the agent's own metadata before its first task list.
+	if m := s.Agent(); m.Cluster != "default" || m.ContainerInstanceArn == "" {
+		t.Errorf("agent metadata = %+v", m)
+	}
+
+	// Forgetting the last container drops the task: nothing is left to poll or fetch for.
+	s.Forget(awsvpcApp)
+	if n := s.taskCount(); n != 0 {
+		t.Errorf("%d tasks cached after their last container went", n)
+	}
+}
+
+func (s *Source) taskCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.tasks)
+}
+
+func TestSourceNoTasksNoRequests(t *testing.T) {
+	agent := newEndpoint(t, serveBody([]byte(`{"Tasks":[]}`), 200))
+	s, _ := runSource(t, Config{AgentURL: agent.URL, TMDSURL: agent.URL})
+	if _, ok := s.Lookup("c1", map[string]string{"SERVICE_NAME": "x"}, nil, true); ok {
+		t.Fatal("a container without ECS labels has a task")
+	}
+	// The pause container and stopped containers are never fetched for.
+	pause := map[string]string{LabelTaskARN: awsvpcARN, LabelContainerName: PauseContainer}
+	if task, ok := s.Lookup("p1", pause, nil, true); !ok || !task.Pause() {
+		t.Fatal("pause container not recognised")
+	}
+	s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, false)
+	// With no task cached the poll skips its request and no fetch loop exists.
+	if n := s.taskCount(); n != 0 {
+		t.Fatalf("%d tasks cached with no running task container", n)
+	}
+	if n := agent.requests.Load(); n != 0 {
+		t.Fatalf("%d requests with no running task container", n)
+	}
+}
+
+// Every way the agent can fail: the container keeps its label metadata, the Source keeps retrying,
+// and the metadata arrives once the agent answers.
+func TestSourceDegradation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		bad  func(http.ResponseWriter, *http.Request)
+		up   bool // the endpoint counts as working: a 404 is an answer about one container
+	}{
+		{"500", serveBody([]byte("internal error"), 500), false},
+		{"429", serveBody(fixture(t, "tmds-429.txt"), 429), false},
+		{"garbage", serveBody(fixture(t, "garbage.html"), 200), false},
+		{"404", serveBody(fixture(t, "tmds-404.json"), 404), true},
+		{"slow", func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-time.After(5 * time.Second):
+			case <-r.Context().Done():
+			}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var desired atomic.Value
+			desired.Store(StatusRunning)
+			good := agentFor(t, &desired)
+			tmdsBody := fixture(t, "tmds-task-awsvpc.json")
+			agent := newEndpoint(t, tc.bad)
+			tmds := newEndpoint(t, tc.bad)
+			s, n := runSource(t, Config{AgentURL: agent.URL, TMDSURL: tmds.URL, Timeout: 500 * time.Millisecond})
+			task, ok := s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+			if !ok || task.Family != "curltest" {
+				t.Fatalf("labels lost: %+v", task)
+			}
+			testenv.Eventually(t, 10*time.Second, "failures never retried and recorded", func() bool {
+				st := status(s, DepTMDS)
+				return tmds.requests.Load() >= 2 && st.Used && st.Up == tc.up && (tc.up || st.LastError != "")
+			})
+			if n.count(awsvpcApp) != 0 {
+				t.Error("a failed fetch reported news")
+			}
+			agent.set(good)
+			tmds.set(serveBody(tmdsBody, 200))
+			testenv.Eventually(t, 10*time.Second, "metadata never arrived after recovery", func() bool {
+				task, _ = s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+				return task.Service == "curl-svc" && len(task.Addrs) == 1 && n.count(awsvpcApp) > 0
+			})
+			if st := status(s, DepTMDS); !st.Up {
+				t.Errorf("task metadata status after recovery: %+v", st)
+			}
+		})
+	}
+}
+
+func status(s *Source, dep string) DepStatus {
+	for _, d := range s.Status() {
+		if d.Name == dep {
+			return d
+		}
+	}
+	return DepStatus{}
+}
