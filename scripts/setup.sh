@@ -36,3 +36,9 @@ if [ ! -x "$cache/bin/staticcheck" ]; then
   echo "setup: installing staticcheck" >&2
   GOBIN="$cache/bin" go install honnef.co/go/tools/cmd/staticcheck@v0.8.2 >&2
 fi
+
+# AWS's own EC2 instance metadata emulator, for the IMDS tests.
+if [ ! -x "$cache/bin/ec2-metadata-mock" ]; then
+  echo "setup: installing ec2-metadata-mock" >&2
+  GOBIN="$cache/bin" go install github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock@v1.13.0 >&2
+fi

@@ -24,17 +24,23 @@ func ConsulBinary() (string, bool) {
 	if p := os.Getenv("ECSR_CONSUL"); p != "" {
 		return p, true
 	}
-	cache := os.Getenv("ECSR_CACHE")
-	if cache == "" {
-		if dir, err := os.UserCacheDir(); err == nil {
-			cache = filepath.Join(dir, "ecs-registrator")
-		}
-	}
-	if p := filepath.Join(cache, "consul-"+ConsulVersion); cache != "" && isExecutable(p) {
+	if p := filepath.Join(CacheDir(), "consul-"+ConsulVersion); isExecutable(p) {
 		return p, true
 	}
 	p, err := exec.LookPath("consul")
 	return p, err == nil
+}
+
+// CacheDir is where scripts/setup.sh keeps slow artifacts: $ECSR_CACHE, else ~/.cache/ecs-registrator.
+func CacheDir() string {
+	if c := os.Getenv("ECSR_CACHE"); c != "" {
+		return c
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "ecs-registrator")
+	}
+	return filepath.Join(dir, "ecs-registrator")
 }
 
 func isExecutable(p string) bool {

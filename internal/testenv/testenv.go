@@ -218,6 +218,9 @@ func (w Workload) configs(image string) (*container.Config, *container.HostConfi
 		hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyMode(w.Restart)}
 	}
 	expose := func(port int, proto string) {
+		if hc.NetworkMode.IsContainer() {
+			return // Docker refuses exposed ports on another container's network (awsvpc app containers)
+		}
 		p := nat.Port(fmt.Sprintf("%d/%s", port, proto))
 		cfg.ExposedPorts[p] = struct{}{}
 		if w.Publish {
