@@ -1,6 +1,7 @@
 package registrator
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 )
 
 // ExternalSource is the Meta["external-source"] value that marks a Consul service as owned by this daemon.
@@ -20,6 +23,15 @@ const (
 	MetaExternalSource = "external-source"
 	MetaContainerID    = "container-id"
 	MetaContainerName  = "container-name"
+
+	MetaECSCluster       = "ecs-cluster"
+	MetaECSTaskARN       = "ecs-task-arn"
+	MetaECSTaskFamily    = "ecs-task-family"
+	MetaECSTaskRevision  = "ecs-task-revision"
+	MetaECSService       = "ecs-service"
+	MetaECSContainer     = "ecs-container"
+	MetaAvailabilityZone = "availability-zone"
+	MetaEC2InstanceID    = "ec2-instance-id"
 )
 
 // Consul's limits on service metadata (agent/structs: ValidateServiceMetadata).
@@ -54,6 +66,8 @@ type Container struct {
 	IPs         []netip.Addr
 	Ports       []Port
 	Draining    bool // set by the reconciler when a stop is under way
+	// Task is the container's ECS task, nil for a container ECS did not start.
+	Task *ecsmeta.Task
 }
 
 // Port is one container port: exposed, and published when HostPort is set.
@@ -70,6 +84,8 @@ type Options struct {
 	AdvertiseIP netip.Addr // the host address other hosts reach published ports on
 	Internal    bool       // register container IP and container port instead
 	OptIn       bool       // only containers that ask to be registered are
+	Host        ecsmeta.Host
+	Tags        TagTemplates // extra tags for every service, rendered per container
 }
 
 // Service is one desired Consul service registration.
@@ -172,6 +188,9 @@ func Desired(c Container, o Options) Result {
 	case o.OptIn && !hasName && !portNamed && !hasRegister:
 		r.Skipped = "not opted in: no SERVICE_NAME, SERVICE_<port>_NAME or SERVICE_REGISTER=true"
 		return r
+	case c.Task != nil && c.Task.Pause():
+		r.Skipped = "ECS pause container of an awsvpc task: never registered"
+		return r
 	case !c.Running:
 		r.Skipped = "not running"
 		return r
@@ -195,6 +214,10 @@ func Desired(c Container, o Options) Result {
 	}
 
 	defaultName := imageBase(c.Image)
+	if t := c.Task; t != nil {
+		defaultName = cmp.Or(t.Service, t.Family, defaultName)
+	}
+	extraTags := o.Tags.render(c, o.Host, &r)
 	ids := map[string]bool{}
 	for _, e := range endpoints {
 		attrs := l.ports[e.port]
@@ -260,7 +283,12 @@ func Desired(c Container, o Options) Result {
 			tags = v
 		}
 		s.Tags = splitTags(tags)
-		s.Meta = buildMeta(c, l, e.port, &r)
+		for _, t := range extraTags {
+			if !slices.Contains(s.Tags, t) {
+				s.Tags = append(s.Tags, t)
+			}
+		}
+		s.Meta = buildMeta(c, o.Host, l, e.port, &r)
 		r.Services = append(r.Services, s)
 	}
 	if len(r.Services) == 0 && r.Skipped == "" {
@@ -328,7 +356,7 @@ func isDigits(s string) bool {
 }
 
 // buildMeta merges container-level and per-port Meta keys (per-port wins) with the daemon's own keys.
-func buildMeta(c Container, l labels, port int, r *Result) map[string]string {
+func buildMeta(c Container, host ecsmeta.Host, l labels, port int, r *Result) map[string]string {
 	user := map[string]string{}
 	keyOf := map[string]string{}
 	add := func(attrs map[string]string, label func(string) string) {
@@ -348,10 +376,43 @@ func buildMeta(c Container, l labels, port int, r *Result) map[string]string {
 		MetaContainerID:    c.ID,
 		MetaContainerName:  c.Name,
 	}
+	own := func(k, v string) {
+		if v != "" && len(v) <= maxMetaValueLen {
+			meta[k] = v
+		}
+	}
+	own(MetaEC2InstanceID, host.InstanceID)
+	own(MetaAvailabilityZone, host.AvailabilityZone)
+	if t := c.Task; t != nil {
+		own(MetaECSCluster, t.Cluster)
+		own(MetaECSTaskARN, t.ARN)
+		own(MetaECSTaskFamily, t.Family)
+		own(MetaECSTaskRevision, t.Revision)
+		own(MetaECSService, t.Service)
+		own(MetaECSContainer, t.Container)
+		own(MetaAvailabilityZone, t.AvailabilityZone)
+		// Task tags (allow-listed with -ecs-tag-meta) are defaults; the container's own labels win.
+		for k, v := range t.Tags {
+			k = strings.ToLower(k)
+			if _, set := user[k]; !set {
+				user[k] = v
+				keyOf[k] = "task tag " + k
+			}
+		}
+	}
+	// Keys the daemon sets (or would set once the metadata is known) cannot come from labels.
+	reserved := func(k string) bool {
+		switch k {
+		case MetaECSCluster, MetaECSTaskARN, MetaECSTaskFamily, MetaECSTaskRevision, MetaECSService,
+			MetaECSContainer, MetaAvailabilityZone, MetaEC2InstanceID:
+			return true
+		}
+		return meta[k] != ""
+	}
 	for _, k := range slices.Sorted(maps.Keys(user)) {
 		v, label := user[k], keyOf[k]
 		switch {
-		case meta[k] != "":
+		case reserved(k):
 			r.warnf(label, "meta key %q is set by ecs-registrator itself; label ignored", k)
 		case !metaKeyRE.MatchString(k):
 			r.warnf(label, "meta key %q may only hold letters, digits, '-' and '_'; dropped", k)
@@ -432,12 +493,25 @@ func endpointsOf(c Container, o Options, r *Result) ([]endpoint, string) {
 	case mode == "none":
 		return nil, "network mode none: no reachable ports"
 	case strings.HasPrefix(mode, "container:"):
-		return nil, "shares another container's network (" + mode + "); its address is unknown without ECS task metadata"
+		// An awsvpc task: the app containers share the pause container's network, whose ENI address
+		// only the ECS agent knows. The ports are the container ports.
+		if c.Task == nil {
+			return nil, "shares another container's network (" + mode + "); its address is unknown without ECS task metadata"
+		}
+		if len(c.Task.Addrs) == 0 {
+			return nil, "awsvpc task: waiting for the task's ENI address from the ECS agent"
+		}
+		for _, p := range taskPorts(c) {
+			eps = append(eps, endpoint{port: p.Port, proto: p.Proto, addr: c.Task.Addrs[0], servicePort: p.Port})
+		}
+		if len(eps) == 0 {
+			return nil, "awsvpc task and no container ports in the task definition"
+		}
 	case mode == "host":
 		if !o.AdvertiseIP.IsValid() {
 			return nil, "no advertise IP known (set -ip)"
 		}
-		for _, p := range c.Ports {
+		for _, p := range taskPorts(c) {
 			eps = append(eps, endpoint{port: p.Port, proto: p.Proto, addr: o.AdvertiseIP, servicePort: p.Port})
 		}
 		if len(eps) == 0 {
@@ -476,4 +550,19 @@ func endpointsOf(c Container, o Options, r *Result) ([]endpoint, string) {
 		}
 	}
 	return eps, ""
+}
+
+// taskPorts is the container's exposed ports joined with the ports its ECS task definition maps, which
+// Docker does not show for a container on another container's network.
+func taskPorts(c Container) []Port {
+	out := slices.Clone(c.Ports)
+	if c.Task != nil {
+		for _, p := range c.Task.Ports {
+			if !slices.ContainsFunc(out, func(q Port) bool { return q.Port == p.ContainerPort && q.Proto == p.Protocol }) {
+				out = append(out, Port{Port: p.ContainerPort, Proto: p.Protocol})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Port) int { return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Proto, b.Proto)) })
+	return out
 }

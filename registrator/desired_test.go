@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 )
 
 var testOpts = Options{Node: "node1", AdvertiseIP: netip.MustParseAddr("10.0.0.5"), OptIn: true}
@@ -34,6 +36,24 @@ func withLabels(kv ...string) func(*Container) {
 			c.Labels[kv[i]] = kv[i+1]
 		}
 	}
+}
+
+// ecsTask makes the container a task container as the ECS agent labels it, with what else is known.
+func ecsTask(mod ...func(*ecsmeta.Task)) func(*Container) {
+	return func(c *Container) {
+		t := ecsmeta.Task{Cluster: "prod", ARN: "arn:aws:ecs:us-east-1:111122223333:task/prod/1a2b3c4d", Family: "web",
+			Revision: "7", Container: "app"}
+		for _, m := range mod {
+			m(&t)
+		}
+		c.Task = &t
+	}
+}
+
+// awsvpc makes the container an awsvpc app container: on the pause container's network, no ports in Docker.
+func awsvpc(c *Container) {
+	c.NetworkMode = "container:9a9a9a"
+	c.Ports, c.IPs = nil, nil
 }
 
 func withPorts(ports ...Port) func(*Container) { return func(c *Container) { c.Ports = ports } }
@@ -186,6 +206,60 @@ func TestDesired(t *testing.T) {
 			want: []string{"node1:web-1:8080 api 10.0.0.5:32768 []"}},
 		{name: "image id as name fails clearly", c: web(func(c *Container) { c.Labels = map[string]string{"SERVICE_REGISTER": "1"}; c.Image = "sha256:0123" }),
 			want: []string{"node1:web-1:8080 sha256 10.0.0.5:32768 []"}},
+		// ECS task containers.
+		{name: "ecs bridge meta from labels only", c: web(ecsTask()), want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"},
+			meta: map[string]string{MetaECSCluster: "prod", MetaECSTaskARN: "arn:aws:ecs:us-east-1:111122223333:task/prod/1a2b3c4d",
+				MetaECSTaskFamily: "web", MetaECSTaskRevision: "7", MetaECSContainer: "app", MetaECSService: "", MetaAvailabilityZone: "",
+				MetaContainerID: "c0ffee", MetaContainerName: "web-1"}},
+		{name: "ecs full meta", c: web(ecsTask(func(t *ecsmeta.Task) { t.Service = "web-svc"; t.AvailabilityZone = "us-east-1a" })),
+			opts: &Options{Node: "node1", AdvertiseIP: netip.MustParseAddr("10.0.0.5"), OptIn: true, Host: ecsmeta.Host{InstanceID: "i-0abc", AvailabilityZone: "us-east-1b"}},
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"},
+			meta: map[string]string{MetaECSService: "web-svc", MetaAvailabilityZone: "us-east-1a", MetaEC2InstanceID: "i-0abc"}},
+		{name: "host zone and instance on a plain container", c: web(),
+			opts: &Options{Node: "node1", AdvertiseIP: netip.MustParseAddr("10.0.0.5"), OptIn: true, Host: ecsmeta.Host{InstanceID: "i-0abc", AvailabilityZone: "us-east-1b"}},
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"},
+			meta: map[string]string{MetaEC2InstanceID: "i-0abc", MetaAvailabilityZone: "us-east-1b", MetaECSCluster: ""}},
+		{name: "ecs name defaults to the service", c: web(ecsTask(func(t *ecsmeta.Task) { t.Service = "web-svc" }),
+			func(c *Container) { c.Labels = map[string]string{"SERVICE_REGISTER": "true"} }),
+			want: []string{"node1:web-1:8080 web-svc 10.0.0.5:32768 []"}},
+		{name: "ecs name defaults to the family without a service", c: web(ecsTask(),
+			func(c *Container) { c.Labels = map[string]string{"SERVICE_REGISTER": "true"} }),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}},
+		{name: "ecs SERVICE_NAME wins over the service", c: web(ecsTask(func(t *ecsmeta.Task) { t.Service = "web-svc" }), withLabels("SERVICE_NAME", "api")),
+			want: []string{"node1:web-1:8080 api 10.0.0.5:32768 []"}},
+		{name: "labels cannot spoof ecs meta", c: web(ecsTask(), withLabels("SERVICE_ECS-CLUSTER", "other", "SERVICE_AVAILABILITY-ZONE", "x")),
+			want:     []string{"node1:web-1:8080 web 10.0.0.5:32768 []"},
+			problems: []string{"warning:SERVICE_ECS-CLUSTER", "warning:SERVICE_AVAILABILITY-ZONE"},
+			meta:     map[string]string{MetaECSCluster: "prod", MetaAvailabilityZone: ""}},
+		{name: "task tags are meta, labels win", c: web(ecsTask(func(t *ecsmeta.Task) { t.Tags = map[string]string{"Team": "payments", "env": "prod"} }),
+			withLabels("SERVICE_ENV", "staging")),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"},
+			meta: map[string]string{"team": "payments", "env": "staging"}},
+		{name: "pause container never registered", c: web(ecsTask(func(t *ecsmeta.Task) { t.Container = ecsmeta.PauseContainer }),
+			func(c *Container) { c.NetworkMode = "none" }), skipped: "pause container"},
+		{name: "awsvpc at the ENI address and container port", c: web(awsvpc, ecsTask(func(t *ecsmeta.Task) {
+			t.Addrs = []netip.Addr{netip.MustParseAddr("10.0.12.34")}
+			t.Ports = []ecsmeta.Port{{ContainerPort: 9000, Protocol: "tcp", HostPort: 9000}}
+		})), want: []string{"node1:web-1:9000 web 10.0.12.34:9000 []"}},
+		{name: "awsvpc IPv6-only ENI", c: web(awsvpc, ecsTask(func(t *ecsmeta.Task) {
+			t.Addrs = []netip.Addr{netip.MustParseAddr("2600:1f18::5")}
+			t.Ports = []ecsmeta.Port{{ContainerPort: 9000, Protocol: "tcp"}}
+		})), want: []string{"node1:web-1:9000 web 2600:1f18::5:9000 []"}},
+		{name: "awsvpc waits for the ENI address", c: web(awsvpc, ecsTask()), skipped: "ENI address"},
+		{name: "awsvpc without ports", c: web(awsvpc, ecsTask(func(t *ecsmeta.Task) { t.Addrs = []netip.Addr{netip.MustParseAddr("10.0.12.34")} })),
+			skipped: "no container ports"},
+		{name: "ecs host mode uses the task's ports", c: web(func(c *Container) { c.NetworkMode = "host"; c.Ports = nil },
+			ecsTask(func(t *ecsmeta.Task) { t.Ports = []ecsmeta.Port{{ContainerPort: 8443, Protocol: "tcp"}} })),
+			want: []string{"node1:web-1:8443 web 10.0.0.5:8443 []"}},
+		{name: "tag templates", c: web(ecsTask(func(t *ecsmeta.Task) { t.AvailabilityZone = "us-east-1a"; t.Service = "web-svc" }), withLabels("SERVICE_TAGS", "v1", "team", "core")),
+			opts: &Options{Node: "node1", AdvertiseIP: netip.MustParseAddr("10.0.0.5"), OptIn: true,
+				Tags: mustTags("az-{{.AvailabilityZone}},{{.Family}}-{{.Revision}},{{index .Labels \"team\"}},{{with .Service}}svc-{{.}}{{end}},v1")},
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 [v1 az-us-east-1a web-7 core svc-web-svc]"}},
+		{name: "tag template failing for one container", c: web(),
+			opts: &Options{Node: "node1", AdvertiseIP: netip.MustParseAddr("10.0.0.5"), OptIn: true,
+				Tags: mustTags("{{.Labels.team}},fixed,{{.TaskID}}")},
+			want:     []string{"node1:web-1:8080 web 10.0.0.5:32768 [fixed]"},
+			problems: []string{"warning:-tags"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -261,6 +335,27 @@ func TestTerminating(t *testing.T) {
 	for _, tc := range cases {
 		if got := Terminating(tc.signal, tc.stop); got != tc.want {
 			t.Errorf("Terminating(%q, %q) = %v, want %v", tc.signal, tc.stop, got, tc.want)
+		}
+	}
+}
+
+func mustTags(s string) TagTemplates {
+	t, err := ParseTagTemplates(s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func TestParseTagTemplates(t *testing.T) {
+	t.Parallel()
+	ts, err := ParseTagTemplates(" a , {{printf \"%s,%s\" .Family .Revision}},,b")
+	if err != nil || len(ts) != 3 {
+		t.Fatalf("parsed %d templates, %v; want 3 (commas inside {{ }} do not split)", len(ts), err)
+	}
+	for _, bad := range []string{"{{.Nope", "{{end}}", "{{.Family}"} {
+		if _, err := ParseTagTemplates(bad); err == nil {
+			t.Errorf("%q parsed", bad)
 		}
 	}
 }

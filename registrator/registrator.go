@@ -18,6 +18,8 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 )
 
 // Docker is the part of the Docker Engine API the registrator reads. It never writes to Docker.
@@ -25,6 +27,20 @@ type Docker interface {
 	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
+}
+
+// Enricher knows what the environment (ECS, EC2) says about containers; ecsmeta.Source is one.
+type Enricher interface {
+	// Lookup returns what is known now of a container's ECS task, without waiting on the network;
+	// ok is false for a container ECS did not start.
+	Lookup(id string, labels map[string]string, env []string, running bool) (task ecsmeta.Task, ok bool)
+	// Forget drops a container that is gone.
+	Forget(id string)
+	// Host returns the host's EC2 identity, zero while unknown.
+	Host() ecsmeta.Host
+	// Run fetches in the background until ctx ends, calling changed with the ID of a container whose
+	// metadata changed, or "" when the host's did.
+	Run(ctx context.Context, changed func(containerID string))
 }
 
 // DrainMode says how a stopping container stops being advertised.
@@ -50,7 +66,10 @@ type Config struct {
 	// AgentPoll is how often the agent's owned services are checked against what was written, to notice
 	// an agent that restarted and forgot them. Default 1s.
 	AgentPoll time.Duration
-	Logger    *slog.Logger
+	// ECS enriches task containers; nil reads the ECS labels only.
+	ECS    Enricher
+	Tags   TagTemplates
+	Logger *slog.Logger
 }
 
 // Registrator keeps the Consul agent in step with Docker. Create it with New and run it with Run.
@@ -153,6 +172,18 @@ func (r *Registrator) Run(ctx context.Context) error {
 	g.Go(func() error { r.watchDocker(ctx); return nil })
 	g.Go(func() error { r.syncLoop(ctx); return nil })
 	g.Go(func() error { r.watchAgent(ctx); return nil })
+	if r.cfg.ECS != nil {
+		g.Go(func() error {
+			r.cfg.ECS.Run(ctx, func(id string) {
+				if id == "" {
+					r.requestSync()
+				} else {
+					r.queue.add(id)
+				}
+			})
+			return nil
+		})
+	}
 	for range r.cfg.Workers {
 		g.Go(func() error { r.work(ctx); return nil })
 	}
@@ -569,13 +600,26 @@ func (r *Registrator) Reconcile(ctx context.Context, id string) error {
 	}
 	var res Result
 	var c Container
+	if gone && r.cfg.ECS != nil {
+		r.cfg.ECS.Forget(id)
+	}
 	if !gone {
 		c = FromInspect(in)
+		opts := Options{AdvertiseIP: r.cfg.AdvertiseIP, Internal: r.cfg.Internal, OptIn: r.cfg.OptIn, Tags: r.cfg.Tags}
+		if r.cfg.ECS != nil {
+			opts.Host = r.cfg.ECS.Host()
+			if t, ok := r.cfg.ECS.Lookup(c.ID, c.Labels, c.Env, c.Running); ok {
+				c.Task = &t
+			}
+		} else if t, ok := ecsmeta.FromLabels(c.Labels); ok {
+			c.Task = &t
+		}
 		r.mu.Lock()
-		opts := Options{Node: r.node, AdvertiseIP: r.cfg.AdvertiseIP, Internal: r.cfg.Internal, OptIn: r.cfg.OptIn}
+		opts.Node = r.node
 		st := r.stateLocked(id)
 		st.name = c.Name
-		c.Draining = r.drainingLocked(st, c)
+		// ECS marks a task for stopping before its containers get the signal: stop advertising then.
+		c.Draining = r.drainingLocked(st, c) || (c.Running && c.Task != nil && c.Task.Stopping())
 		r.mu.Unlock()
 		if c.Draining && r.cfg.Drain == DrainMaintenance {
 			c.Draining = false

@@ -12,15 +12,18 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/docker/docker/client"
 	"github.com/lmittmann/tint"
 
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
 )
 
@@ -45,6 +48,13 @@ type config struct {
 	logLevel  string
 	dryRun    bool
 	workers   int
+	agentURI  string
+	tmdsURI   string
+	ecsAPI    bool
+	tagMeta   string
+	tags      string
+
+	tagTemplates registrator.TagTemplates
 }
 
 // parseConfig reads flags, with REGISTRATOR_<FLAG> env vars as their defaults.
@@ -54,7 +64,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.consul, "consul", "", "Consul agent address (host:port or URL); default CONSUL_HTTP_ADDR, else 127.0.0.1:8500")
 	fs.StringVar(&c.docker, "docker", "", "Docker Engine address; default DOCKER_HOST, else the local socket")
-	fs.StringVar(&c.ip, "ip", "", "advertise IP for published ports; default the host's primary address")
+	fs.StringVar(&c.ip, "ip", "", "advertise IP for published ports; default EC2 local-ipv4, else the host's primary address")
 	fs.BoolVar(&c.internal, "internal", false, "register container IPs and container ports instead of published ports")
 	fs.BoolVar(&c.optIn, "opt-in", true, "register only containers with SERVICE_NAME, SERVICE_<port>_NAME or SERVICE_REGISTER=true")
 	fs.DurationVar(&c.resync, "resync", 30*time.Second, "interval of the full resync that repairs drift (0 disables)")
@@ -64,6 +74,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "log what would be registered; write nothing to Consul")
 	fs.IntVar(&c.workers, "workers", 4, "containers reconciled in parallel")
+	fs.StringVar(&c.agentURI, "ecs-agent-uri", "http://127.0.0.1:51678", "ECS agent introspection API (\"\" disables)")
+	fs.StringVar(&c.tmdsURI, "ecs-tmds-uri", "http://127.0.0.1:51679", "ECS task metadata endpoint, reached from the host (\"\" disables)")
+	fs.BoolVar(&c.ecsAPI, "ecs-api", false, "call ECS DescribeTasks for service names and task tags (needs ecs:DescribeTasks)")
+	fs.StringVar(&c.tagMeta, "ecs-tag-meta", "", "comma list of task tags copied into service Meta (with -ecs-api)")
+	fs.StringVar(&c.tags, "tags", "", "comma list of Go templates added to every service's tags, e.g. az-{{.AvailabilityZone}}")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: ecs-registrator [flags]\n\nEvery flag can also be set as REGISTRATOR_<FLAG> (e.g. REGISTRATOR_OPT_IN=false); flags win.\n\n")
 		fs.PrintDefaults()
@@ -110,6 +125,21 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if c.workers < 1 {
 		return c, errors.New("-workers must be at least 1")
+	}
+	for _, u := range []struct{ flag, v string }{{"-ecs-agent-uri", c.agentURI}, {"-ecs-tmds-uri", c.tmdsURI}} {
+		if u.v == "" {
+			continue
+		}
+		if p, err := url.Parse(u.v); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return c, fmt.Errorf("%s must be an http:// URL, not %q", u.flag, u.v)
+		}
+	}
+	if c.tagMeta != "" && !c.ecsAPI {
+		return c, errors.New("-ecs-tag-meta needs -ecs-api: task tags come from the ECS API")
+	}
+	var err error
+	if c.tagTemplates, err = registrator.ParseTagTemplates(c.tags); err != nil {
+		return c, fmt.Errorf("-tags: %w", err)
 	}
 	return c, nil
 }
@@ -187,7 +217,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		sink = registrator.NewDryRun(agent, log.With("component", "consul"))
 	}
 
-	ip, source := advertiseIP(cfg.ip)
+	var imdsClient *imds.Client
+	if !strings.EqualFold(os.Getenv("AWS_EC2_METADATA_DISABLED"), "true") {
+		imdsClient = ecsmeta.NewIMDS()
+	}
+	ip, source, host := advertiseIP(ctx, cfg.ip, imdsClient)
 	if !ip.IsValid() {
 		log.Warn("no advertise IP found; bridge and host containers cannot be registered until -ip is set")
 	}
@@ -201,7 +235,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		Resync:      cfg.resync,
 		Drain:       registrator.DrainMode(cfg.drain),
 		Workers:     cfg.workers,
-		Logger:      log,
+		Tags:        cfg.tagTemplates,
+		ECS: ecsmeta.New(ecsmeta.Config{
+			AgentURL: cfg.agentURI,
+			TMDSURL:  cfg.tmdsURI,
+			IMDS:     imdsClient,
+			Host:     host,
+			API:      cfg.ecsAPI,
+			TagMeta:  splitList(cfg.tagMeta),
+			Logger:   log,
+		}),
+		Logger: log,
 	})
 
 	ln, err := net.Listen("tcp", cfg.listen)
@@ -241,15 +285,35 @@ func handler(reg *registrator.Registrator) http.Handler {
 	return mux
 }
 
-// advertiseIP is -ip when given, else the address of the interface that holds the default route.
-func advertiseIP(flagIP string) (netip.Addr, string) {
+// advertiseIP is -ip when given, else EC2's local-ipv4, else the address of the interface that holds
+// the default route. Instance metadata gets two seconds: off EC2 it never answers.
+func advertiseIP(ctx context.Context, flagIP string, c *imds.Client) (netip.Addr, string, ecsmeta.Host) {
 	if flagIP != "" {
-		return netip.MustParseAddr(flagIP), "flag"
+		return netip.MustParseAddr(flagIP), "flag", ecsmeta.Host{}
+	}
+	if c != nil {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		h, err := ecsmeta.LookupHost(ctx, c)
+		cancel()
+		if err == nil {
+			return h.LocalIPv4, "instance metadata", h
+		}
+		// ecsmeta keeps asking in the background, and says once that it gets no answer.
 	}
 	if ip, ok := defaultRouteIP("/proc/net/route"); ok {
-		return ip, "default route"
+		return ip, "default route", ecsmeta.Host{}
 	}
-	return netip.Addr{}, "none"
+	return netip.Addr{}, "none", ecsmeta.Host{}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // defaultRouteIP reads the kernel's routing table (no packet is sent) and returns the first IPv4

@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +18,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/hashicorp/consul/api"
 
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/internal/fakeecs"
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 )
 
@@ -50,6 +54,18 @@ func TestParseConfig(t *testing.T) {
 		{name: "negative resync", args: []string{"-resync", "-1s"}, env: env(), wantErr: "-resync"},
 		{name: "stray argument", args: []string{"extra"}, env: env(), wantErr: "unexpected argument"},
 		{name: "unknown flag", args: []string{"-nope"}, env: env(), wantErr: "not defined"},
+		{name: "ecs defaults", env: env(), check: func(c config) bool {
+			return c.agentURI == "http://127.0.0.1:51678" && c.tmdsURI == "http://127.0.0.1:51679" && !c.ecsAPI && len(c.tagTemplates) == 0
+		}},
+		{name: "ecs endpoints disabled", env: env("REGISTRATOR_ECS_AGENT_URI", "", "REGISTRATOR_ECS_TMDS_URI", ""),
+			args: []string{"-ecs-agent-uri=", "-ecs-tmds-uri="}, check: func(c config) bool { return c.agentURI == "" && c.tmdsURI == "" }},
+		{name: "bad agent uri", args: []string{"-ecs-agent-uri", "127.0.0.1:51678"}, env: env(), wantErr: "-ecs-agent-uri"},
+		{name: "bad tmds uri", env: env("REGISTRATOR_ECS_TMDS_URI", "ftp://x"), wantErr: "-ecs-tmds-uri"},
+		{name: "tag meta needs the api", args: []string{"-ecs-tag-meta", "team"}, env: env(), wantErr: "-ecs-api"},
+		{name: "tag meta with the api", env: env("REGISTRATOR_ECS_API", "true", "REGISTRATOR_ECS_TAG_META", "team, env"),
+			check: func(c config) bool { return c.ecsAPI && slices.Equal(splitList(c.tagMeta), []string{"team", "env"}) }},
+		{name: "tags parsed", args: []string{"-tags", "ecs,az-{{.AvailabilityZone}}"}, env: env(), check: func(c config) bool { return len(c.tagTemplates) == 2 }},
+		{name: "bad tag template", env: env("REGISTRATOR_TAGS", "az-{{.AvailabilityZone"), wantErr: "-tags"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,8 +105,26 @@ func TestDefaultRouteIP(t *testing.T) {
 // daemon runs the real binary.
 type daemon struct {
 	cmd    *exec.Cmd
-	out    *bytes.Buffer
+	out    *syncBuffer
 	listen string
+}
+
+// syncBuffer is the daemon's output, readable while the daemon writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 var binary string
@@ -112,7 +146,7 @@ func TestMain(m *testing.M) {
 
 func startDaemon(t *testing.T, consul *testenv.Consul, listen string, extraEnv ...string) *daemon {
 	t.Helper()
-	d := &daemon{out: &bytes.Buffer{}, listen: listen}
+	d := &daemon{out: &syncBuffer{}, listen: listen}
 	d.cmd = exec.Command(binary)
 	d.cmd.Env = append(os.Environ(), "REGISTRATOR_CONSUL="+consul.Addr(), "REGISTRATOR_IP=127.0.0.1",
 		"REGISTRATOR_LISTEN="+listen, "REGISTRATOR_LOG_LEVEL=debug")
@@ -214,5 +248,77 @@ func TestSIGTERMExitsCleanlyAndLeavesRegistrations(t *testing.T) {
 	}
 	if !strings.Contains(dm.out.String(), `"msg":"registered"`) {
 		t.Fatalf("expected JSON logs when stderr is not a terminal:\n%s", dm.out)
+	}
+}
+
+// On a plain Docker host (no ECS agent, no instance metadata) the defaults work: the advertise IP is the
+// default route's address, and the missing metadata is mentioned once, not per container or retry.
+func TestPlainDockerHostDefaults(t *testing.T) {
+	t.Parallel()
+	ip, ok := defaultRouteIP("/proc/net/route")
+	if !ok {
+		t.Skip("this machine has no default route")
+	}
+	d := testenv.Docker(t)
+	consul := testenv.StartConsul(t)
+	a := consul.API()
+	name := fmt.Sprintf("plain-%d", testenv.FreePort(t))
+	id := testenv.Start(t, d, testenv.Workload{Name: name, TCP: []int{8080}, Publish: true, Labels: map[string]string{"SERVICE_NAME": name}})
+	// Nothing answers on the instance metadata address here; a closed port makes that quick.
+	dm := startDaemon(t, consul, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "REGISTRATOR_IP=",
+		fmt.Sprintf("AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:%d", testenv.FreePort(t)))
+	testenv.Eventually(t, 10*time.Second, "not registered", func() bool { return services(t, a, id) == 1 })
+	s, _, err := a.Agent().Service(consul.Node+":"+name+":8080", nil)
+	if err != nil || s.Address != ip.String() {
+		t.Fatalf("service %+v (%v), want address %s", s, err, ip)
+	}
+	if _, ok := s.Meta["ec2-instance-id"]; ok {
+		t.Errorf("instance ID without instance metadata: %v", s.Meta)
+	}
+	testenv.Eventually(t, 10*time.Second, "never said that instance metadata is missing", func() bool {
+		return strings.Contains(dm.out.String(), "no EC2 instance metadata")
+	})
+	if err := dm.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = dm.cmd.Wait()
+	out := dm.out.String()
+	if n := strings.Count(out, "no EC2 instance metadata"); n != 1 {
+		t.Errorf("missing instance metadata logged %d times, want once:\n%s", n, out)
+	}
+	if strings.Contains(out, "ecs-agent unavailable") || strings.Contains(out, "task-metadata unavailable") {
+		t.Errorf("ECS endpoints asked on a host without task containers:\n%s", out)
+	}
+}
+
+// On EC2 the advertise IP is the instance's local-ipv4, and task containers carry zone and instance ID.
+func TestEC2DefaultsFromInstanceMetadata(t *testing.T) {
+	t.Parallel()
+	d := testenv.Docker(t)
+	consul := testenv.StartConsul(t)
+	imds := testenv.StartIMDS(t)
+	fake := fakeecs.Start(t, d)
+	a := consul.API()
+	arn := fmt.Sprintf("arn:aws:ecs:eu-west-1:111122223333:task/test/%032d", testenv.FreePort(t))
+	fake.SetTask(arn, fakeecs.TaskConfig{Service: "orders-svc"})
+	id := testenv.Start(t, d, testenv.Workload{Name: fmt.Sprintf("ecs-orders-3-app-%d", testenv.FreePort(t)), TCP: []int{8080}, Publish: true,
+		Labels: map[string]string{"SERVICE_REGISTER": "true", ecsmeta.LabelCluster: "test", ecsmeta.LabelTaskARN: arn,
+			ecsmeta.LabelContainerName: "app", ecsmeta.LabelFamily: "orders", ecsmeta.LabelRevision: "3"},
+		Env: []string{ecsmeta.EnvMetadataV4 + "=http://169.254.170.2/v4/" + arn[len(arn)-32:] + "-app"}})
+	startDaemon(t, consul, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "REGISTRATOR_IP=",
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds.URL, "REGISTRATOR_ECS_AGENT_URI="+fake.AgentURL(),
+		"REGISTRATOR_ECS_TMDS_URI="+fake.TMDSURL(), "REGISTRATOR_TAGS=az-{{.AvailabilityZone}},{{.Family}}-{{.Revision}}")
+	var s *api.AgentService
+	testenv.Eventually(t, 10*time.Second, "not registered with ECS metadata", func() bool {
+		svcs, err := a.Agent().ServicesWithFilter(fmt.Sprintf("Meta[\"container-id\"] == %q", id))
+		for _, v := range svcs {
+			s = v
+		}
+		return err == nil && s != nil && s.Meta["ecs-service"] != ""
+	})
+	v := testenv.IMDSValues
+	if s.Service != "orders-svc" || s.Address != v["local-ipv4"] || s.Meta["ec2-instance-id"] != v["instance-id"] ||
+		s.Meta["availability-zone"] != v["placement-availability-zone"] || !slices.Equal(s.Tags, []string{"az-" + v["placement-availability-zone"], "orders-3"}) {
+		t.Errorf("service %s at %s tags %v meta %v", s.Service, s.Address, s.Tags, s.Meta)
 	}
 }

@@ -1,0 +1,264 @@
+package registrator_test
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/hashicorp/consul/api"
+
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/internal/fakeecs"
+	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
+	"github.com/ecs-registrator/ecs-registrator/registrator"
+)
+
+// ecsTask is one simulated ECS task: its containers carry the labels and env the ECS agent sets.
+type ecsTask struct {
+	arn, family, revision string
+}
+
+func newTask(t *testing.T, family string) ecsTask {
+	id := fmt.Sprintf("%032x", testenv.FreePort(t)*7919)
+	return ecsTask{arn: "arn:aws:ecs:us-east-1:111122223333:task/test/" + id, family: family, revision: "7"}
+}
+
+// container returns the workload for one container of the task, named as ECS names them.
+func (k ecsTask) container(name string, w testenv.Workload) testenv.Workload {
+	if w.Labels == nil {
+		w.Labels = map[string]string{}
+	}
+	w.Labels[ecsmeta.LabelCluster] = "test"
+	w.Labels[ecsmeta.LabelTaskARN] = k.arn
+	w.Labels[ecsmeta.LabelContainerName] = name
+	w.Labels[ecsmeta.LabelFamily] = k.family
+	w.Labels[ecsmeta.LabelRevision] = k.revision
+	// ECS names containers ecs-<family>-<revision>-<name with [^A-Za-z0-9-] removed>-<20 hex>.
+	clean := strings.Map(func(r rune) rune {
+		if r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, name)
+	w.Name = fmt.Sprintf("ecs-%s-%s-%s-%s", k.family, k.revision, clean, k.arn[len(k.arn)-20:])
+	if name != ecsmeta.PauseContainer {
+		uuid := k.arn[len(k.arn)-32:] + "-" + name
+		w.Env = append(w.Env, ecsmeta.EnvMetadataV4+"=http://169.254.170.2/v4/"+uuid,
+			"ECS_CONTAINER_METADATA_URI=http://169.254.170.2/v3/"+uuid, "AWS_EXECUTION_ENV=AWS_ECS_EC2")
+	}
+	return w
+}
+
+// runECS starts a registrator with an ecsmeta.Source reading the fake agent (and IMDS when given).
+func runECS(t *testing.T, d *client.Client, fake *fakeecs.Agent, imdsURL string) *env {
+	t.Helper()
+	cfg := ecsmeta.Config{AgentURL: fake.AgentURL(), TMDSURL: fake.TMDSURL(), Poll: time.Second, Timeout: time.Second}
+	if imdsURL != "" {
+		t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imdsURL)
+		cfg.IMDS = ecsmeta.NewIMDS()
+	}
+	src := ecsmeta.New(cfg)
+	return run(t, d, testenv.StartConsul(t), func(c *registrator.Config) { c.ECS = src })
+}
+
+func (e *env) service(t *testing.T, containerID string, timeout time.Duration, cond func(*api.AgentService) bool) *api.AgentService {
+	t.Helper()
+	var got *api.AgentService
+	testenv.Eventually(t, timeout, fmt.Sprintf("container %.12s never had a matching service (last %+v)", containerID, got), func() bool {
+		for _, s := range e.services(t, containerID) {
+			got = s
+			return cond(s)
+		}
+		return false
+	})
+	return got
+}
+
+// Bridge, host and awsvpc task containers land in Consul at the right address with all ECS Meta; the
+// pause container never does. Not parallel: it sets the IMDS endpoint in the environment.
+func TestECSNetworkModes(t *testing.T) {
+	d := testenv.Docker(t)
+	imds := testenv.StartIMDS(t)
+	fake := fakeecs.Start(t, d)
+	e := runECS(t, d, fake, imds.URL)
+	e.waitReady(t)
+	host := testenv.IMDSValues
+
+	bridge := newTask(t, "web")
+	fake.SetTask(bridge.arn, fakeecs.TaskConfig{Service: "web-svc", AvailabilityZone: "eu-west-1b"})
+	bridgeID := testenv.Start(t, d, bridge.container("app", testenv.Workload{TCP: []int{8080}, Publish: true,
+		Labels: map[string]string{"SERVICE_REGISTER": "true"}}))
+
+	hostTask := newTask(t, "edge")
+	fake.SetTask(hostTask.arn, fakeecs.TaskConfig{Service: "edge-svc", AvailabilityZone: "eu-west-1b"})
+	proxyPort := testenv.FreePort(t)
+	hostID := testenv.Start(t, d, hostTask.container("proxy", testenv.Workload{TCP: []int{proxyPort}, Network: "host",
+		Labels: map[string]string{"SERVICE_NAME": "edge"}}))
+
+	vpc := newTask(t, "api")
+	fake.SetTask(vpc.arn, fakeecs.TaskConfig{Service: "api-svc", AvailabilityZone: "eu-west-1b", ENI: "10.0.12.34"})
+	pauseID := testenv.Start(t, d, vpc.container(ecsmeta.PauseContainer, testenv.Workload{Network: "none",
+		Labels: map[string]string{"SERVICE_REGISTER": "true"}}))
+	appID := testenv.Start(t, d, vpc.container("api", testenv.Workload{TCP: []int{9000}, Network: "container:" + pauseID,
+		Labels: map[string]string{"SERVICE_REGISTER": "true"}}))
+
+	full := func(s *api.AgentService) bool { return s.Meta[registrator.MetaECSService] != "" }
+	cases := []struct {
+		id, task, container, service, addr string
+		port                               int
+		ecs                                ecsTask
+	}{
+		{bridgeID, bridge.arn, "app", "web-svc", "127.0.0.1", hostPort(t, d, bridgeID, "8080/tcp"), bridge},
+		{hostID, hostTask.arn, "proxy", "edge", "127.0.0.1", proxyPort, hostTask},
+		{appID, vpc.arn, "api", "api-svc", "10.0.12.34", 9000, vpc},
+	}
+	for _, c := range cases {
+		s := e.service(t, c.id, 10*time.Second, full)
+		if s.Service != c.service || s.Address != c.addr || s.Port != c.port {
+			t.Errorf("%s: %s at %s:%d, want %s at %s:%d", c.container, s.Service, s.Address, s.Port, c.service, c.addr, c.port)
+		}
+		in := testenv.Inspect(t, d, c.id)
+		want := map[string]string{
+			registrator.MetaECSCluster: "test", registrator.MetaECSTaskARN: c.task, registrator.MetaECSTaskFamily: c.ecs.family,
+			registrator.MetaECSTaskRevision: "7", registrator.MetaECSService: c.service, registrator.MetaECSContainer: c.container,
+			registrator.MetaAvailabilityZone: "eu-west-1b", registrator.MetaEC2InstanceID: host["instance-id"],
+			registrator.MetaContainerID: c.id, registrator.MetaContainerName: in.Name[1:],
+		}
+		if c.container == "proxy" {
+			want[registrator.MetaECSService] = "edge-svc" // SERVICE_NAME names it; Meta keeps the ECS service
+		}
+		for k, v := range want {
+			if s.Meta[k] != v {
+				t.Errorf("%s: meta[%s] = %q, want %q", c.container, k, s.Meta[k], v)
+			}
+		}
+	}
+	if got := e.services(t, pauseID); len(got) != 0 {
+		t.Errorf("pause container registered: %v", keys(got))
+	}
+	if _, why := e.reg.Problems(pauseID); why == "" {
+		t.Error("pause container has no reason for staying out")
+	}
+}
+
+// ECS marks a task for stopping before its containers get the signal: its services leave the passing
+// set within 5 s while the container still runs.
+func TestECSDrainOnDesiredStopped(t *testing.T) {
+	t.Parallel()
+	d := testenv.Docker(t)
+	fake := fakeecs.Start(t, d)
+	e := runECS(t, d, fake, "")
+	task := newTask(t, "drain")
+	name := "drain-" + strconv.Itoa(testenv.FreePort(t))
+	fake.SetTask(task.arn, fakeecs.TaskConfig{Service: name})
+	id := testenv.Start(t, d, task.container("app", testenv.Workload{TCP: []int{8080}, Publish: true,
+		Labels: map[string]string{"SERVICE_REGISTER": "true"}}))
+	e.service(t, id, 10*time.Second, func(s *api.AgentService) bool { return s.Service == name })
+	if e.passing(t, name) != 1 {
+		t.Fatal("not passing before the drain")
+	}
+
+	fake.StopTask(task.arn)
+	took := testenv.Eventually(t, 5*time.Second, "stopping task still in the passing set", func() bool { return e.passing(t, name) == 0 })
+	t.Logf("DesiredStatus=STOPPED to out of the passing set: %v", took)
+	if !testenv.Inspect(t, d, id).State.Running {
+		t.Fatal("the container stopped; the drain must come before the signal")
+	}
+}
+
+// With the ECS agent down a task container registers from its labels at once, and gains the service
+// name and zone once the agent is back.
+func TestECSAgentDownThenBack(t *testing.T) {
+	t.Parallel()
+	d := testenv.Docker(t)
+	fake := fakeecs.Start(t, d)
+	fake.Introspection.Stop()
+	fake.TMDS.Stop()
+	e := runECS(t, d, fake, "")
+	e.waitReady(t)
+	task := newTask(t, "down")
+	fake.SetTask(task.arn, fakeecs.TaskConfig{Service: "down-svc", AvailabilityZone: "us-east-1c"})
+	id := testenv.Start(t, d, task.container("app", testenv.Workload{TCP: []int{8080}, Publish: true,
+		Labels: map[string]string{"SERVICE_REGISTER": "true"}}))
+	took := testenv.Eventually(t, time.Second, "not registered from labels within 1s with the agent down", func() bool {
+		return len(e.services(t, id)) == 1
+	})
+	s := e.service(t, id, time.Second, func(*api.AgentService) bool { return true })
+	t.Logf("registered from labels %v after start; name %s", took, s.Service)
+	if s.Service != "down" || s.Meta[registrator.MetaECSTaskARN] != task.arn || s.Meta[registrator.MetaECSService] != "" {
+		t.Errorf("from labels: %s meta %v", s.Service, s.Meta)
+	}
+
+	fake.Introspection.Start(t)
+	fake.TMDS.Start(t)
+	took = testenv.Eventually(t, 10*time.Second, "ecs-service and availability-zone never arrived", func() bool {
+		for _, s := range e.services(t, id) {
+			return s.Meta[registrator.MetaECSService] == "down-svc" && s.Meta[registrator.MetaAvailabilityZone] == "us-east-1c" &&
+				s.Service == "down-svc"
+		}
+		return false
+	})
+	t.Logf("metadata arrived %v after the agent came back", took)
+}
+
+// Every way task metadata and introspection can misbehave: registration from labels never stalls, and
+// the metadata arrives once they heal.
+func TestECSDegradation(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fault fakeecs.Fault
+	}{
+		{"slow", fakeecs.Slow}, {"500", fakeecs.Error500}, {"429", fakeecs.Throttled}, {"garbage", fakeecs.Garbage},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := testenv.Docker(t)
+			fake := fakeecs.Start(t, d)
+			fake.Introspection.SetFault(tc.fault)
+			fake.TMDS.SetFault(tc.fault)
+			e := runECS(t, d, fake, "")
+			e.waitReady(t)
+			task := newTask(t, "deg")
+			fake.SetTask(task.arn, fakeecs.TaskConfig{Service: "deg-" + tc.name, AvailabilityZone: "us-east-1a"})
+			id := testenv.Start(t, d, task.container("app", testenv.Workload{TCP: []int{8080}, Publish: true,
+				Labels: map[string]string{"SERVICE_REGISTER": "true"}}))
+			took := testenv.Eventually(t, time.Second, "not registered from labels within 1s", func() bool { return len(e.services(t, id)) == 1 })
+			t.Logf("registered %v after start with the agent %s", took, tc.name)
+
+			fake.Introspection.SetFault(fakeecs.Healthy)
+			fake.TMDS.SetFault(fakeecs.Healthy)
+			e.service(t, id, 10*time.Second, func(s *api.AgentService) bool {
+				return s.Service == "deg-"+tc.name && s.Meta[registrator.MetaAvailabilityZone] == "us-east-1a"
+			})
+		})
+	}
+}
+
+// Many task containers at once stay under the agent's task metadata rate limit: no 429 is ever seen.
+func TestECSStaysUnderRateLimit(t *testing.T) {
+	t.Parallel()
+	d := testenv.Docker(t)
+	fake := fakeecs.Start(t, d)
+	e := runECS(t, d, fake, "")
+	e.waitReady(t)
+	var ids []string
+	for i := range 30 {
+		task := newTask(t, "many")
+		fake.SetTask(task.arn, fakeecs.TaskConfig{Service: fmt.Sprintf("many-%d", i)})
+		ids = append(ids, testenv.Start(t, d, task.container("app", testenv.Workload{TCP: []int{8080}, Publish: true,
+			Labels: map[string]string{"SERVICE_REGISTER": "true"}})))
+	}
+	for _, id := range ids {
+		e.service(t, id, 30*time.Second, func(s *api.AgentService) bool { return s.Meta[registrator.MetaECSService] != "" })
+	}
+	if n := fake.TMDS.Throttled(); n != 0 {
+		t.Errorf("task metadata answered 429 %d times", n)
+	}
+	if n := fake.TMDS.Requests(); n > int64(len(ids))+5 {
+		t.Errorf("%d task metadata requests for %d tasks; one per task is enough", n, len(ids))
+	}
+}
