@@ -253,6 +253,8 @@ func TestSIGTERMExitsCleanlyAndLeavesRegistrations(t *testing.T) {
 
 // On a plain Docker host (no ECS agent, no instance metadata) the defaults work: the advertise IP is the
 // default route's address, and the missing metadata is mentioned once, not per container or retry.
+// (That a host without task containers never asks the ECS agent is TestSourceNoTasksNoRequests: the
+// shared dockerd here holds other tests' task containers.)
 func TestPlainDockerHostDefaults(t *testing.T) {
 	t.Parallel()
 	ip, ok := defaultRouteIP("/proc/net/route")
@@ -285,9 +287,6 @@ func TestPlainDockerHostDefaults(t *testing.T) {
 	out := dm.out.String()
 	if n := strings.Count(out, "no EC2 instance metadata"); n != 1 {
 		t.Errorf("missing instance metadata logged %d times, want once:\n%s", n, out)
-	}
-	if strings.Contains(out, "ecs-agent unavailable") || strings.Contains(out, "task-metadata unavailable") {
-		t.Errorf("ECS endpoints asked on a host without task containers:\n%s", out)
 	}
 }
 
