@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
-	"github.com/cenkalti/backoff/v4"
+
+	"github.com/ecs-registrator/ecs-registrator/internal/retry"
 )
 
 // Config says which AWS endpoints a Source reads.
@@ -222,7 +223,7 @@ func (s *Source) startLocked(ts *taskState) {
 
 // fetchLoop fetches what is missing of one task, with backoff, until the task is forgotten.
 func (s *Source) fetchLoop(ctx context.Context, ts *taskState) {
-	b := newBackoff(5 * time.Second)
+	b := retry.Backoff(5 * time.Second)
 	for {
 		failed := s.fetchMissing(ctx, ts)
 		var retry <-chan time.Time
@@ -411,7 +412,7 @@ func (s *Source) lookupHost(ctx context.Context) {
 	if s.Host().InstanceID != "" {
 		return
 	}
-	b := newBackoff(time.Minute)
+	b := retry.Backoff(time.Minute)
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		h, err := LookupHost(rctx, s.cfg.IMDS)
@@ -520,14 +521,4 @@ func ports(wire []WirePort) []Port {
 		}
 	}
 	return out
-}
-
-// newBackoff is an exponential backoff from 100ms to max that never gives up.
-func newBackoff(max time.Duration) *backoff.ExponentialBackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 100 * time.Millisecond
-	b.MaxInterval = max
-	b.MaxElapsedTime = 0
-	b.Reset()
-	return b
 }

@@ -486,7 +486,7 @@ func TestDryRunWritesNothingAndLogsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	reg := registrator.New(d, registrator.NewDryRun(agent, log), registrator.Config{
 		AdvertiseIP: netip.MustParseAddr("127.0.0.1"), OptIn: true, Resync: 100 * time.Millisecond, AgentPoll: 50 * time.Millisecond, Logger: log,
@@ -512,21 +512,4 @@ func TestDryRunWritesNothingAndLogsOnce(t *testing.T) {
 	if svcs, err := consul.API().Agent().Services(); err != nil || len(svcs) != 0 {
 		t.Errorf("agent services after dry run: %v %v (container %.12s)", keys(svcs), err, id)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/internal/retry"
 )
 
 // Docker is the part of the Docker Engine API the registrator reads. It never writes to Docker.
@@ -225,7 +225,7 @@ func (r *Registrator) waitForDocker(ctx context.Context) error {
 
 // retryUntil calls fn until it succeeds or ctx ends, backing off up to 5s and logging each failure.
 func retryUntil(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
-	b := newBackoff(5 * time.Second)
+	b := retry.Backoff(5 * time.Second)
 	for {
 		err := fn()
 		if err == nil {
@@ -241,20 +241,10 @@ func retryUntil(ctx context.Context, log *slog.Logger, what string, fn func() er
 	}
 }
 
-// newBackoff is an exponential backoff from 100ms to max that never gives up.
-func newBackoff(max time.Duration) *backoff.ExponentialBackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 100 * time.Millisecond
-	b.MaxInterval = max
-	b.MaxElapsedTime = 0
-	b.Reset()
-	return b
-}
-
 // watchDocker subscribes to container events, then asks for a full sync, on every (re)connect.
 func (r *Registrator) watchDocker(ctx context.Context) {
 	log := r.log.With("component", "docker")
-	b := newBackoff(5 * time.Second)
+	b := retry.Backoff(5 * time.Second)
 	for ctx.Err() == nil {
 		start := time.Now()
 		err := r.streamEvents(ctx, log)
@@ -370,7 +360,7 @@ func (r *Registrator) syncLoop(ctx context.Context) {
 		defer t.Stop()
 		tick = t.C
 	}
-	b := newBackoff(5 * time.Second)
+	b := retry.Backoff(5 * time.Second)
 	var retry <-chan time.Time
 	for {
 		select {
@@ -481,7 +471,7 @@ func (r *Registrator) waitIdle(ctx context.Context) error {
 // answers again after an outage, and asks for a full sync at once rather than at the next resync.
 func (r *Registrator) watchAgent(ctx context.Context) {
 	log := r.log.With("component", "consul")
-	b := newBackoff(r.cfg.AgentPoll)
+	b := retry.Backoff(r.cfg.AgentPoll)
 	wait := r.cfg.AgentPoll
 	down := false
 	for {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -105,26 +103,8 @@ func TestDefaultRouteIP(t *testing.T) {
 // daemon runs the real binary.
 type daemon struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testenv.Buffer
 	listen string
-}
-
-// syncBuffer is the daemon's output, readable while the daemon writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var binary string
@@ -146,7 +126,7 @@ func TestMain(m *testing.M) {
 
 func startDaemon(t *testing.T, consul *testenv.Consul, listen string, extraEnv ...string) *daemon {
 	t.Helper()
-	d := &daemon{out: &syncBuffer{}, listen: listen}
+	d := &daemon{out: &testenv.Buffer{}, listen: listen}
 	d.cmd = exec.Command(binary)
 	d.cmd.Env = append(os.Environ(), "REGISTRATOR_CONSUL="+consul.Addr(), "REGISTRATOR_IP=127.0.0.1",
 		"REGISTRATOR_LISTEN="+listen, "REGISTRATOR_LOG_LEVEL=debug")
