@@ -4,7 +4,11 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 )
+
+var fuzzTags = mustTags("{{.Family}}-{{.Revision}},{{.Labels.SERVICE_NAME}},{{with .Service}}svc-{{.}}{{end}}")
 
 // FuzzDesired feeds arbitrary labels and env to the desired-state function: it must never panic, and
 // whatever it registers must be something Consul accepts.
@@ -12,6 +16,8 @@ func FuzzDesired(f *testing.F) {
 	f.Add("SERVICE_NAME", "web", "SERVICE_8080_TAGS", "a,b", "SERVICE_ID=x", 8080, "0.0.0.0")
 	f.Add("SERVICE_IGNORE", "maybe", "SERVICE_0_NAME", "", "SERVICE_70000_ID=", 1, "::")
 	f.Add("SERVICE_a.b", strings.Repeat("v", 600), "SERVICE_CONSUL-X", "y", "SERVICE_REGISTER=true", 65535, "127.0.0.1")
+	f.Add("SERVICE_REGISTER", "true", "ecs", "web_app", "my-service", 9000, "")
+	f.Add("~internal~ecs~pause", "x", "ecs-1", "fam,ily", "svc/1", 80, "")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, env string, port int, hostIP string) {
 		c := Container{
 			ID: "id", Name: "n", Image: v1, Running: true, NetworkMode: "bridge",
@@ -19,13 +25,23 @@ func FuzzDesired(f *testing.F) {
 			Env:    []string{env},
 			Ports:  []Port{{Port: port, Proto: "tcp", HostIP: hostIP, HostPort: port}},
 		}
-		r := Desired(c, Options{Node: "node", AdvertiseIP: netip.MustParseAddr("10.0.0.1"), OptIn: true})
+		if strings.HasPrefix(k2, "ecs") {
+			// A task container whose ECS facts (family, service, tags) are the fuzzer's.
+			c.Task = &ecsmeta.Task{ARN: "arn:aws:ecs:r:1:task/c/" + k2, Family: v2, Service: env, Container: k1,
+				Tags: map[string]string{k1: v1}}
+		}
+		r := Desired(c, Options{Node: "node", AdvertiseIP: netip.MustParseAddr("10.0.0.1"), OptIn: true, Tags: fuzzTags})
 		for _, s := range r.Services {
 			if checkName(s.Name) != nil || checkID(s.ID) != nil {
 				t.Fatalf("registered an invalid name or ID: %q %q", s.Name, s.ID)
 			}
 			if len(s.Meta) > maxMetaPairs {
 				t.Fatalf("%d meta pairs", len(s.Meta))
+			}
+			for _, tag := range s.Tags {
+				if tag == "" || strings.Contains(tag, ",") {
+					t.Fatalf("tag %q", tag)
+				}
 			}
 			for k, v := range s.Meta {
 				if !metaKeyRE.MatchString(k) || len(k) > maxMetaKeyLen || len(v) > maxMetaValueLen || strings.HasPrefix(k, "consul-") {
