@@ -27,8 +27,12 @@ type Config struct {
 	API      bool         // call ECS DescribeTasks for the service name and tags
 	TagMeta  []string     // task tags copied to Meta (ECS API only)
 	Poll     time.Duration
-	Timeout  time.Duration // per request to the ECS agent
-	Logger   *slog.Logger
+	// HealthPoll is how often task metadata is read again for a task whose containers have an ECS
+	// health check (its status changes; nothing else there does). Default 5s, the shortest interval a
+	// task definition's health check may have.
+	HealthPoll time.Duration
+	Timeout    time.Duration // per request to the ECS agent
+	Logger     *slog.Logger
 }
 
 // Dependency names, for logs and the status page.
@@ -75,6 +79,7 @@ type taskState struct {
 	containers map[string]string // Docker ID -> task metadata path ("" when the env lacks it)
 	agent      *AgentTask
 	tmds       *TMDSTask
+	tmdsAt     time.Time // when tmds was read
 	api        *apiTask
 	wake       chan struct{}
 	cancel     context.CancelFunc
@@ -88,6 +93,9 @@ func New(cfg Config) *Source {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.HealthPoll <= 0 {
+		cfg.HealthPoll = 5 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -231,6 +239,9 @@ func (s *Source) fetchLoop(ctx context.Context, ts *taskState) {
 			retry = time.After(b.NextBackOff())
 		} else {
 			b.Reset()
+			if s.watchesHealth(ts) {
+				retry = time.After(s.cfg.HealthPoll)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -254,7 +265,7 @@ func (s *Source) fetchMissing(ctx context.Context, ts *taskState) (failed bool) 
 			}
 		}
 	}
-	if s.cfg.TMDSURL != "" && ts.tmds == nil {
+	if s.cfg.TMDSURL != "" && (ts.tmds == nil || hasHealth(ts.tmds) && time.Since(ts.tmdsAt) >= s.cfg.HealthPoll) {
 		for _, id := range slices.Sorted(maps.Keys(ts.containers)) {
 			if p := ts.containers[id]; p != "" {
 				path = p
@@ -286,10 +297,18 @@ func (s *Source) fetchMissing(ctx context.Context, ts *taskState) (failed bool) 
 			err = errors.New("task metadata: " + path + " is task " + tt.TaskARN + ", the container's labels say " + t.ARN)
 		}
 		s.record(ctx, DepTMDS, answered(err))
-		if err == nil {
-			s.update(ts, func() { ts.tmds = &tt })
-		} else {
+		if err != nil {
 			failed = true
+		} else {
+			s.mu.Lock()
+			same := ts.tmds != nil && reflect.DeepEqual(*ts.tmds, tt)
+			ts.tmdsAt = time.Now()
+			if same {
+				s.mu.Unlock()
+			} else {
+				s.mu.Unlock()
+				s.update(ts, func() { ts.tmds = &tt })
+			}
 		}
 	}
 	if needAPI {
@@ -303,6 +322,18 @@ func (s *Source) fetchMissing(ctx context.Context, ts *taskState) (failed bool) 
 		}
 	}
 	return failed
+}
+
+// watchesHealth reports whether a task's containers have ECS health checks, whose status is read again
+// every HealthPoll.
+func (s *Source) watchesHealth(ts *taskState) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.TMDSURL != "" && hasHealth(ts.tmds)
+}
+
+func hasHealth(t *TMDSTask) bool {
+	return t != nil && slices.ContainsFunc(t.Containers, func(c TMDSContainer) bool { return c.Health != nil })
 }
 
 // update applies f to a task's state and tells the registrator about each of its containers.
@@ -461,7 +492,7 @@ func (s *Source) mergeLocked(t Task, ts *taskState, id string) Task {
 				continue
 			}
 			if c.Health != nil {
-				t.Health = Health{Status: c.Health.Status, Output: c.Health.Output}
+				t.Health = Health{Defined: true, Status: c.Health.Status, Output: c.Health.Output}
 			}
 			if len(t.Addrs) == 0 {
 				t.Addrs = addrs(c.Networks)

@@ -58,10 +58,12 @@ type Port struct {
 	HostPort      int
 }
 
-// Health is a container's ECS health status: "HEALTHY", "UNHEALTHY" or "" (unknown, or no check).
+// Health is a container's ECS health: Defined when the task definition has a health check; Status is
+// "HEALTHY", "UNHEALTHY" or "" (not known yet).
 type Health struct {
-	Status string
-	Output string
+	Defined bool
+	Status  string
+	Output  string
 }
 
 // Pause reports whether this is an awsvpc task's pause container, which is never registered.

@@ -9,8 +9,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/ecs-registrator/ecs-registrator/health"
 )
 
 // Agent is the part of the local Consul agent the registrator uses (after gliderlabs/registrator's
@@ -22,6 +25,8 @@ type Agent interface {
 	Register(ctx context.Context, s Service) error
 	// Deregister removes an owned service; one already gone is not an error.
 	Deregister(ctx context.Context, id string) error
+	// UpdateTTL sets the status and output of a TTL check.
+	UpdateTTL(ctx context.Context, checkID string, st health.State) error
 }
 
 // AgentState is what the agent holds.
@@ -114,7 +119,22 @@ func (a *ConsulAgent) Register(ctx context.Context, s Service) error {
 	reg := &api.AgentServiceRegistration{
 		ID: s.ID, Name: s.Name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta,
 	}
-	if err := a.c.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(ctx)); err != nil {
+	for _, c := range s.Checks {
+		status := c.InitialStatus
+		if c.Kind == health.KindMirror && s.Health != nil {
+			status = s.Health.Status // registered as it is, not as it was at first
+		}
+		reg.Checks = append(reg.Checks, &api.AgentServiceCheck{
+			CheckID: c.ID, Name: c.Name, Notes: c.Notes, Status: status,
+			HTTP: c.HTTP, Method: c.Method, Header: c.Header, TLSSkipVerify: c.TLSSkipVerify,
+			TCP: c.TCP, GRPC: c.GRPC, GRPCUseTLS: c.GRPCUseTLS,
+			Interval: duration(c.Interval), Timeout: duration(c.Timeout), TTL: duration(c.TTL),
+			DeregisterCriticalServiceAfter: duration(c.DeregisterAfter),
+		})
+	}
+	// Replacing drops checks an earlier definition had and this one has not.
+	opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
+	if err := a.c.Agent().ServiceRegisterOpts(reg, opts); err != nil {
 		return fmt.Errorf("register %s: %w", s.ID, err)
 	}
 	if s.Maintenance == "" {
@@ -123,6 +143,20 @@ func (a *ConsulAgent) Register(ctx context.Context, s Service) error {
 	// Re-registering keeps an existing maintenance check; the reconciler lifts one by deregistering first.
 	if err := a.c.Agent().EnableServiceMaintenanceOpts(s.ID, s.Maintenance, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("maintenance mode of %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+func duration(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
+}
+
+func (a *ConsulAgent) UpdateTTL(ctx context.Context, checkID string, st health.State) error {
+	if err := a.c.Agent().UpdateTTLOpts(checkID, st.Output, st.Status, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("update check %s: %w", checkID, err)
 	}
 	return nil
 }
@@ -176,6 +210,11 @@ func (d *DryRun) Register(_ context.Context, s Service) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.pretend[s.ID] = &s
+	return nil
+}
+
+func (d *DryRun) UpdateTTL(_ context.Context, checkID string, st health.State) error {
+	d.log.Debug("dry run: would update check", "check", checkID, "status", st.Status, "output", st.Output)
 	return nil
 }
 

@@ -23,10 +23,20 @@ func FromInspect(in container.InspectResponse) Container {
 		c.Labels = in.Config.Labels
 		c.Env = in.Config.Env
 		c.StopSignal = in.Config.StopSignal
+		// Docker merges the image's HEALTHCHECK into the run config; ["NONE"] turns an image's off.
+		if hc := in.Config.Healthcheck; hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
+			c.HasHealthcheck = true
+		}
 	}
 	if in.State != nil {
 		c.Running = in.State.Running && !in.State.Paused && !in.State.Restarting
 		c.StartedAt, _ = time.Parse(time.RFC3339Nano, in.State.StartedAt)
+		if h := in.State.Health; h != nil {
+			c.HealthStatus = h.Status
+			if n := len(h.Log); n > 0 && h.Log[n-1] != nil {
+				c.HealthOutput = h.Log[n-1].Output
+			}
+		}
 	}
 	if in.HostConfig != nil {
 		c.NetworkMode = string(in.HostConfig.NetworkMode)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/health"
 )
 
 // ExternalSource is the Meta["external-source"] value that marks a Consul service as owned by this daemon.
@@ -32,6 +33,9 @@ const (
 	MetaECSContainer     = "ecs-container"
 	MetaAvailabilityZone = "availability-zone"
 	MetaEC2InstanceID    = "ec2-instance-id"
+	// MetaChecks is a fingerprint of the service's check definitions: the agent's service list does
+	// not show checks, and a changed definition must be re-registered.
+	MetaChecks = "ecsr-checks"
 )
 
 // Consul's limits on service metadata (agent/structs: ValidateServiceMetadata).
@@ -68,6 +72,11 @@ type Container struct {
 	Draining    bool // set by the reconciler when a stop is under way
 	// Task is the container's ECS task, nil for a container ECS did not start.
 	Task *ecsmeta.Task
+	// HasHealthcheck is set when the image or run config defines a Docker HEALTHCHECK; HealthStatus is
+	// Docker's view of it ("starting", "healthy", "unhealthy") and HealthOutput the last probe's output.
+	HasHealthcheck bool
+	HealthStatus   string
+	HealthOutput   string
 }
 
 // Port is one container port: exposed, and published when HostPort is set.
@@ -85,7 +94,8 @@ type Options struct {
 	Internal    bool       // register container IP and container port instead
 	OptIn       bool       // only containers that ask to be registered are
 	Host        ecsmeta.Host
-	Tags        TagTemplates // extra tags for every service, rendered per container
+	Tags        TagTemplates  // extra tags for every service, rendered per container
+	HealthTTL   time.Duration // TTL of the checks that mirror a container's own health
 }
 
 // Service is one desired Consul service registration.
@@ -99,6 +109,10 @@ type Service struct {
 	ContainerID string
 	// Maintenance, when set, is the note of the service's maintenance check: registered but never passing.
 	Maintenance string
+	// Checks are registered with the service; their fingerprint is Meta[MetaChecks].
+	Checks []health.Check
+	// Health is the state of the check that mirrors the container's own health, nil without one.
+	Health *health.State
 }
 
 // Equal reports whether two registrations are the same for Consul's purposes (nil and empty are alike).
@@ -289,6 +303,9 @@ func Desired(c Container, o Options) Result {
 			}
 		}
 		s.Meta = buildMeta(c, o.Host, l, e.port, &r)
+		if !addChecks(&s, c, o, l, e, &r) {
+			continue
+		}
 		r.Services = append(r.Services, s)
 	}
 	if len(r.Services) == 0 && r.Skipped == "" {
@@ -298,11 +315,68 @@ func Desired(c Container, o Options) Result {
 }
 
 func (r *Result) errorf(key, format string, args ...any) {
-	r.Problems = append(r.Problems, Problem{Severity: SeverityError, Key: key, Message: fmt.Sprintf(format, args...)})
+	r.add(Problem{Severity: SeverityError, Key: key, Message: fmt.Sprintf(format, args...)})
 }
 
 func (r *Result) warnf(key, format string, args ...any) {
-	r.Problems = append(r.Problems, Problem{Severity: SeverityWarning, Key: key, Message: fmt.Sprintf(format, args...)})
+	r.add(Problem{Severity: SeverityWarning, Key: key, Message: fmt.Sprintf(format, args...)})
+}
+
+// add records a problem once: a container-level key is read for every port.
+func (r *Result) add(p Problem) {
+	if !slices.Contains(r.Problems, p) {
+		r.Problems = append(r.Problems, p)
+	}
+}
+
+// addChecks gives a service the checks its labels define and the one mirroring the container's own
+// health. An invalid check definition keeps the service out (it reports false): registering it without
+// the check its owner asked for would send traffic to an instance nobody verifies.
+func addChecks(s *Service, c Container, o Options, l labels, e endpoint, r *Result) bool {
+	keys := map[string]string{}
+	origin := map[string]string{}
+	for k, v := range l.global {
+		if isCheckKey(k) {
+			keys[k], origin[k] = v, l.key(k)
+		}
+	}
+	for k, v := range l.ports[e.port] {
+		if isCheckKey(k) {
+			keys[k], origin[k] = v, l.portKey(e.port, k)
+		}
+	}
+	label := func(k string) string { return cmp.Or(origin[k], "SERVICE_"+k) }
+	checks, probs := health.FromLabels(keys, label, health.Target{ServiceID: s.ID, Address: s.Address, Port: s.Port, Proto: e.proto})
+	failed := false
+	for _, p := range probs {
+		if p.Error {
+			r.errorf(p.Key, "%s; port %d kept out", p.Message, e.port)
+			failed = true
+		} else {
+			r.warnf(p.Key, "%s", p.Message)
+		}
+	}
+	if failed {
+		return false
+	}
+	if health.MirrorEnabled(keys) {
+		initial := strings.ToLower(keys["CHECK_INITIAL_STATUS"])
+		switch {
+		case c.HasHealthcheck:
+			checks = append(checks, health.Mirror(s.ID, health.SourceDocker, o.HealthTTL, initial))
+			st := health.FromDocker(c.HealthStatus, c.HealthOutput, initial)
+			s.Health = &st
+		case c.Task != nil && c.Task.Health.Defined:
+			checks = append(checks, health.Mirror(s.ID, health.SourceECS, o.HealthTTL, initial))
+			st := health.FromECS(c.Task.Health.Status, c.Task.Health.Output, initial)
+			s.Health = &st
+		}
+	}
+	if len(checks) > 0 {
+		s.Checks = checks
+		s.Meta[MetaChecks] = health.Fingerprint(checks)
+	}
+	return true
 }
 
 // labels holds a container's SERVICE_ keys with the prefix removed, split into container-level and
@@ -404,7 +478,7 @@ func buildMeta(c Container, host ecsmeta.Host, l labels, port int, r *Result) ma
 	reserved := func(k string) bool {
 		switch k {
 		case MetaECSCluster, MetaECSTaskARN, MetaECSTaskFamily, MetaECSTaskRevision, MetaECSService,
-			MetaECSContainer, MetaAvailabilityZone, MetaEC2InstanceID:
+			MetaECSContainer, MetaAvailabilityZone, MetaEC2InstanceID, MetaChecks:
 			return true
 		}
 		return meta[k] != ""
@@ -422,7 +496,7 @@ func buildMeta(c Container, host ecsmeta.Host, l labels, port int, r *Result) ma
 			r.warnf(label, "meta keys starting with \"consul-\" are reserved by Consul; dropped")
 		case len(v) > maxMetaValueLen:
 			r.warnf(label, "meta value is %d bytes, Consul allows %d; dropped", len(v), maxMetaValueLen)
-		case len(meta) >= maxMetaPairs:
+		case len(meta) >= maxMetaPairs-1: // one is kept for MetaChecks
 			r.warnf(label, "Consul allows %d meta pairs per service; dropped", maxMetaPairs)
 		default:
 			meta[k] = v

@@ -176,8 +176,10 @@ func TestDesired(t *testing.T) {
 			meta: map[string]string{"version": "1.2", "team-name": "core", "external-source": "ecs-registrator", "container-id": "c0ffee", "container-name": "web-1"}},
 		{name: "per-port meta overrides container meta", c: web(withLabels("SERVICE_VERSION", "1", "SERVICE_8080_VERSION", "2")),
 			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, meta: map[string]string{"version": "2"}},
-		{name: "check keys never become meta", c: web(withLabels("SERVICE_CHECK_HTTP", "/health", "SERVICE_8080_CHECK_INTERVAL", "5s", "SERVICE_CHECK", "x")),
-			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, meta: map[string]string{"check_http": "", "check_interval": "", "check": ""}},
+		{name: "check keys never become meta", c: web(withLabels("SERVICE_CHECK_HTTP", "/health", "SERVICE_8080_CHECK_INTERVAL", "5s")),
+			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, meta: map[string]string{"check_http": "", "check_interval": ""}},
+		{name: "a bare SERVICE_CHECK is an unknown check key", c: web(withLabels("SERVICE_CHECK", "x")),
+			problems: []string{"error:SERVICE_CHECK"}, skipped: "no port left"},
 		{name: "meta key with a dot dropped", c: web(withLabels("SERVICE_a.b", "x")),
 			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, problems: []string{"warning:SERVICE_a.b"}, meta: map[string]string{"a.b": ""}},
 		{name: "meta consul- prefix dropped", c: web(withLabels("SERVICE_CONSUL-VERSION", "x")),
@@ -189,12 +191,13 @@ func TestDesired(t *testing.T) {
 		{name: "meta cannot override own keys", c: web(withLabels("SERVICE_CONTAINER-ID", "spoof", "SERVICE_EXTERNAL-SOURCE", "other")),
 			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, problems: []string{"warning:SERVICE_CONTAINER-ID", "warning:SERVICE_EXTERNAL-SOURCE"},
 			meta: map[string]string{"container-id": "c0ffee", "external-source": "ecs-registrator"}},
+		// One of Consul's 64 pairs is kept for the checks' fingerprint.
 		{name: "more than 64 meta pairs", c: web(func(c *Container) {
 			for i := range 70 {
 				c.Labels[fmt.Sprintf("SERVICE_K%02d", i)] = "v"
 			}
 		}), want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"},
-			problems: []string{"warning:SERVICE_K61", "warning:SERVICE_K62", "warning:SERVICE_K63", "warning:SERVICE_K64", "warning:SERVICE_K65", "warning:SERVICE_K66", "warning:SERVICE_K67", "warning:SERVICE_K68", "warning:SERVICE_K69"}},
+			problems: []string{"warning:SERVICE_K60", "warning:SERVICE_K61", "warning:SERVICE_K62", "warning:SERVICE_K63", "warning:SERVICE_K64", "warning:SERVICE_K65", "warning:SERVICE_K66", "warning:SERVICE_K67", "warning:SERVICE_K68", "warning:SERVICE_K69"}},
 		{name: "unrelated labels ignored", c: web(withLabels("com.example.x", "1", "service_name", "lower")),
 			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, meta: map[string]string{"name": ""}},
 		{name: "image without registry or tag", c: web(func(c *Container) { c.Labels = map[string]string{"SERVICE_REGISTER": "1"}; c.Image = "nginx" }),

@@ -262,3 +262,28 @@ func TestECSStaysUnderRateLimit(t *testing.T) {
 		t.Errorf("%d task metadata requests for %d tasks; one per task is enough", n, len(ids))
 	}
 }
+
+// A task definition's health check, as task metadata reports it, is mirrored like a Docker HEALTHCHECK.
+func TestECSHealthMirrored(t *testing.T) {
+	t.Parallel()
+	d := testenv.Docker(t)
+	fake := fakeecs.Start(t, d)
+	src := ecsmeta.New(ecsmeta.Config{AgentURL: fake.AgentURL(), TMDSURL: fake.TMDSURL(), HealthPoll: 500 * time.Millisecond})
+	e := run(t, d, testenv.StartConsul(t), func(c *registrator.Config) { c.ECS = src })
+	task := newTask(t, "ecshc")
+	name := "ecshc-" + strconv.Itoa(testenv.FreePort(t))
+	fake.SetTask(task.arn, fakeecs.TaskConfig{Service: name, Health: map[string]string{"app": "HEALTHY"}})
+	id := testenv.Start(t, d, task.container("app", testenv.Workload{TCP: []int{8080}, Publish: true,
+		Labels: map[string]string{"SERVICE_REGISTER": "true"}}))
+	s := e.service(t, id, 10*time.Second, func(s *api.AgentService) bool { return s.Service == name })
+	testenv.Eventually(t, 5*time.Second, "never passing", func() bool { return e.passing(t, name) == 1 })
+	if c := e.checks(t, s.ID)[s.ID+":health"]; c == nil || c.Name != "ECS container health" {
+		t.Fatalf("mirror check = %+v", c)
+	}
+	fake.SetTask(task.arn, fakeecs.TaskConfig{Service: name, Health: map[string]string{"app": "UNHEALTHY"}})
+	took := testenv.Eventually(t, 5*time.Second, "UNHEALTHY never mirrored", func() bool { return e.passing(t, name) == 0 })
+	t.Logf("ECS UNHEALTHY mirrored %v after the agent reported it (health poll 500ms)", took)
+	if out := e.checks(t, s.ID)[s.ID+":health"].Output; !strings.Contains(out, "probe failed") {
+		t.Errorf("output %q", out)
+	}
+}

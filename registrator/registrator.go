@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/health"
 	"github.com/ecs-registrator/ecs-registrator/internal/retry"
 )
 
@@ -66,6 +68,9 @@ type Config struct {
 	// AgentPoll is how often the agent's owned services are checked against what was written, to notice
 	// an agent that restarted and forgot them. Default 1s.
 	AgentPoll time.Duration
+	// HealthTTL is the TTL of the checks that mirror a container's own health (Docker HEALTHCHECK,
+	// ECS health). They are refreshed every third of it; default 90s.
+	HealthTTL time.Duration
 	// ECS enriches task containers; nil reads the ECS labels only.
 	ECS    Enricher
 	Tags   TagTemplates
@@ -88,6 +93,7 @@ type Registrator struct {
 	containers map[string]*containerState
 	waiters    map[string][]string  // service ID -> containers that want it while another holds it
 	deleted    map[string]time.Time // service ID -> when this daemon deregistered it, until the next sync
+	mirrored   map[string]ttlPush   // mirror check ID -> what was last pushed to it
 
 	loaded   chan struct{} // closed once the ledger holds a first agent snapshot
 	loadOnce sync.Once
@@ -106,6 +112,12 @@ type ledgerEntry struct {
 	written  time.Time // when this daemon last wrote it (zero when read from the agent)
 }
 
+// ttlPush is the last status written to a mirror check, and when.
+type ttlPush struct {
+	health.State
+	at time.Time
+}
+
 // containerState is what the registrator remembers of one container between reconciles.
 type containerState struct {
 	name     string
@@ -121,6 +133,11 @@ type killMark struct {
 	at     time.Time // Docker's clock, comparable with State.StartedAt
 }
 
+// DefaultHealthTTL outlasts a daemon restart (an ECS daemon-service update pulls and starts the new
+// image in well under a minute), so mirrored checks never flap because of one, and still takes an
+// unwatched instance out of the passing set within a minute and a half of the daemon's death.
+const DefaultHealthTTL = 90 * time.Second
+
 // New returns a Registrator; nothing runs until Run.
 func New(docker Docker, agent Agent, cfg Config) *Registrator {
 	if cfg.Workers <= 0 {
@@ -135,6 +152,9 @@ func New(docker Docker, agent Agent, cfg Config) *Registrator {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.HealthTTL <= 0 {
+		cfg.HealthTTL = DefaultHealthTTL
+	}
 	return &Registrator{
 		docker:     docker,
 		agent:      agent,
@@ -147,6 +167,7 @@ func New(docker Docker, agent Agent, cfg Config) *Registrator {
 		containers: map[string]*containerState{},
 		waiters:    map[string][]string{},
 		deleted:    map[string]time.Time{},
+		mirrored:   map[string]ttlPush{},
 		loaded:     make(chan struct{}),
 	}
 }
@@ -172,6 +193,7 @@ func (r *Registrator) Run(ctx context.Context) error {
 	g.Go(func() error { r.watchDocker(ctx); return nil })
 	g.Go(func() error { r.syncLoop(ctx); return nil })
 	g.Go(func() error { r.watchAgent(ctx); return nil })
+	g.Go(func() error { r.refreshMirrors(ctx); return nil })
 	if r.cfg.ECS != nil {
 		g.Go(func() error {
 			r.cfg.ECS.Run(ctx, func(id string) {
@@ -595,7 +617,8 @@ func (r *Registrator) Reconcile(ctx context.Context, id string) error {
 	}
 	if !gone {
 		c = FromInspect(in)
-		opts := Options{AdvertiseIP: r.cfg.AdvertiseIP, Internal: r.cfg.Internal, OptIn: r.cfg.OptIn, Tags: r.cfg.Tags}
+		opts := Options{AdvertiseIP: r.cfg.AdvertiseIP, Internal: r.cfg.Internal, OptIn: r.cfg.OptIn, Tags: r.cfg.Tags,
+			HealthTTL: r.cfg.HealthTTL}
 		if r.cfg.ECS != nil {
 			opts.Host = r.cfg.ECS.Host()
 			if t, ok := r.cfg.ECS.Lookup(c.ID, c.Labels, c.Env, c.Running); ok {
@@ -678,10 +701,75 @@ func (r *Registrator) Reconcile(ctx context.Context, id string) error {
 		}
 		r.mu.Lock()
 		r.ledger[s.ID] = ledgerEntry{Service: s, written: time.Now()}
+		delete(r.mirrored, s.ID+":"+health.KindMirror) // registered with its status; the output follows
 		r.mu.Unlock()
-		log.Info("registered", "service", s.ID, "service_name", s.Name, "address", s.Addr(), "maintenance", s.Maintenance != "")
+		log.Info("registered", "service", s.ID, "service_name", s.Name, "address", s.Addr(), "checks", len(s.Checks),
+			"maintenance", s.Maintenance != "")
+	}
+	for _, s := range res.Services {
+		r.mu.Lock()
+		e, ours := r.ledger[s.ID]
+		r.mu.Unlock()
+		if s.Health == nil || !ours || e.ContainerID != id || e.deleting {
+			continue // not registered for this container (an ID clash, reported above)
+		}
+		if err := r.pushMirror(ctx, log, s.ID+":"+health.KindMirror, *s.Health, false); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// pushMirror writes a mirror check's state when it differs from what was last written, or when force
+// is set (the TTL refresh).
+func (r *Registrator) pushMirror(ctx context.Context, log *slog.Logger, checkID string, st health.State, force bool) error {
+	r.mu.Lock()
+	last, ok := r.mirrored[checkID]
+	r.mu.Unlock()
+	if ok && last.State == st && !force {
+		return nil
+	}
+	if err := r.agent.UpdateTTL(ctx, checkID, st); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.mirrored[checkID] = ttlPush{State: st, at: time.Now()}
+	r.mu.Unlock()
+	if !ok || last.Status != st.Status {
+		log.Info("health", "check", checkID, "status", st.Status, "output", st.Output)
+	}
+	return nil
+}
+
+// refreshMirrors rewrites every mirror check's state a third of its TTL after the last write, so it
+// never expires while the daemon runs.
+func (r *Registrator) refreshMirrors(ctx context.Context) {
+	log := r.log.With("component", "health")
+	ttl := r.cfg.HealthTTL
+	t := time.NewTicker(ttl / 6)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		due := map[string]health.State{}
+		for id, p := range r.mirrored {
+			if time.Since(p.at) >= ttl/3 {
+				due[id] = p.State
+			}
+		}
+		r.mu.Unlock()
+		for _, id := range slices.Sorted(maps.Keys(due)) {
+			if err := r.pushMirror(ctx, log, id, due[id], true); err != nil && ctx.Err() == nil {
+				// The agent may have lost the service: a sync registers it again.
+				log.Warn("refreshing a health check failed", "check", id, "err", err)
+				r.requestSync()
+			}
+		}
+	}
 }
 
 func (r *Registrator) deregister(ctx context.Context, sid string) error {
@@ -703,6 +791,7 @@ func (r *Registrator) deregister(ctx context.Context, sid string) error {
 		return err
 	}
 	delete(r.ledger, sid)
+	delete(r.mirrored, sid+":"+health.KindMirror)
 	r.deleted[sid] = time.Now()
 	for _, w := range r.waiters[sid] {
 		r.queue.add(w)

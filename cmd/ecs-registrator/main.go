@@ -53,6 +53,7 @@ type config struct {
 	ecsAPI    bool
 	tagMeta   string
 	tags      string
+	healthTTL time.Duration
 
 	tagTemplates registrator.TagTemplates
 }
@@ -78,6 +79,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.tmdsURI, "ecs-tmds-uri", "http://127.0.0.1:51679", "ECS task metadata endpoint, reached from the host (\"\" disables)")
 	fs.BoolVar(&c.ecsAPI, "ecs-api", false, "call ECS DescribeTasks for service names and task tags (needs ecs:DescribeTasks)")
 	fs.StringVar(&c.tagMeta, "ecs-tag-meta", "", "comma list of task tags copied into service Meta (with -ecs-api)")
+	fs.DurationVar(&c.healthTTL, "health-ttl", registrator.DefaultHealthTTL, "TTL of the checks mirroring Docker and ECS health; refreshed every third of it")
 	fs.StringVar(&c.tags, "tags", "", "comma list of Go templates added to every service's tags, e.g. az-{{.AvailabilityZone}}")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: ecs-registrator [flags]\n\nEvery flag can also be set as REGISTRATOR_<FLAG> (e.g. REGISTRATOR_OPT_IN=false); flags win.\n\n")
@@ -125,6 +127,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if c.workers < 1 {
 		return c, errors.New("-workers must be at least 1")
+	}
+	if c.healthTTL < 3*time.Second {
+		return c, errors.New("-health-ttl must be at least 3s")
 	}
 	for _, u := range []struct{ flag, v string }{{"-ecs-agent-uri", c.agentURI}, {"-ecs-tmds-uri", c.tmdsURI}} {
 		if u.v == "" {
@@ -236,6 +241,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		Drain:       registrator.DrainMode(cfg.drain),
 		Workers:     cfg.workers,
 		Tags:        cfg.tagTemplates,
+		HealthTTL:   cfg.healthTTL,
 		ECS: ecsmeta.New(ecsmeta.Config{
 			AgentURL: cfg.agentURI,
 			TMDSURL:  cfg.tmdsURI,

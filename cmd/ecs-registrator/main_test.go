@@ -63,6 +63,8 @@ func TestParseConfig(t *testing.T) {
 		{name: "tag meta with the api", env: env("REGISTRATOR_ECS_API", "true", "REGISTRATOR_ECS_TAG_META", "team, env"),
 			check: func(c config) bool { return c.ecsAPI && slices.Equal(splitList(c.tagMeta), []string{"team", "env"}) }},
 		{name: "tags parsed", args: []string{"-tags", "ecs,az-{{.AvailabilityZone}}"}, env: env(), check: func(c config) bool { return len(c.tagTemplates) == 2 }},
+		{name: "health ttl", env: env("REGISTRATOR_HEALTH_TTL", "2m"), check: func(c config) bool { return c.healthTTL == 2*time.Minute }},
+		{name: "health ttl too short", args: []string{"-health-ttl", "1s"}, env: env(), wantErr: "-health-ttl"},
 		{name: "bad tag template", env: env("REGISTRATOR_TAGS", "az-{{.AvailabilityZone"), wantErr: "-tags"},
 	}
 	for _, tc := range cases {

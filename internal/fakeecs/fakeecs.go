@@ -446,7 +446,11 @@ func (c *fcontainer) tmds(t *task) ecsmeta.TMDSContainer {
 		tc.Networks = []ecsmeta.WireNetwork{{NetworkMode: "bridge", IPv4Addresses: []string{"172.17.0.2"}}}
 	}
 	if h, ok := t.cfg.Health[c.name]; ok {
-		tc.Health = &ecsmeta.WireHealth{Status: h, StatusSince: time.Now().UTC().Format(time.RFC3339Nano)}
+		tc.Health = &ecsmeta.WireHealth{Status: h, StatusSince: "2024-05-01T10:00:31.01Z"}
+		if h == "UNHEALTHY" {
+			code := 1
+			tc.Health.ExitCode, tc.Health.Output = &code, "probe failed"
+		}
 	}
 	return tc
 }

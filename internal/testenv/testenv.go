@@ -7,6 +7,7 @@ package testenv
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -176,6 +177,10 @@ type Workload struct {
 	Drain       time.Duration
 	StopSignal  string
 	NoAutoClean bool
+	// HealthProbe, when set, is the path of a Docker HEALTHCHECK the workload runs against its first TCP
+	// port every HealthInterval (default 250ms), unhealthy after one failure.
+	HealthProbe    string
+	HealthInterval time.Duration
 }
 
 // Start creates and starts the workload container and removes it when the test ends.
@@ -214,6 +219,13 @@ func (w Workload) configs(image string) (*container.Config, *container.HostConfi
 	}
 	cfg := &container.Config{Image: image, Labels: w.Labels, Env: env, StopSignal: w.StopSignal, ExposedPorts: map[nat.Port]struct{}{}}
 	hc := &container.HostConfig{NetworkMode: container.NetworkMode(w.Network), PortBindings: nat.PortMap{}}
+	if w.HealthProbe != "" && len(w.TCP) > 0 {
+		interval := cmp.Or(w.HealthInterval, 250*time.Millisecond)
+		cfg.Healthcheck = &container.HealthConfig{
+			Test:     []string{"CMD", "/workload", "probe", fmt.Sprintf("http://127.0.0.1:%d%s", w.TCP[0], w.HealthProbe)},
+			Interval: interval, Timeout: 2 * time.Second, Retries: 1,
+		}
+	}
 	if w.Restart != "" {
 		hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyMode(w.Restart)}
 	}

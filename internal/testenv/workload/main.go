@@ -1,11 +1,13 @@
 // Command workload is the test containers' program: a static binary for images built FROM scratch. It
-// serves HTTP on PORTS (comma list), echoes UDP on UDP_PORTS, and on SIGTERM or SIGINT keeps serving for
-// DRAIN (a duration, default 0) before it exits, like a service that finishes in-flight work. Other
-// signals are logged and ignored.
+// serves HTTP/1.1 and gRPC health (h2c) on PORTS (comma list), echoes UDP on UDP_PORTS, and on SIGTERM
+// or SIGINT keeps serving for DRAIN (a duration, default 0) before it exits, like a service that
+// finishes in-flight work. Other signals are logged and ignored. /fail and /recover flip what /health
+// and the gRPC health service answer. "workload probe URL" is a HEALTHCHECK command: exit 0 on a 200.
 package main
 
 import (
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -18,6 +20,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "probe" {
+		os.Exit(probe(os.Args[2]))
+	}
 	var healthy atomic.Bool
 	healthy.Store(true)
 	mux := http.NewServeMux()
@@ -31,13 +36,29 @@ func main() {
 	mux.HandleFunc("/fail", func(w http.ResponseWriter, _ *http.Request) { healthy.Store(false) })
 	mux.HandleFunc("/recover", func(w http.ResponseWriter, _ *http.Request) { healthy.Store(true) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, os.Getenv("HOSTNAME")) })
+	mux.HandleFunc("POST /grpc.health.v1.Health/Check", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		// HealthCheckResponse{status: SERVING (1) or NOT_SERVING (2)}, one uncompressed gRPC message.
+		status := byte(1)
+		if !healthy.Load() {
+			status = 2
+		}
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("Trailer", "Grpc-Status")
+		_, _ = w.Write([]byte{0, 0, 0, 0, 2, 0x08, status})
+		w.Header().Set("Grpc-Status", "0")
+	})
 
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // gRPC clients speak HTTP/2 with prior knowledge
 	for _, p := range fields(os.Getenv("PORTS")) {
 		ln, err := net.Listen("tcp", ":"+p)
 		if err != nil {
 			log.Fatal(err)
 		}
-		go func() { log.Fatal(http.Serve(ln, mux)) }()
+		srv := &http.Server{Handler: mux, Protocols: &protocols}
+		go func() { log.Fatal(srv.Serve(ln)) }()
 	}
 	for _, p := range fields(os.Getenv("UDP_PORTS")) {
 		pc, err := net.ListenPacket("udp", ":"+p)
@@ -67,6 +88,22 @@ func main() {
 		}
 		log.Printf("%v: ignored", s)
 	}
+}
+
+func probe(url string) int {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	fmt.Printf("%s: %s", resp.Status, body)
+	if resp.StatusCode != http.StatusOK {
+		return 1
+	}
+	return 0
 }
 
 func fields(s string) []string {
