@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/ecs-registrator/ecs-registrator/health"
+	"github.com/ecs-registrator/ecs-registrator/status"
 )
 
 // Agent is the part of the local Consul agent the registrator uses (after gliderlabs/registrator's
@@ -27,6 +28,10 @@ type Agent interface {
 	Deregister(ctx context.Context, id string) error
 	// UpdateTTL sets the status and output of a TTL check.
 	UpdateTTL(ctx context.Context, checkID string, st health.State) error
+	// Checks returns the agent's checks by service ID, and Leader the cluster's leader: both only for
+	// the status page.
+	Checks(ctx context.Context) (map[string][]status.Check, error)
+	Leader(ctx context.Context) (string, error)
 }
 
 // AgentState is what the agent holds.
@@ -159,6 +164,29 @@ func (a *ConsulAgent) UpdateTTL(ctx context.Context, checkID string, st health.S
 		return fmt.Errorf("update check %s: %w", checkID, err)
 	}
 	return nil
+}
+
+func (a *ConsulAgent) Checks(ctx context.Context) (map[string][]status.Check, error) {
+	all, err := a.c.Agent().ChecksWithFilterOpts("ServiceID != \"\"", (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("list agent checks: %w", err)
+	}
+	out := map[string][]status.Check{}
+	for _, c := range all {
+		out[c.ServiceID] = append(out[c.ServiceID], status.Check{ID: c.CheckID, Name: c.Name, Status: c.Status, Output: c.Output})
+	}
+	for _, cs := range out {
+		slices.SortFunc(cs, func(a, b status.Check) int { return strings.Compare(a.ID, b.ID) })
+	}
+	return out, nil
+}
+
+func (a *ConsulAgent) Leader(ctx context.Context) (string, error) {
+	var leader string
+	if _, err := a.c.Raw().Query("/v1/status/leader", &leader, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return "", fmt.Errorf("read leader: %w", err)
+	}
+	return leader, nil
 }
 
 func (a *ConsulAgent) Deregister(ctx context.Context, id string) error {

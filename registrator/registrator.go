@@ -17,11 +17,13 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/health"
 	"github.com/ecs-registrator/ecs-registrator/internal/retry"
+	"github.com/ecs-registrator/ecs-registrator/status"
 )
 
 // Docker is the part of the Docker Engine API the registrator reads. It never writes to Docker.
@@ -29,6 +31,8 @@ type Docker interface {
 	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
+	// ClientVersion is the negotiated Engine API version, for the status page.
+	ClientVersion() string
 }
 
 // Enricher knows what the environment (ECS, EC2) says about containers; ecsmeta.Source is one.
@@ -43,6 +47,8 @@ type Enricher interface {
 	// Run fetches in the background until ctx ends, calling changed with the ID of a container whose
 	// metadata changed, or "" when the host's did.
 	Run(ctx context.Context, changed func(containerID string))
+	// Status reports each AWS endpoint's state, for the status page.
+	Status() []ecsmeta.DepStatus
 }
 
 // DrainMode says how a stopping container stops being advertised.
@@ -75,6 +81,8 @@ type Config struct {
 	ECS    Enricher
 	Tags   TagTemplates
 	Logger *slog.Logger
+	// Metrics, when set, receives the daemon's Prometheus metrics.
+	Metrics prometheus.Registerer
 }
 
 // Registrator keeps the Consul agent in step with Docker. Create it with New and run it with Run.
@@ -101,9 +109,45 @@ type Registrator struct {
 	ready      atomic.Bool
 	lastEvent  atomic.Int64 // timeNano of the last Docker event seen, for replay after a reconnect
 	syncCount  atomic.Int64 // completed full syncs
-	dockerUp   atomic.Bool
-	consulUp   atomic.Bool
+	dockerUp   depState
+	consulUp   depState
 	startedRun time.Time
+	metrics    *metrics
+	activity   activity
+}
+
+// depState is whether a dependency answers, since when, and its last error.
+type depState struct {
+	mu      sync.Mutex
+	up      bool
+	since   time.Time
+	lastErr string
+}
+
+// set records the outcome of talking to the dependency.
+func (d *depState) set(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	up := err == nil
+	if up != d.up || d.since.IsZero() {
+		d.since = time.Now()
+	}
+	d.up = up
+	if err != nil {
+		d.lastErr = err.Error()
+	}
+}
+
+func (d *depState) Load() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.up
+}
+
+func (d *depState) get() (up bool, since time.Time, lastErr string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.up, d.since, d.lastErr
 }
 
 type ledgerEntry struct {
@@ -124,6 +168,13 @@ type containerState struct {
 	kill     *killMark
 	problems []Problem
 	skipped  string
+
+	// For the status page and metrics.
+	image    string
+	running  bool
+	draining bool
+	task     *ecsmeta.Task
+	startAt  time.Time // Docker's time of the start event not yet followed by a registration
 }
 
 // killMark records a Docker kill event; Reconcile decides with the container's stop signal whether it
@@ -155,7 +206,7 @@ func New(docker Docker, agent Agent, cfg Config) *Registrator {
 	if cfg.HealthTTL <= 0 {
 		cfg.HealthTTL = DefaultHealthTTL
 	}
-	return &Registrator{
+	r := &Registrator{
 		docker:     docker,
 		agent:      agent,
 		cfg:        cfg,
@@ -170,6 +221,8 @@ func New(docker Docker, agent Agent, cfg Config) *Registrator {
 		mirrored:   map[string]ttlPush{},
 		loaded:     make(chan struct{}),
 	}
+	r.metrics = newMetrics(r, cfg.Metrics)
+	return r
 }
 
 // Ready reports whether the first full sync since Run started has completed.
@@ -229,7 +282,7 @@ func (r *Registrator) waitForNode(ctx context.Context) error {
 		r.mu.Lock()
 		r.node = node
 		r.mu.Unlock()
-		r.consulUp.Store(true)
+		r.consulUp.set(nil)
 		log.Info("consul agent answers", "node", node)
 		return nil
 	})
@@ -270,7 +323,13 @@ func (r *Registrator) watchDocker(ctx context.Context) {
 	for ctx.Err() == nil {
 		start := time.Now()
 		err := r.streamEvents(ctx, log)
-		r.dockerUp.Store(false)
+		if err == nil {
+			err = errors.New("event stream ended")
+		}
+		if ctx.Err() == nil {
+			r.dockerUp.set(err)
+			r.metrics.fail(errDockerEvents)
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -299,7 +358,7 @@ func (r *Registrator) streamEvents(ctx context.Context, log *slog.Logger) error 
 	if err := r.relist(ctx); err != nil {
 		return err
 	}
-	r.dockerUp.Store(true)
+	r.dockerUp.set(nil)
 	log.Info("watching docker events")
 	for {
 		select {
@@ -339,17 +398,30 @@ func (r *Registrator) handleEvent(m events.Message) {
 		r.lastEvent.Store(m.TimeNano)
 	}
 	action := string(m.Action)
+	at := time.Unix(0, m.TimeNano)
 	switch {
 	case strings.HasPrefix(action, "exec_"):
 		return // every health probe makes three of these
 	case action == "kill":
 		r.mu.Lock()
 		st := r.stateLocked(m.Actor.ID)
-		st.kill = &killMark{signal: m.Actor.Attributes["signal"], at: time.Unix(0, m.TimeNano)}
+		st.kill = &killMark{signal: m.Actor.Attributes["signal"], at: at}
+		r.mu.Unlock()
+	case action == "start":
+		r.mu.Lock()
+		r.stateLocked(m.Actor.ID).startAt = at
 		r.mu.Unlock()
 	case slices.Contains(ignoredActions, action):
 		return
 	}
+	detail := ""
+	if sig := m.Actor.Attributes["signal"]; sig != "" {
+		detail = "signal " + sig
+	} else if code := m.Actor.Attributes["exitCode"]; code != "" {
+		detail = "exit code " + code
+	}
+	r.activity.add(status.Event{Time: at, Container: shortID(m.Actor.ID), Name: m.Actor.Attributes["name"], Source: "docker",
+		Action: action, Detail: detail})
 	r.queue.add(m.Actor.ID)
 }
 
@@ -419,13 +491,16 @@ func (r *Registrator) syncLoop(ctx context.Context) {
 func (r *Registrator) fullSync(ctx context.Context) error {
 	readStart := time.Now()
 	st, err := r.agent.Services(ctx)
+	if ctx.Err() == nil {
+		r.consulUp.set(err)
+	}
 	if err != nil {
-		r.consulUp.Store(false)
+		r.metrics.fail(errConsulRead)
 		return err
 	}
-	r.consulUp.Store(true)
 	list, err := r.docker.ContainerList(ctx, container.ListOptions{All: true})
 	if err != nil {
+		r.metrics.fail(errDockerList)
 		return fmt.Errorf("list containers: %w", err)
 	}
 	r.mu.Lock()
@@ -512,13 +587,14 @@ func (r *Registrator) watchAgent(ctx context.Context) {
 				log.Warn("consul agent unreachable", "err", err)
 			}
 			down = true
-			r.consulUp.Store(false)
+			r.consulUp.set(err)
+			r.metrics.fail(errConsulRead)
 			wait = b.NextBackOff()
 			continue
 		}
 		b.Reset()
 		wait = r.cfg.AgentPoll
-		r.consulUp.Store(true)
+		r.consulUp.set(nil)
 		if down {
 			down = false
 			log.Info("consul agent answers again; syncing")
@@ -576,7 +652,9 @@ func (r *Registrator) work(ctx context.Context) {
 			return
 		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		began := time.Now()
 		err := r.Reconcile(rctx, id)
+		r.metrics.reconcile.Observe(time.Since(began).Seconds())
 		cancel()
 		switch {
 		case err == nil:
@@ -608,6 +686,7 @@ func (r *Registrator) Reconcile(ctx context.Context, id string) error {
 	in, err := r.docker.ContainerInspect(ctx, id)
 	gone := cerrdefs.IsNotFound(err)
 	if err != nil && !gone {
+		r.metrics.fail(errDockerInspect)
 		return fmt.Errorf("inspect: %w", err)
 	}
 	var res Result
@@ -630,9 +709,18 @@ func (r *Registrator) Reconcile(ctx context.Context, id string) error {
 		r.mu.Lock()
 		opts.Node = r.node
 		st := r.stateLocked(id)
-		st.name = c.Name
+		st.name, st.image, st.running, st.task = c.Name, c.Image, c.Running, c.Task
 		// ECS marks a task for stopping before its containers get the signal: stop advertising then.
 		c.Draining = r.drainingLocked(st, c) || (c.Running && c.Task != nil && c.Task.Stopping())
+		if c.Draining && !st.draining {
+			r.metrics.drains.Inc()
+			why := "stop signal"
+			if c.Task != nil && c.Task.Stopping() {
+				why = "ECS task DesiredStatus=STOPPED"
+			}
+			r.activity.add(status.Event{Container: shortID(id), Name: c.Name, Source: "reconcile", Action: "draining", Detail: why})
+		}
+		st.draining = c.Draining
 		r.mu.Unlock()
 		if c.Draining && r.cfg.Drain == DrainMaintenance {
 			c.Draining = false
@@ -694,15 +782,24 @@ func (r *Registrator) Reconcile(ctx context.Context, id string) error {
 			return err
 		}
 		log.Info("deregistered", "service", sid)
+		r.activity.add(status.Event{Container: shortID(id), Name: c.Name, Source: "reconcile", Action: "deregistered", Detail: sid})
 	}
 	for _, s := range toRegister {
 		if err := r.agent.Register(ctx, s); err != nil {
+			r.metrics.fail(errConsulRegister)
 			return err
 		}
+		r.metrics.registrations.Inc()
 		r.mu.Lock()
 		r.ledger[s.ID] = ledgerEntry{Service: s, written: time.Now()}
 		delete(r.mirrored, s.ID+":"+health.KindMirror) // registered with its status; the output follows
+		if st := r.containers[id]; st != nil && !st.startAt.IsZero() {
+			r.metrics.lag.Observe(time.Since(st.startAt).Seconds())
+			st.startAt = time.Time{}
+		}
 		r.mu.Unlock()
+		r.activity.add(status.Event{Container: shortID(id), Name: c.Name, Source: "reconcile", Action: "registered",
+			Detail: s.ID + " at " + s.Addr()})
 		log.Info("registered", "service", s.ID, "service_name", s.Name, "address", s.Addr(), "checks", len(s.Checks),
 			"maintenance", s.Maintenance != "")
 	}
@@ -730,13 +827,16 @@ func (r *Registrator) pushMirror(ctx context.Context, log *slog.Logger, checkID 
 		return nil
 	}
 	if err := r.agent.UpdateTTL(ctx, checkID, st); err != nil {
+		r.metrics.fail(errConsulCheck)
 		return err
 	}
+	r.metrics.healthUpdates.Inc()
 	r.mu.Lock()
 	r.mirrored[checkID] = ttlPush{State: st, at: time.Now()}
 	r.mu.Unlock()
 	if !ok || last.Status != st.Status {
 		log.Info("health", "check", checkID, "status", st.Status, "output", st.Output)
+		r.activity.add(status.Event{Source: "health", Action: st.Status, Detail: checkID + ": " + st.Output})
 	}
 	return nil
 }
@@ -784,6 +884,7 @@ func (r *Registrator) deregister(ctx context.Context, sid string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
+		r.metrics.fail(errConsulDereg)
 		if cur, ok := r.ledger[sid]; ok {
 			cur.deleting = false
 			r.ledger[sid] = cur
@@ -791,6 +892,7 @@ func (r *Registrator) deregister(ctx context.Context, sid string) error {
 		return err
 	}
 	delete(r.ledger, sid)
+	r.metrics.deregistrations.Inc()
 	delete(r.mirrored, sid+":"+health.KindMirror)
 	r.deleted[sid] = time.Now()
 	for _, w := range r.waiters[sid] {
@@ -835,6 +937,10 @@ func (r *Registrator) report(ctx context.Context, log *slog.Logger, id string, p
 	}
 	st.problems, st.skipped = slices.Clone(problems), skipped
 	for _, p := range problems {
+		if p.Severity == SeverityError {
+			r.metrics.fail(errBadDefinition)
+			r.activity.add(status.Event{Container: shortID(id), Name: st.name, Source: "reconcile", Action: "kept out", Detail: p.String()})
+		}
 		level := slog.LevelWarn
 		if p.Severity == SeverityError {
 			level = slog.LevelError

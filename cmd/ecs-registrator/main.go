@@ -22,15 +22,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/docker/docker/client"
 	"github.com/lmittmann/tint"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
+	"github.com/ecs-registrator/ecs-registrator/status"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "status", "healthcheck", "version":
+			os.Exit(subcommand(os.Args[1], os.Args[2:], os.Stdout, os.Stderr))
+		}
+	}
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
@@ -56,6 +65,7 @@ type config struct {
 	healthTTL time.Duration
 
 	tagTemplates registrator.TagTemplates
+	shown        map[string]string // every flag's value, for the status page; nothing secret is a flag
 }
 
 // parseConfig reads flags, with REGISTRATOR_<FLAG> env vars as their defaults.
@@ -101,6 +111,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	c.shown = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { c.shown[f.Name] = redactURL(f.Value.String()) })
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
@@ -147,6 +159,17 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, fmt.Errorf("-tags: %w", err)
 	}
 	return c, nil
+}
+
+// redactURL hides a password in a URL-shaped value (https://user:secret@consul:8501).
+func redactURL(v string) string {
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "redacted")
+			return u.String()
+		}
+	}
+	return v
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -233,6 +256,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("starting", "version", version, "advertise_ip", ip.String(), "ip_from", source,
 		"docker", docker.DaemonHost(), "opt_in", cfg.optIn, "drain", cfg.drain, "resync", cfg.resync, "dry_run", cfg.dryRun)
 
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	started := time.Now()
 	reg := registrator.New(docker, sink, registrator.Config{
 		AdvertiseIP: ip,
 		Internal:    cfg.internal,
@@ -251,14 +277,19 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			TagMeta:  splitList(cfg.tagMeta),
 			Logger:   log,
 		}),
-		Logger: log,
+		Logger:  log,
+		Metrics: metrics,
 	})
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: handler(reg), ReadHeaderTimeout: 5 * time.Second}
+	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
+		log.Warn("the status server listens beyond loopback; it shows container names, images and addresses to anyone who reaches it", "addr", ln.Addr().String())
+	}
+	src := daemonStatus{reg: reg, version: version, started: started, config: cfg.shown}
+	srv := &http.Server{Handler: status.Handler(src, metrics), ReadHeaderTimeout: 5 * time.Second}
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
 	log.Info("http server listening", "addr", ln.Addr().String())
@@ -276,20 +307,22 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	return nil
 }
 
-func handler(reg *registrator.Registrator) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !reg.Ready() {
-			http.Error(w, "first sync not done", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	return mux
+// daemonStatus adds what only main knows (version, start time, flags) to the registrator's snapshot.
+type daemonStatus struct {
+	reg     *registrator.Registrator
+	version string
+	started time.Time
+	config  map[string]string
 }
+
+func (d daemonStatus) Snapshot(ctx context.Context) status.Snapshot {
+	s := d.reg.Snapshot(ctx)
+	s.Daemon.Version, s.Daemon.StartedAt, s.Daemon.Config = d.version, d.started, d.config
+	return s
+}
+
+// Ready is /readyz: the first sync is done and the Consul agent answers.
+func (d daemonStatus) Ready() bool { return d.reg.Ready() && d.reg.ConsulUp() }
 
 // advertiseIP is -ip when given, else EC2's local-ipv4, else the address of the interface that holds
 // the default route. Instance metadata gets two seconds: off EC2 it never answers.

@@ -1,0 +1,106 @@
+package status
+
+import "time"
+
+// Snapshot is everything the daemon knows at one moment: GET /v1/status. Its JSON is stable: fields
+// are added, never renamed or removed.
+type Snapshot struct {
+	Time         time.Time    `json:"time"`
+	Daemon       Daemon       `json:"daemon"`
+	Dependencies []Dependency `json:"dependencies"`
+	Containers   []Container  `json:"containers"`
+	Events       []Event      `json:"events"`
+}
+
+// Daemon describes the daemon itself.
+type Daemon struct {
+	Version     string            `json:"version"`
+	StartedAt   time.Time         `json:"started_at"`
+	Ready       bool              `json:"ready"` // first full sync done
+	Node        string            `json:"node"`  // the Consul agent's node name
+	AdvertiseIP string            `json:"advertise_ip"`
+	Config      map[string]string `json:"config"` // flags as given, secrets redacted
+}
+
+// Dependency is one thing the daemon talks to: docker, consul, ecs-agent, task-metadata,
+// instance-metadata, ecs-api.
+type Dependency struct {
+	Name      string    `json:"name"`
+	Enabled   bool      `json:"enabled"`
+	Up        bool      `json:"up"`
+	Detail    string    `json:"detail,omitempty"` // e.g. "API 1.41", "node n1, leader 10.0.0.2:8300"
+	LastError string    `json:"last_error,omitempty"`
+	Since     time.Time `json:"since,omitzero"` // when Up last changed
+	LastEvent time.Time `json:"last_event,omitzero"`
+}
+
+// Container is one container the daemon watches, and what it did about it.
+type Container struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	Image    string    `json:"image"`
+	Running  bool      `json:"running"`
+	State    string    `json:"state"`            // registered, partly registered, not registered, draining
+	Reason   string    `json:"reason,omitempty"` // why it has no services, in plain words
+	ECS      *ECS      `json:"ecs,omitempty"`
+	Services []Service `json:"services"`
+	Problems []Problem `json:"problems"`
+}
+
+// ShortID is the first 12 characters of the ID, as docker ps shows it.
+func (c Container) ShortID() string { return c.ID[:min(12, len(c.ID))] }
+
+// States of a container.
+const (
+	StateRegistered    = "registered"
+	StatePartly        = "partly registered" // some ports kept out by errors
+	StateNotRegistered = "not registered"
+	StateDraining      = "draining"
+)
+
+// ECS is the container's task, as far as known.
+type ECS struct {
+	Cluster       string `json:"cluster"`
+	TaskARN       string `json:"task_arn"`
+	Family        string `json:"family"`
+	Revision      string `json:"revision"`
+	Service       string `json:"service,omitempty"`
+	Container     string `json:"container"`
+	DesiredStatus string `json:"desired_status,omitempty"`
+	KnownStatus   string `json:"known_status,omitempty"`
+}
+
+// Service is one registration in Consul.
+type Service struct {
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Address     string   `json:"address"` // host:port, IPv6 in brackets
+	Tags        []string `json:"tags"`
+	Maintenance string   `json:"maintenance,omitempty"`
+	Checks      []Check  `json:"checks"`
+}
+
+// Check is one of a service's checks as the agent reports it.
+type Check struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"` // passing, warning, critical, or unknown when the agent did not say
+	Output string `json:"output,omitempty"`
+}
+
+// Problem is bad input on a container: an error kept something out, a warning dropped a value.
+type Problem struct {
+	Severity string `json:"severity"`
+	Key      string `json:"key,omitempty"`
+	Message  string `json:"message"`
+}
+
+// Event is one line of recent activity: a Docker event, or what the daemon did.
+type Event struct {
+	Time      time.Time `json:"time"`
+	Container string    `json:"container,omitempty"` // short ID
+	Name      string    `json:"name,omitempty"`
+	Source    string    `json:"source"` // docker, reconcile, ecs, consul
+	Action    string    `json:"action"`
+	Detail    string    `json:"detail,omitempty"`
+}

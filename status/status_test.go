@@ -1,0 +1,200 @@
+package status
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+var t0 = time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
+
+// fixture is a snapshot with one of everything the page has to show.
+func fixture() Snapshot {
+	return Snapshot{
+		Time: t0,
+		Daemon: Daemon{Version: "v1.2.3", StartedAt: t0.Add(-3 * time.Hour), Ready: true, Node: "ip-10-0-1-23", AdvertiseIP: "10.0.1.23",
+			Config: map[string]string{"consul": "127.0.0.1:8500", "drain": "deregister", "opt-in": "true", "resync": "30s"}},
+		Dependencies: []Dependency{
+			{Name: "docker", Enabled: true, Up: true, Detail: "API 1.41", Since: t0.Add(-3 * time.Hour), LastEvent: t0.Add(-2 * time.Second)},
+			{Name: "consul", Enabled: true, Up: true, Detail: "node ip-10-0-1-23, leader 10.0.0.10:8300", Since: t0.Add(-3 * time.Hour)},
+			{Name: "ecs-agent", Enabled: true, Up: false, LastError: "GET /v1/tasks: dial tcp 127.0.0.1:51678: connect: connection refused", Since: t0.Add(-time.Minute)},
+			{Name: "task-metadata", Enabled: true, Up: true, Since: t0.Add(-time.Hour)},
+			{Name: "instance-metadata", Enabled: true, Up: true, Detail: "i-0abc1234def567890 in eu-west-1b"},
+			{Name: "ecs-api", Enabled: false},
+		},
+		Containers: []Container{
+			{ID: "3f1d0b5f3f1d0b5f3f1d0b5f3f1d0b5f3f1d0b5f3f1d0b5f3f1d0b5f3f1d0b5f", Name: "ecs-web-7-app-b0d6e8f2c4a1d3e5f701",
+				Image: "111122223333.dkr.ecr.eu-west-1.amazonaws.com/web:1.2.3", Running: true, State: StateRegistered,
+				ECS: &ECS{Cluster: "prod", TaskARN: "arn:aws:ecs:eu-west-1:111122223333:task/prod/1a2b3c4d", Family: "web", Revision: "7",
+					Service: "web-svc", Container: "app", DesiredStatus: "RUNNING", KnownStatus: "RUNNING"},
+				Services: []Service{{ID: "ip-10-0-1-23:ecs-web-7-app-b0d6e8f2c4a1d3e5f701:8080", Name: "web-svc", Address: "10.0.1.23:32768",
+					Tags: []string{"az-eu-west-1b", "v2"}, Checks: []Check{
+						{ID: "ip-10-0-1-23:ecs-web-7-app-b0d6e8f2c4a1d3e5f701:8080:http", Name: "HTTP GET /health", Status: "passing", Output: "HTTP GET http://10.0.1.23:32768/health: 200 OK Output: ok"},
+						{ID: "ip-10-0-1-23:ecs-web-7-app-b0d6e8f2c4a1d3e5f701:8080:health", Name: "Docker HEALTHCHECK", Status: "critical", Output: "Docker: unhealthy: 503 Service Unavailable: <unhealthy>"},
+					}}},
+				Problems: []Problem{}},
+			{ID: "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11", Name: "billing", Image: "billing:4", Running: true,
+				State: StateNotRegistered, Reason: "no port left to register", Services: []Service{},
+				Problems: []Problem{{Severity: "error", Key: "SERVICE_CHECK_INTERVAL", Message: `not a positive duration: "10" (write e.g. 10s, 1m30s); port 8080 kept out`}}},
+			{ID: "bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22", Name: "sidecar", Image: "envoy:v1.30", Running: true,
+				State: StateNotRegistered, Reason: "not opted in: no SERVICE_NAME, SERVICE_<port>_NAME or SERVICE_REGISTER=true", Services: []Service{}, Problems: []Problem{}},
+			{ID: "cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33", Name: "api-old", Image: "api:1", Running: true,
+				State: StateDraining, Reason: "stopping: deregistered until it runs again", Services: []Service{}, Problems: []Problem{}},
+		},
+		Events: []Event{
+			{Time: t0.Add(-2 * time.Second), Container: "cc33cc33cc33", Name: "api-old", Source: "docker", Action: "kill", Detail: "signal 15"},
+			{Time: t0.Add(-2*time.Second + 3*time.Millisecond), Container: "cc33cc33cc33", Name: "api-old", Source: "reconcile", Action: "deregistered", Detail: "ip-10-0-1-23:api-old:9000"},
+			{Time: t0.Add(-time.Second), Container: "aa11aa11aa11", Name: "billing", Source: "reconcile", Action: "kept out", Detail: "SERVICE_CHECK_INTERVAL: not a positive duration"},
+		},
+	}
+}
+
+type fixed struct{ s Snapshot }
+
+func (f fixed) Snapshot(context.Context) Snapshot { return f.s }
+func (f fixed) Ready() bool                       { return f.s.Daemon.Ready }
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./status -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test ./status -update rewrites it); got:\n%s", name, got)
+	}
+}
+
+func get(t *testing.T, h http.Handler, path string) (int, []byte) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	b, _ := io.ReadAll(rec.Result().Body)
+	return rec.Code, b
+}
+
+func TestGoldenJSON(t *testing.T) {
+	h := Handler(fixed{fixture()}, nil)
+	code, b := get(t, h, "/v1/status")
+	if code != 200 {
+		t.Fatalf("GET /v1/status: %d", code)
+	}
+	golden(t, "status.json", b)
+	var back Snapshot
+	if err := json.Unmarshal(b, &back); err != nil || len(back.Containers) != 4 {
+		t.Fatalf("the JSON does not decode into a Snapshot: %v", err)
+	}
+	code, b = get(t, h, "/v1/containers/billing")
+	if code != 200 || !strings.Contains(string(b), "SERVICE_CHECK_INTERVAL") {
+		t.Errorf("by name: %d %s", code, b)
+	}
+	if code, _ := get(t, h, "/v1/containers/3f1d0b5f"); code != 200 {
+		t.Errorf("by ID prefix: %d", code)
+	}
+	if code, _ := get(t, h, "/v1/containers/nope"); code != 404 {
+		t.Errorf("unknown container: %d", code)
+	}
+}
+
+func TestGoldenHTML(t *testing.T) {
+	h := Handler(fixed{fixture()}, nil)
+	code, b := get(t, h, "/")
+	if code != 200 {
+		t.Fatalf("GET /: %d", code)
+	}
+	golden(t, "status.html", b)
+	page := string(b)
+	// The question the page answers: the container, the label and the reason.
+	for _, want := range []string{"billing", "SERVICE_CHECK_INTERVAL", `not a positive duration: &#34;10&#34;`, "not opted in",
+		"&lt;unhealthy&gt;", "connection refused", "web-svc"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<unhealthy>") {
+		t.Error("probe output is not escaped")
+	}
+	for _, ext := range []string{"<script", "src=\"http", "href=\"http", "@import"} {
+		if strings.Contains(page, ext) {
+			t.Errorf("page loads something external or runs script: %q", ext)
+		}
+	}
+}
+
+func TestFilters(t *testing.T) {
+	h := Handler(fixed{fixture()}, nil)
+	for q, want := range map[string][]string{
+		"/?q=bill":               {"billing"},
+		"/?state=draining":       {"api-old"},
+		"/?state=problems":       {"billing"},
+		"/?q=web-svc":            {"ecs-web-7-app-b0d6e8f2c4a1d3e5f701"},
+		"/?state=registered":     {"ecs-web-7-app-b0d6e8f2c4a1d3e5f701"},
+		"/?q=zzz&state=":         {},
+		"/?state=not+registered": {"billing", "sidecar"},
+	} {
+		_, b := get(t, h, q)
+		rows := strings.Count(string(b), "<tr data-container=")
+		if rows != len(want) {
+			t.Errorf("%s: %d rows, want %v", q, rows, want)
+		}
+		for _, name := range want {
+			if !strings.Contains(string(b), `data-name="`+name+`"`) {
+				t.Errorf("%s: no row for %s", q, name)
+			}
+		}
+	}
+}
+
+func TestReadOnlyAndProbes(t *testing.T) {
+	snap := fixture()
+	snap.Daemon.Ready = false
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "ecsr_test_total", Help: "test"})
+	reg.MustRegister(c)
+	h := Handler(fixed{snap}, reg)
+	if code, _ := get(t, h, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("readyz before the first sync: %d", code)
+	}
+	if code, _ := get(t, h, "/healthz"); code != 200 {
+		t.Errorf("healthz: %d", code)
+	}
+	if code, b := get(t, h, "/metrics"); code != 200 || !strings.Contains(string(b), "ecsr_test_total 0") {
+		t.Errorf("metrics: %d %s", code, b)
+	}
+	for _, path := range []string{"/", "/v1/status", "/v1/containers/billing", "/metrics"} {
+		for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(m, path, nil))
+			if rec.Code != http.StatusMethodNotAllowed {
+				t.Errorf("%s %s: %d, want 405", m, path, rec.Code)
+			}
+		}
+	}
+}
+
+func TestGoldenTable(t *testing.T) {
+	var b bytes.Buffer
+	if err := PrintTable(&b, fixture()); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "status.txt", b.Bytes())
+}
