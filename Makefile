@@ -19,8 +19,9 @@ lint:
 	$(GO) vet ./...
 	$(CACHE)/bin/staticcheck ./...
 
+# Test artifacts (the status page's screenshots) are kept in artifacts/.
 test: setup lint
-	$(GO) test -race -shuffle=on -count=1 -timeout 15m ./...
+	$(GO) test -race -shuffle=on -count=1 -timeout 15m -artifacts -outputdir $(CURDIR)/artifacts ./...
 
 check: test
 
@@ -32,4 +33,4 @@ demo: setup build
 	@bash scripts/demo.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin artifacts

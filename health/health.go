@@ -250,6 +250,10 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target)
 	if !slices.ContainsFunc(probs, func(p Problem) bool { return p.Error }) {
 		return checks, probs
 	}
+	// A key that is wrong needs no second word about having no effect.
+	probs = slices.DeleteFunc(probs, func(p Problem) bool {
+		return !p.Error && slices.ContainsFunc(probs, func(q Problem) bool { return q.Error && q.Key == p.Key })
+	})
 	return nil, probs
 }
 

@@ -41,9 +41,9 @@ bin/ecs-registrator -consul 127.0.0.1:8500 -ip 127.0.0.1 -log-format text &
 pids+=($!)
 for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:9555/readyz >/dev/null 2>&1 && break; sleep 0.1; done
 
-echo "demo: starting a sample container: docker run -l SERVICE_NAME=web -l SERVICE_TAGS=demo -p 8080 ..."
+echo "demo: starting a sample container: docker run -l SERVICE_NAME=web -l SERVICE_CHECK_HTTP=/health -p 8080 ..."
 docker rm -f ecsr-demo-web >/dev/null 2>&1 || true
-docker run -d --name ecsr-demo-web -l SERVICE_NAME=web -l SERVICE_TAGS=demo -e PORTS=8080 -p 8080 ecsr-workload:demo >/dev/null
+docker run -d --name ecsr-demo-web -l SERVICE_NAME=web -l SERVICE_TAGS=demo -l SERVICE_CHECK_HTTP=/health -l SERVICE_CHECK_INTERVAL=2s -e PORTS=8080 -p 8080 ecsr-workload:demo >/dev/null
 for _ in $(seq 1 50); do
   [ "$(curl -fsS http://127.0.0.1:8500/v1/catalog/service/web 2>/dev/null)" != "[]" ] && break
   sleep 0.1
@@ -58,9 +58,11 @@ for s in json.load(sys.stdin).values():
   || curl -fsS http://127.0.0.1:8500/v1/agent/services
 cat <<MSG
 
+Status page: http://127.0.0.1:9555/   (why each container is or is not in Consul)
+
 Look for yourself:
+  bin/ecs-registrator status                                      # the same as a table
   curl -s http://127.0.0.1:8500/v1/health/service/web?passing   # the instance Consul routes to
-  curl -s http://127.0.0.1:9555/readyz                            # the daemon's status server
   docker stop ecsr-demo-web                                       # drains: gone from Consul at once
   docker start ecsr-demo-web                                      # back again
   Consul UI: http://127.0.0.1:8500/ui
