@@ -6,10 +6,23 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
 export ECSR_CACHE := $(CACHE)
 
-.PHONY: build test check lint setup bench demo clean
+IMAGE   ?= ecs-registrator:latest
+
+.PHONY: build image test check lint setup bench demo clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/ecs-registrator ./cmd/ecs-registrator
+
+# The image, built offline: the binary and CA bundle come from this machine, the base is scratch.
+image:
+	@command -v docker >/dev/null || { echo "make image needs the docker CLI (scripts/setup.sh installs it)"; exit 1; }
+	@test -r /etc/ssl/certs/ca-certificates.crt || { echo "no /etc/ssl/certs/ca-certificates.crt (apt-get install ca-certificates)"; exit 1; }
+	mkdir -p dist/image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o dist/image/ecs-registrator ./cmd/ecs-registrator
+	cp /etc/ssl/certs/ca-certificates.crt dist/image/
+	DOCKER_BUILDKIT=0 docker build -q -t $(IMAGE) --build-arg VERSION=$(VERSION) \
+		--build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) -f Dockerfile . >/dev/null
+	@docker image inspect $(IMAGE) --format '$(IMAGE): {{.Size}} bytes' 
 
 setup:
 	@bash scripts/setup.sh
@@ -21,6 +34,7 @@ lint:
 
 # Test artifacts (the status page's screenshots) are kept in artifacts/.
 test: setup lint
+	mkdir -p artifacts
 	$(GO) test -race -shuffle=on -count=1 -timeout 15m -artifacts -outputdir $(CURDIR)/artifacts ./...
 
 check: test
@@ -33,4 +47,4 @@ demo: setup build
 	@bash scripts/demo.sh
 
 clean:
-	rm -rf bin artifacts
+	rm -rf bin artifacts dist
