@@ -12,6 +12,7 @@ need_apt=()
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+[ -r /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates) # copied into the image
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium) # the status page's browser test
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

@@ -1,0 +1,244 @@
+package packaging
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+
+	"github.com/ecs-registrator/ecs-registrator/registrator"
+)
+
+// decodeStrict decodes JSON into v, rejecting fields v does not have: a misspelt key in a task
+// definition would otherwise be dropped without a word.
+func decodeStrict(t *testing.T, b []byte, v any) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("decode into %T: %v", v, err)
+	}
+}
+
+func read(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// daemon builds the ecs-registrator binary once for the tests that ask it about its flags.
+func daemon(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ecsr-pkg-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "ecs-registrator")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/ecs-registrator").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// checkEnv makes sure every REGISTRATOR_ variable names a flag of the daemon and holds a value the
+// daemon accepts.
+func checkEnv(t *testing.T, env map[string]string) {
+	t.Helper()
+	help, _ := exec.Command(daemon(t), "-h").CombinedOutput()
+	cmd := exec.Command(daemon(t), "-h")
+	for k, v := range env {
+		name, ok := strings.CutPrefix(k, "REGISTRATOR_")
+		if !ok {
+			continue
+		}
+		flag := "-" + strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+		if !regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(flag) + `\b`).Match(help) {
+			t.Errorf("%s names no flag of the daemon (%s)", k, flag)
+		}
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("the daemon refuses this environment: %v\n%s", err, out)
+	}
+}
+
+func TestDaemonTaskDefinition(t *testing.T) {
+	var td ecs.RegisterTaskDefinitionInput
+	decodeStrict(t, read(t, "ecs/ecs-registrator-task-definition.json"), &td)
+	checkDaemonTask(t, td)
+	var svc ecs.CreateServiceInput
+	decodeStrict(t, read(t, "ecs/ecs-registrator-service.json"), &svc)
+	if svc.SchedulingStrategy != "DAEMON" || svc.LaunchType != "EC2" || *svc.TaskDefinition != *td.Family {
+		t.Errorf("service: %s %s %s", svc.SchedulingStrategy, svc.LaunchType, *svc.TaskDefinition)
+	}
+}
+
+// checkDaemonTask asserts what the daemon's task definition must be: host network, the Docker socket
+// read-only, env config the daemon accepts, a health check the binary has, awslogs, a memory reservation.
+func checkDaemonTask(t *testing.T, td ecs.RegisterTaskDefinitionInput) {
+	t.Helper()
+	if td.NetworkMode != "host" {
+		t.Errorf("network mode %q, want host: the daemon reaches the Consul agent and the ECS agent on loopback", td.NetworkMode)
+	}
+	if len(td.ContainerDefinitions) != 1 {
+		t.Fatalf("%d containers", len(td.ContainerDefinitions))
+	}
+	c := td.ContainerDefinitions[0]
+	var socketVolume string
+	for _, v := range td.Volumes {
+		if v.Host != nil && v.Host.SourcePath != nil && *v.Host.SourcePath == "/var/run/docker.sock" {
+			socketVolume = *v.Name
+		}
+	}
+	mounted := false
+	for _, m := range c.MountPoints {
+		if *m.SourceVolume == socketVolume {
+			mounted = true
+			if m.ReadOnly == nil || !*m.ReadOnly || *m.ContainerPath != "/var/run/docker.sock" {
+				t.Errorf("the Docker socket must be mounted read-only at /var/run/docker.sock: %+v", m)
+			}
+		}
+	}
+	if socketVolume == "" || !mounted {
+		t.Error("the Docker socket is not mounted")
+	}
+	env := map[string]string{}
+	for _, kv := range c.Environment {
+		env[*kv.Name] = *kv.Value
+	}
+	checkEnv(t, env)
+	hc := c.HealthCheck
+	if hc == nil || !slices.Equal(hc.Command, []string{"CMD", "/ecs-registrator", "healthcheck"}) {
+		t.Fatalf("health check %+v, want CMD /ecs-registrator healthcheck (the image has no shell)", hc)
+	}
+	out, err := exec.Command(daemon(t), "healthcheck", "-addr", "127.0.0.1:1").CombinedOutput()
+	if err == nil || !strings.HasPrefix(string(out), "unhealthy:") {
+		t.Errorf("the binary's healthcheck against nothing: %v %q", err, out)
+	}
+	if c.LogConfiguration == nil || c.LogConfiguration.LogDriver != "awslogs" {
+		t.Error("logs must go to CloudWatch (awslogs)")
+	}
+	if c.MemoryReservation == nil || *c.MemoryReservation < 32 || c.Memory == nil || *c.Memory < 2**c.MemoryReservation {
+		t.Errorf("memory reservation %v, limit %v", c.MemoryReservation, c.Memory)
+	}
+	if !*c.Essential {
+		t.Error("the daemon container must be essential")
+	}
+}
+
+func TestConsulClientTaskDefinition(t *testing.T) {
+	var td ecs.RegisterTaskDefinitionInput
+	decodeStrict(t, read(t, "ecs/consul-client-task-definition.json"), &td)
+	c := td.ContainerDefinitions[0]
+	if td.NetworkMode != "host" || !slices.Contains(c.Command, "agent") || !slices.Contains(c.Command, "-client=127.0.0.1") ||
+		!slices.ContainsFunc(c.Command, func(s string) bool { return strings.HasPrefix(s, "-retry-join=provider=aws tag_key=") }) {
+		t.Errorf("consul client: %s %v", td.NetworkMode, c.Command)
+	}
+	var svc ecs.CreateServiceInput
+	decodeStrict(t, read(t, "ecs/consul-client-service.json"), &svc)
+	if svc.SchedulingStrategy != "DAEMON" || *svc.TaskDefinition != *td.Family {
+		t.Errorf("service: %s %s", svc.SchedulingStrategy, *svc.TaskDefinition)
+	}
+}
+
+// The example a service team copies: its dockerLabels must register one service with an HTTP check
+// and no problem.
+func TestExampleServiceTaskDefinition(t *testing.T) {
+	var td ecs.RegisterTaskDefinitionInput
+	decodeStrict(t, read(t, "ecs/example-service-task-definition.json"), &td)
+	c := td.ContainerDefinitions[0]
+	pm := c.PortMappings[0]
+	cont := registrator.Container{ID: "0123456789ab", Name: "ecs-orders-1-orders-a0a0a0a0a0a0a0a0a0a0", Image: *c.Image, Running: true,
+		NetworkMode: string(td.NetworkMode), Labels: c.DockerLabels,
+		Ports: []registrator.Port{{Port: int(*pm.ContainerPort), Proto: string(pm.Protocol), HostIP: "0.0.0.0", HostPort: 32768}}}
+	res := registrator.Desired(cont, registrator.Options{Node: "ip-10-0-1-23", AdvertiseIP: netip.MustParseAddr("10.0.1.23"), OptIn: true})
+	if len(res.Problems) != 0 || len(res.Services) != 1 {
+		t.Fatalf("the example's labels: problems %v, services %d", res.Problems, len(res.Services))
+	}
+	s := res.Services[0]
+	if s.Name != "orders" || len(s.Checks) != 1 || s.Checks[0].HTTP != "http://10.0.1.23:32768/health" || s.Meta["team"] != "payments" {
+		t.Errorf("service %+v", s)
+	}
+}
+
+func TestSystemdUnit(t *testing.T) {
+	f, err := os.Open("systemd/ecs-registrator.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	unit := map[string]map[string][]string{}
+	section := ""
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			section = line[1 : len(line)-1]
+			unit[section] = map[string][]string{}
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || section == "" {
+				t.Fatalf("line %d is not key=value in a section: %q", n, line)
+			}
+			unit[section][k] = append(unit[section][k], v)
+		}
+	}
+	for _, want := range []struct{ section, key, value string }{
+		{"Service", "ExecStart", "/usr/local/bin/ecs-registrator"},
+		{"Service", "Restart", "always"},
+		{"Service", "KillSignal", "SIGTERM"},
+		{"Service", "SupplementaryGroups", "docker"},
+		{"Service", "EnvironmentFile", "-/etc/default/ecs-registrator"},
+		{"Install", "WantedBy", "multi-user.target"},
+	} {
+		if !slices.Contains(unit[want.section][want.key], want.value) {
+			t.Errorf("[%s] %s=%s missing (have %v)", want.section, want.key, want.value, unit[want.section][want.key])
+		}
+	}
+	if _, err := exec.LookPath("systemd-analyze"); err == nil {
+		if out, err := exec.Command("systemd-analyze", "verify", "systemd/ecs-registrator.service").CombinedOutput(); err != nil &&
+			!strings.Contains(string(out), "/usr/local/bin/ecs-registrator") {
+			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+		}
+	}
+	env := map[string]string{}
+	for line := range strings.Lines(string(read(t, "systemd/ecs-registrator.default"))) {
+		line = strings.TrimSpace(line)
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			env[k] = v
+		}
+	}
+	if len(env) == 0 {
+		t.Fatal("no settings in the default file")
+	}
+	checkEnv(t, env)
+}
