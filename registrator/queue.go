@@ -72,6 +72,19 @@ func (q *queue) retry(key string, max time.Duration) time.Duration {
 	return d
 }
 
+// retryNow queues every key that waits for a retry at once and resets every key's delay: the dependency
+// they failed on is back, and a delay grown during the outage must not hold up recovery.
+func (q *queue) retryNow() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for k, t := range q.timers {
+		t.Stop()
+		delete(q.timers, k)
+		q.addLocked(k)
+	}
+	clear(q.failures)
+}
+
 // forget resets key's retry delay after a success.
 func (q *queue) forget(key string) {
 	q.mu.Lock()

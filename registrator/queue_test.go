@@ -139,3 +139,24 @@ func TestQueueShutdownWakesGet(t *testing.T) {
 		}
 	})
 }
+
+func TestQueueRetryNowSkipsGrownDelays(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newQueue()
+		for range 8 {
+			q.retry("a", 10*time.Second) // a delay grown to 10 s during an outage
+		}
+		q.retryNow()
+		if q.len() != 1 {
+			t.Fatalf("%d keys waiting right after retryNow, want 1", q.len())
+		}
+		if key, _ := q.get(); key != "a" {
+			t.Fatalf("got %q", key)
+		}
+		q.done("a")
+		if d := q.retry("a", 10*time.Second); d != 100*time.Millisecond {
+			t.Fatalf("delay after retryNow %v, want the first step again", d)
+		}
+		q.shutDown()
+	})
+}

@@ -359,6 +359,7 @@ func (r *Registrator) streamEvents(ctx context.Context, log *slog.Logger) error 
 		return err
 	}
 	r.dockerUp.set(nil)
+	r.queue.retryNow()
 	log.Info("watching docker events")
 	for {
 		select {
@@ -599,6 +600,7 @@ func (r *Registrator) watchAgent(ctx context.Context) {
 			down = false
 			log.Info("consul agent answers again; syncing")
 			r.refreshNode(ctx, log)
+			r.queue.retryNow()
 			r.requestSync()
 			continue
 		}
