@@ -8,7 +8,9 @@ export ECSR_CACHE := $(CACHE)
 
 IMAGE   ?= ecs-registrator:latest
 
-.PHONY: build image test check lint setup bench demo clean
+FUZZTIME ?= 1m
+
+.PHONY: build image test check lint setup bench fuzz demo clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/ecs-registrator ./cmd/ecs-registrator
@@ -42,6 +44,15 @@ check: test
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./registrator/ | tee bin/bench-go.txt
 	ECSR_E2E_BENCH=1 $(GO) test -count=1 -timeout 20m -run TestEndToEnd -v ./internal/bench/
+
+# Every fuzz target for FUZZTIME each (CI runs their seed corpora as part of make test).
+fuzz:
+	@set -e; for pkg in ./registrator ./health ./ecsmeta; do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 demo: setup build
 	@bash scripts/demo.sh

@@ -60,3 +60,21 @@ func FuzzMetadataPath(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHostFromValues: instance metadata values from anywhere give a plausible Host or an error.
+func FuzzHostFromValues(f *testing.F) {
+	f.Add("i-0abc1234def567890", "eu-west-1b", "eu-west-1", "10.0.1.23")
+	f.Add("i-1", "<html>", "eu", "::1")
+	f.Add("", "us-east-1a", "us-east-1", "300.1.1.1")
+	f.Fuzz(func(t *testing.T, id, az, region, ip string) {
+		h, err := hostFromValues(map[string]string{"instance-id": id, "placement/availability-zone": az,
+			"placement/region": region, "local-ipv4": ip})
+		if err != nil {
+			return
+		}
+		if !h.LocalIPv4.Is4() || !strings.HasPrefix(h.InstanceID, "i-") || !strings.HasPrefix(h.AvailabilityZone, h.Region) ||
+			strings.ContainsAny(h.InstanceID+h.AvailabilityZone+h.Region, " \n<>") {
+			t.Fatalf("accepted %+v", h)
+		}
+	})
+}

@@ -19,27 +19,31 @@ func NewIMDS() *imds.Client {
 
 // LookupHost reads this host's identity from EC2 instance metadata.
 func LookupHost(ctx context.Context, c *imds.Client) (Host, error) {
-	var h Host
-	for _, f := range []struct {
-		path string
-		dst  *string
-	}{
-		{"instance-id", &h.InstanceID},
-		{"placement/availability-zone", &h.AvailabilityZone},
-		{"placement/region", &h.Region},
-	} {
-		v, err := imdsGet(ctx, c, f.path)
+	values := map[string]string{}
+	for _, path := range hostPaths {
+		v, err := imdsGet(ctx, c, path)
 		if err != nil {
 			return Host{}, err
 		}
-		*f.dst = v
+		values[path] = v
 	}
-	ip, err := imdsGet(ctx, c, "local-ipv4")
-	if err != nil {
-		return Host{}, err
+	return hostFromValues(values)
+}
+
+var hostPaths = []string{"instance-id", "placement/availability-zone", "placement/region", "local-ipv4"}
+
+// hostFromValues checks the metadata values (by path) and makes a Host of them.
+func hostFromValues(v map[string]string) (Host, error) {
+	h := Host{InstanceID: v["instance-id"], AvailabilityZone: v["placement/availability-zone"], Region: v["placement/region"]}
+	ip, err := netip.ParseAddr(v["local-ipv4"])
+	if err != nil || !ip.Is4() {
+		return Host{}, fmt.Errorf("instance metadata: local-ipv4 is not an IPv4 address: %q", v["local-ipv4"])
 	}
-	if h.LocalIPv4, err = netip.ParseAddr(ip); err != nil || !h.LocalIPv4.Is4() {
-		return Host{}, fmt.Errorf("instance metadata: local-ipv4 is not an IPv4 address: %q", ip)
+	h.LocalIPv4 = ip
+	for path, val := range v {
+		if val == "" || len(val) > 255 || strings.ContainsFunc(val, func(r rune) bool { return r <= ' ' || r > '~' || strings.ContainsRune("<>{}\"", r) }) {
+			return Host{}, fmt.Errorf("instance metadata %s: unexpected value %q", path, val)
+		}
 	}
 	if !strings.HasPrefix(h.InstanceID, "i-") || h.AvailabilityZone == "" || h.Region == "" ||
 		!strings.HasPrefix(h.AvailabilityZone, h.Region) {
@@ -59,9 +63,5 @@ func imdsGet(ctx context.Context, c *imds.Client, path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("instance metadata %s: %w", path, err)
 	}
-	v := strings.TrimSpace(string(b))
-	if v == "" || strings.ContainsAny(v, " \n<>{}\"") {
-		return "", fmt.Errorf("instance metadata %s: unexpected value %s", path, snippet(b))
-	}
-	return v, nil
+	return strings.TrimSpace(string(b)), nil
 }

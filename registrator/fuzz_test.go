@@ -54,3 +54,31 @@ func FuzzDesired(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTagTemplates: any -tags value parses or fails cleanly, and a parsed one renders tags Consul
+// accepts (or reports the container's failure) for any container.
+func FuzzTagTemplates(f *testing.F) {
+	f.Add("ecs,az-{{.AvailabilityZone}},{{.Family}}-{{.Revision}}", "team", "payments")
+	f.Add("{{.Labels.team}},{{index .Labels \"x\"}}", "x", "a,b")
+	f.Add("{{range .Labels}}{{.}}{{end}}", "k", "\n")
+	f.Add("{{printf \"%s,%s\" .Name .ID}}", "", "")
+	f.Fuzz(func(t *testing.T, spec, k, v string) {
+		ts, err := ParseTagTemplates(spec)
+		if err != nil {
+			return
+		}
+		c := Container{ID: "id", Name: "n", Image: "img", Labels: map[string]string{k: v},
+			Task: &ecsmeta.Task{ARN: "arn:aws:ecs:r:1:task/c/t", Family: v, Service: k}}
+		var r Result
+		for _, tag := range ts.render(c, ecsmeta.Host{AvailabilityZone: v}, &r) {
+			if tag == "" || strings.ContainsAny(tag, ",\n") || len(tag) > maxNameLen {
+				t.Fatalf("tag %q from %q", tag, spec)
+			}
+		}
+		for _, p := range r.Problems {
+			if p.Severity != SeverityWarning {
+				t.Fatalf("a tag template failure kept something out: %v", p)
+			}
+		}
+	})
+}

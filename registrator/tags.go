@@ -90,8 +90,8 @@ func (ts TagTemplates) render(c Container, host ecsmeta.Host, r *Result) []strin
 	}
 	var tags []string
 	for _, t := range ts {
-		var b strings.Builder
-		if err := t.Execute(&b, d); err != nil {
+		b := &limitedWriter{max: maxNameLen + 1}
+		if err := t.Execute(b, d); err != nil {
 			r.warnf("-tags", "template %q failed for this container: %v; tag left out", t.Root.String(), err)
 			continue
 		}
@@ -105,4 +105,19 @@ func (ts TagTemplates) render(c Container, host ecsmeta.Host, r *Result) []strin
 		}
 	}
 	return tags
+}
+
+// limitedWriter stops a template that writes more than a tag can hold (a {{range}} gone wild) early.
+type limitedWriter struct {
+	strings.Builder
+	max int
+}
+
+var errTooLong = fmt.Errorf("output longer than %d bytes", maxNameLen)
+
+func (w *limitedWriter) Write(p []byte) (int, error) {
+	if w.Len()+len(p) > w.max {
+		return 0, errTooLong
+	}
+	return w.Builder.Write(p)
 }

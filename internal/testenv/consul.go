@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -48,16 +49,24 @@ func isExecutable(p string) bool {
 	return err == nil && st.Mode()&0o111 != 0
 }
 
-// Consul is a Consul dev agent (a single-node server) on free loopback ports.
+// Consul is a Consul agent on free ports: a dev agent (a single-node server that keeps nothing), or a
+// server or client of a Cluster.
 type Consul struct {
 	t     testing.TB
 	bin   string
 	Node  string
 	HTTP  int
 	DNS   int
-	ports []int
+	ports []int // server RPC, serf LAN, serf WAN
 	cmd   *exec.Cmd
 	log   *os.File
+
+	// Cluster members only.
+	Bind      string   // address the agent gossips on
+	server    int      // bootstrap-expect for a server, 0 for a client
+	join      []string // serf LAN addresses to join
+	dataDir   string
+	clustered bool
 }
 
 // StartConsul starts a dev agent that is stopped when the test ends.
@@ -95,20 +104,95 @@ func (c *Consul) API() *api.Client {
 	return cl
 }
 
+// SerfAddr is the agent's gossip address, for others to join.
+func (c *Consul) SerfAddr() string { return fmt.Sprintf("%s:%d", c.Bind, c.ports[1]) }
+
+// Cluster is a Consul cluster of servers on loopback, each with its own ports and data directory.
+type Cluster struct {
+	Servers []*Consul
+}
+
+// StartConsulCluster starts n servers that elect a leader, stopped when the test ends.
+func StartConsulCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	cl := &Cluster{}
+	for i := range n {
+		c := newMember(t, fmt.Sprintf("server-%d", i), "127.0.0.1")
+		c.server = n
+		cl.Servers = append(cl.Servers, c)
+	}
+	for _, c := range cl.Servers {
+		for _, o := range cl.Servers {
+			if o != c {
+				c.join = append(c.join, o.SerfAddr())
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for _, c := range cl.Servers {
+		wg.Go(c.Start) // a server waits for its peers to elect a leader
+	}
+	wg.Wait()
+	return cl
+}
+
+// StartClient starts a client agent that gossips on bind (e.g. 127.0.0.2, one per simulated host) and
+// joins the cluster.
+func (cl *Cluster) StartClient(t testing.TB, node, bind string) *Consul {
+	t.Helper()
+	c := newMember(t, node, bind)
+	for _, s := range cl.Servers {
+		c.join = append(c.join, s.SerfAddr())
+	}
+	c.Start()
+	return c
+}
+
+func newMember(t testing.TB, node, bind string) *Consul {
+	bin, ok := ConsulBinary()
+	if !ok {
+		Missing(t, "no consul binary (run scripts/consul-build.sh, or set ECSR_CONSUL)")
+	}
+	c := &Consul{t: t, bin: bin, Node: fmt.Sprintf("%s-%d", node, FreePort(t)), Bind: bind, clustered: true, dataDir: t.TempDir()}
+	c.HTTP, c.DNS = FreePort(t), FreePort(t)
+	c.ports = []int{FreePort(t), FreePort(t), FreePort(t)}
+	f, err := os.Create(filepath.Join(t.TempDir(), "consul.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.log = f
+	t.Cleanup(c.Stop)
+	return c
+}
+
 // Start starts the agent (again, after Stop) on the same ports and waits until it has a leader. A dev
-// agent keeps nothing across restarts.
+// agent keeps nothing across restarts; cluster members keep their data directory.
 func (c *Consul) Start() {
 	c.t.Helper()
 	hcl := `telemetry { prometheus_retention_time = "1h" disable_hostname = true } ports { grpc_tls = -1 }`
-	c.cmd = exec.Command(c.bin, "agent", "-dev", "-client", "127.0.0.1", "-bind", "127.0.0.1",
+	args := []string{"agent", "-dev", "-bind", "127.0.0.1"}
+	if c.clustered {
+		args = []string{"agent", "-data-dir", c.dataDir, "-bind", c.Bind, "-advertise", c.Bind}
+		if c.server > 0 {
+			args = append(args, "-server", "-bootstrap-expect", strconv.Itoa(c.server))
+		}
+		for _, j := range c.join {
+			args = append(args, "-retry-join", j)
+		}
+		// Quick failure detection and elections on loopback.
+		hcl += ` performance { raft_multiplier = 1 }`
+	}
+	args = append(args, "-client", "127.0.0.1",
 		"-node", c.Node, "-http-port", strconv.Itoa(c.HTTP), "-dns-port", strconv.Itoa(c.DNS),
 		"-server-port", strconv.Itoa(c.ports[0]), "-serf-lan-port", strconv.Itoa(c.ports[1]),
 		"-serf-wan-port", strconv.Itoa(c.ports[2]), "-grpc-port", "-1", "-hcl", hcl)
+	c.cmd = exec.Command(c.bin, args...)
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	if err := c.cmd.Start(); err != nil {
-		c.t.Fatalf("start consul: %v", err)
+		c.t.Errorf("start consul: %v", err)
+		return
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get("http://" + c.Addr() + "/v1/status/leader")
 		if err == nil {
@@ -121,7 +205,8 @@ func (c *Consul) Start() {
 		}
 		if time.Now().After(deadline) {
 			out, _ := os.ReadFile(c.log.Name())
-			c.t.Fatalf("consul agent did not get a leader in 30s: %v\n%s", err, out)
+			c.t.Errorf("consul agent %s did not get a leader in 60s: %v\n%s", c.Node, err, out)
+			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
