@@ -142,6 +142,21 @@ func TestECSNetworkModes(t *testing.T) {
 	if _, why := e.reg.Problems(pauseID); why == "" {
 		t.Error("pause container has no reason for staying out")
 	}
+
+	// The status snapshot shows the task and the dependencies' details.
+	snap := e.reg.Snapshot(t.Context())
+	details := map[string]string{}
+	for _, d := range snap.Dependencies {
+		details[d.Name] = d.Detail
+	}
+	if !strings.Contains(details[ecsmeta.DepIMDS], host["instance-id"]) || !strings.Contains(details[ecsmeta.DepAgent], "cluster test") {
+		t.Errorf("dependency details %v", details)
+	}
+	for _, c := range snap.Containers {
+		if c.ID == appID && (c.ECS == nil || c.ECS.Service != "api-svc" || c.ECS.Family != "api" || len(c.Services) != 1) {
+			t.Errorf("awsvpc container in the snapshot: %+v", c)
+		}
+	}
 }
 
 // ECS marks a task for stopping before its containers get the signal: its services leave the passing

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/status"
 )
 
@@ -88,9 +89,20 @@ func (r *Registrator) Snapshot(ctx context.Context) status.Snapshot {
 	}
 	snap.Dependencies = []status.Dependency{docker, consul}
 	if r.cfg.ECS != nil {
+		host := r.cfg.ECS.Host()
+		var agent ecsmeta.AgentMetadata
+		if a, ok := r.cfg.ECS.(interface{ Agent() ecsmeta.AgentMetadata }); ok {
+			agent = a.Agent()
+		}
 		for _, d := range r.cfg.ECS.Status() {
-			snap.Dependencies = append(snap.Dependencies, status.Dependency{Name: d.Name, Enabled: d.Enabled, Up: d.Up,
-				LastError: d.LastError, Since: d.Since})
+			dep := status.Dependency{Name: d.Name, Enabled: d.Enabled, Up: d.Up, LastError: d.LastError, Since: d.Since}
+			switch {
+			case d.Name == ecsmeta.DepIMDS && host.InstanceID != "":
+				dep.Detail = host.InstanceID + " in " + host.AvailabilityZone
+			case d.Name == ecsmeta.DepAgent && agent.Cluster != "":
+				dep.Detail = "cluster " + agent.Cluster + ", " + agent.Version
+			}
+			snap.Dependencies = append(snap.Dependencies, dep)
 		}
 	}
 	return snap

@@ -72,20 +72,8 @@ type Consul struct {
 // StartConsul starts a dev agent that is stopped when the test ends.
 func StartConsul(t testing.TB) *Consul {
 	t.Helper()
-	bin, ok := ConsulBinary()
-	if !ok {
-		Missing(t, "no consul binary (run scripts/consul-build.sh, or set ECSR_CONSUL)")
-	}
-	c := &Consul{t: t, bin: bin, Node: "node-" + strconv.Itoa(FreePort(t))}
-	c.HTTP, c.DNS = FreePort(t), FreePort(t)
-	c.ports = []int{FreePort(t), FreePort(t), FreePort(t)}
-	f, err := os.Create(filepath.Join(t.TempDir(), "consul.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.log = f
+	c := newAgent(t, "node", "127.0.0.1", false)
 	c.Start()
-	t.Cleanup(c.Stop)
 	return c
 }
 
@@ -117,7 +105,7 @@ func StartConsulCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
 	cl := &Cluster{}
 	for i := range n {
-		c := newMember(t, fmt.Sprintf("server-%d", i), "127.0.0.1")
+		c := newAgent(t, fmt.Sprintf("server-%d", i), "127.0.0.1", true)
 		c.server = n
 		cl.Servers = append(cl.Servers, c)
 	}
@@ -140,7 +128,7 @@ func StartConsulCluster(t testing.TB, n int) *Cluster {
 // joins the cluster.
 func (cl *Cluster) StartClient(t testing.TB, node, bind string) *Consul {
 	t.Helper()
-	c := newMember(t, node, bind)
+	c := newAgent(t, node, bind, true)
 	for _, s := range cl.Servers {
 		c.join = append(c.join, s.SerfAddr())
 	}
@@ -148,12 +136,18 @@ func (cl *Cluster) StartClient(t testing.TB, node, bind string) *Consul {
 	return c
 }
 
-func newMember(t testing.TB, node, bind string) *Consul {
+// newAgent prepares an agent on free ports, stopped when the test ends: a dev agent, or a cluster member
+// that gossips on bind and keeps a data directory.
+func newAgent(t testing.TB, node, bind string, clustered bool) *Consul {
+	t.Helper()
 	bin, ok := ConsulBinary()
 	if !ok {
 		Missing(t, "no consul binary (run scripts/consul-build.sh, or set ECSR_CONSUL)")
 	}
-	c := &Consul{t: t, bin: bin, Node: fmt.Sprintf("%s-%d", node, FreePort(t)), Bind: bind, clustered: true, dataDir: t.TempDir()}
+	c := &Consul{t: t, bin: bin, Node: fmt.Sprintf("%s-%d", node, FreePort(t)), Bind: bind, clustered: clustered}
+	if clustered {
+		c.dataDir = t.TempDir()
+	}
 	c.HTTP, c.DNS = FreePort(t), FreePort(t)
 	c.ports = []int{FreePort(t), FreePort(t), FreePort(t)}
 	f, err := os.Create(filepath.Join(t.TempDir(), "consul.log"))
