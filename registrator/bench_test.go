@@ -64,9 +64,9 @@ func BenchmarkReconcileUnchanged(b *testing.B) {
 			HostConfig: &container.HostConfig{NetworkMode: "bridge"}},
 		Config: &container.Config{Image: "registry/web:1", Labels: map[string]string{"SERVICE_NAME": "web", "SERVICE_TAGS": "a,b",
 			"SERVICE_CHECK_HTTP": "/health"}, ExposedPorts: nat.PortSet{"8080/tcp": {}}},
-		NetworkSettings: &container.NetworkSettings{NetworkSettingsBase: container.NetworkSettingsBase{
-			Ports: nat.PortMap{"8080/tcp": {{HostIP: "0.0.0.0", HostPort: "32768"}}}}},
+		NetworkSettings: &container.NetworkSettings{},
 	}
+	in.NetworkSettings.Ports = nat.PortMap{"8080/tcp": {{HostIP: "0.0.0.0", HostPort: "32768"}}}
 	agent := &memAgent{}
 	r := New(memDocker{in}, agent, Config{AdvertiseIP: netip.MustParseAddr("10.0.0.5"), OptIn: true})
 	r.node = "node1"
