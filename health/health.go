@@ -231,7 +231,7 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target)
 	} else if grpcTLS {
 		warn("CHECK_GRPC_USE_TLS", "has no effect without SERVICE_CHECK_GRPC=true")
 	}
-	if _, ok := keys["CHECK_TTL"]; ok && keys["CHECK_TTL"] != "" {
+	if keys["CHECK_TTL"] != "" {
 		if ttl := durKey("CHECK_TTL", 0); ttl > 0 {
 			c := Check{ID: t.ServiceID + ":" + KindTTL, Kind: KindTTL, TTL: ttl, DeregisterAfter: deregister,
 				InitialStatus: initial, Name: "TTL " + ttl.String() + " (updated by the application)",

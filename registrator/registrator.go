@@ -693,46 +693,11 @@ func (r *Registrator) Reconcile(ctx context.Context, id string) error {
 	}
 	var res Result
 	var c Container
-	if gone && r.cfg.ECS != nil {
+	switch {
+	case gone && r.cfg.ECS != nil:
 		r.cfg.ECS.Forget(id)
-	}
-	if !gone {
-		c = FromInspect(in)
-		opts := Options{AdvertiseIP: r.cfg.AdvertiseIP, Internal: r.cfg.Internal, OptIn: r.cfg.OptIn, Tags: r.cfg.Tags,
-			HealthTTL: r.cfg.HealthTTL}
-		if r.cfg.ECS != nil {
-			opts.Host = r.cfg.ECS.Host()
-			if t, ok := r.cfg.ECS.Lookup(c.ID, c.Labels, c.Env, c.Running); ok {
-				c.Task = &t
-			}
-		} else if t, ok := ecsmeta.FromLabels(c.Labels); ok {
-			c.Task = &t
-		}
-		r.mu.Lock()
-		opts.Node = r.node
-		st := r.stateLocked(id)
-		st.name, st.image, st.running, st.task = c.Name, c.Image, c.Running, c.Task
-		// ECS marks a task for stopping before its containers get the signal: stop advertising then.
-		c.Draining = r.drainingLocked(st, c) || (c.Running && c.Task != nil && c.Task.Stopping())
-		if c.Draining && !st.draining {
-			r.metrics.drains.Inc()
-			why := "stop signal"
-			if c.Task != nil && c.Task.Stopping() {
-				why = "ECS task DesiredStatus=STOPPED"
-			}
-			r.activity.add(status.Event{Container: shortID(id), Name: c.Name, Source: "reconcile", Action: "draining", Detail: why})
-		}
-		st.draining = c.Draining
-		r.mu.Unlock()
-		if c.Draining && r.cfg.Drain == DrainMaintenance {
-			c.Draining = false
-			res = Desired(c, opts)
-			for i := range res.Services {
-				res.Services[i].Maintenance = drainReason + " (started " + c.StartedAt.Format(time.RFC3339Nano) + ")"
-			}
-		} else {
-			res = Desired(c, opts)
-		}
+	case !gone:
+		c, res = r.evaluate(id, in)
 	}
 	log := r.containerLog(id)
 	problems := res.Problems
@@ -872,6 +837,49 @@ func (r *Registrator) refreshMirrors(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// evaluate works out what an existing container should advertise now: its ECS task, whether it is
+// being stopped, and its desired services. It records what the status page shows of the container.
+func (r *Registrator) evaluate(id string, in container.InspectResponse) (Container, Result) {
+	c := FromInspect(in)
+	opts := Options{AdvertiseIP: r.cfg.AdvertiseIP, Internal: r.cfg.Internal, OptIn: r.cfg.OptIn, Tags: r.cfg.Tags,
+		HealthTTL: r.cfg.HealthTTL}
+	if r.cfg.ECS != nil {
+		opts.Host = r.cfg.ECS.Host()
+		if t, ok := r.cfg.ECS.Lookup(c.ID, c.Labels, c.Env, c.Running); ok {
+			c.Task = &t
+		}
+	} else if t, ok := ecsmeta.FromLabels(c.Labels); ok {
+		c.Task = &t
+	}
+	r.mu.Lock()
+	opts.Node = r.node
+	st := r.stateLocked(id)
+	st.name, st.image, st.running, st.task = c.Name, c.Image, c.Running, c.Task
+	// ECS marks a task for stopping before its containers get the signal: stop advertising then.
+	c.Draining = r.drainingLocked(st, c) || (c.Running && c.Task != nil && c.Task.Stopping())
+	if c.Draining && !st.draining {
+		r.metrics.drains.Inc()
+		why := "stop signal"
+		if c.Task != nil && c.Task.Stopping() {
+			why = "ECS task DesiredStatus=STOPPED"
+		}
+		r.activity.add(status.Event{Container: shortID(id), Name: c.Name, Source: "reconcile", Action: "draining", Detail: why})
+	}
+	st.draining = c.Draining
+	r.mu.Unlock()
+
+	if !c.Draining || r.cfg.Drain != DrainMaintenance {
+		return c, Desired(c, opts)
+	}
+	// Maintenance drain: the services stay, each with Consul's maintenance check naming this run.
+	c.Draining = false
+	res := Desired(c, opts)
+	for i := range res.Services {
+		res.Services[i].Maintenance = drainReason + " (started " + c.StartedAt.Format(time.RFC3339Nano) + ")"
+	}
+	return c, res
 }
 
 func (r *Registrator) deregister(ctx context.Context, sid string) error {
