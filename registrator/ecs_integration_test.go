@@ -14,6 +14,7 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/internal/fakeecs"
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
+	"github.com/ecs-registrator/ecs-registrator/status"
 )
 
 // ecsTask is one simulated ECS task: its containers carry the labels and env the ECS agent sets.
@@ -55,7 +56,7 @@ func (k ecsTask) container(name string, w testenv.Workload) testenv.Workload {
 // runECS starts a registrator with an ecsmeta.Source reading the fake agent (and IMDS when given).
 func runECS(t *testing.T, d *client.Client, fake *fakeecs.Agent, imdsURL string) *env {
 	t.Helper()
-	cfg := ecsmeta.Config{AgentURL: fake.AgentURL(), TMDSURL: fake.TMDSURL(), Poll: time.Second, Timeout: time.Second}
+	cfg := ecsmeta.Config{AgentURL: fake.AgentURL(), TMDSURL: fake.TMDSURL(), Poll: time.Second}
 	if imdsURL != "" {
 		t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imdsURL)
 		cfg.IMDS = ecsmeta.NewIMDS()
@@ -143,15 +144,17 @@ func TestECSNetworkModes(t *testing.T) {
 		t.Error("pause container has no reason for staying out")
 	}
 
-	// The status snapshot shows the task and the dependencies' details.
-	snap := e.reg.Snapshot(t.Context())
+	// The status snapshot shows the task and the dependencies' details (the agent's own metadata comes
+	// with the first task poll).
+	var snap status.Snapshot
 	details := map[string]string{}
-	for _, d := range snap.Dependencies {
-		details[d.Name] = d.Detail
-	}
-	if !strings.Contains(details[ecsmeta.DepIMDS], host["instance-id"]) || !strings.Contains(details[ecsmeta.DepAgent], "cluster test") {
-		t.Errorf("dependency details %v", details)
-	}
+	testenv.Eventually(t, 5*time.Second, fmt.Sprintf("dependency details %v", details), func() bool {
+		snap = e.reg.Snapshot(t.Context())
+		for _, d := range snap.Dependencies {
+			details[d.Name] = d.Detail
+		}
+		return strings.Contains(details[ecsmeta.DepIMDS], host["instance-id"]) && strings.Contains(details[ecsmeta.DepAgent], "cluster test")
+	})
 	for _, c := range snap.Containers {
 		if c.ID == appID && (c.ECS == nil || c.ECS.Service != "api-svc" || c.ECS.Family != "api" || len(c.Services) != 1) {
 			t.Errorf("awsvpc container in the snapshot: %+v", c)

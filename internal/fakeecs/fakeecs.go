@@ -59,8 +59,14 @@ type Agent struct {
 	docker  *client.Client
 	cluster string
 
-	mu    sync.Mutex
-	tasks map[string]TaskConfig
+	mu      sync.Mutex
+	tasks   map[string]TaskConfig
+	inspect map[string]inspected // Docker ID -> last inspect, while its state is the same
+}
+
+type inspected struct {
+	state string
+	in    container.InspectResponse
 }
 
 // Server is one HTTP listener that can be stopped (connection refused) and started again.
@@ -77,7 +83,7 @@ type Server struct {
 
 // Start runs a fake agent for the containers of docker until the test ends.
 func Start(t testing.TB, docker *client.Client) *Agent {
-	a := &Agent{t: t, docker: docker, cluster: "test", tasks: map[string]TaskConfig{}}
+	a := &Agent{t: t, docker: docker, cluster: "test", tasks: map[string]TaskConfig{}, inspect: map[string]inspected{}}
 	a.Introspection = newServer(t, http.HandlerFunc(a.introspection), nil)
 	// The real agent allows 40 requests a second with a burst of 60 per source address.
 	a.TMDS = newServer(t, http.HandlerFunc(a.metadata), rate.NewLimiter(40, 60))
@@ -312,9 +318,20 @@ func (a *Agent) snapshot(ctx context.Context) ([]*task, error) {
 	byARN := map[string]*task{}
 	var order []string
 	for _, s := range list {
-		in, err := a.docker.ContainerInspect(ctx, s.ID)
-		if err != nil {
-			continue // removed meanwhile
+		// Inspecting every task container on every request would make the fake, not the daemon, slow
+		// when many tests share a dockerd; a container's inspect only changes with its state.
+		a.mu.Lock()
+		cached, ok := a.inspect[s.ID]
+		a.mu.Unlock()
+		in := cached.in
+		if !ok || cached.state != s.State {
+			var err error
+			if in, err = a.docker.ContainerInspect(ctx, s.ID); err != nil {
+				continue // removed meanwhile
+			}
+			a.mu.Lock()
+			a.inspect[s.ID] = inspected{state: s.State, in: in}
+			a.mu.Unlock()
 		}
 		l := in.Config.Labels
 		arn := l[ecsmeta.LabelTaskARN]

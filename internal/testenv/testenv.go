@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -49,16 +50,40 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	return time.Since(start)
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a port, free on TCP and UDP a moment ago, that no other caller in this process gets.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portMu.Lock()
+	defer portMu.Unlock()
+	// Below the kernel's ephemeral range (32768 and up), where Docker's published ports and every
+	// outgoing connection take theirs: a port handed out here is not taken by those a moment later.
+	// Never the same port twice in one test process, so it also serves as a unique number.
+	for range 10000 {
+		p := 15000 + rand.IntN(17000)
+		if usedPorts[p] {
+			continue
+		}
+		usedPorts[p] = true
+		tcp, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
+		if err != nil {
+			continue
+		}
+		udp, err := net.ListenPacket("udp", fmt.Sprintf(":%d", p)) // Consul's DNS port is UDP too
+		tcp.Close()
+		if err != nil {
+			continue
+		}
+		udp.Close()
+		return p
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port")
+	return 0
 }
+
+var (
+	portMu    sync.Mutex
+	usedPorts = map[int]bool{}
+)
 
 // Docker returns a client for the host's dockerd (DOCKER_HOST or the default socket).
 func Docker(t testing.TB) *client.Client {
