@@ -182,7 +182,7 @@ func TestReadOnlyDockerSocket(t *testing.T) {
 	}
 }
 
-// Instance metadata that answers after 5 s, or with garbage, never delays a registration.
+// Instance metadata that is down, answers after 5 s, with 500, 429 or garbage never delays a registration.
 func TestFaultSlowInstanceMetadata(t *testing.T) {
 	t.Parallel()
 	for name, h := range map[string]http.HandlerFunc{
@@ -196,10 +196,16 @@ func TestFaultSlowInstanceMetadata(t *testing.T) {
 			w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", "21600")
 			_, _ = w.Write([]byte("<html>\x00\x01"))
 		},
+		"500":  func(w http.ResponseWriter, r *http.Request) { http.Error(w, "oops", http.StatusInternalServerError) },
+		"429":  func(w http.ResponseWriter, r *http.Request) { http.Error(w, "slow down", http.StatusTooManyRequests) },
+		"down": nil,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			srv := httptest.NewServer(h)
+			if h == nil {
+				srv.Close() // connection refused
+			}
 			t.Cleanup(srv.Close)
 			d := testenv.Docker(t)
 			fake := fakeecs.Start(t, d)
