@@ -36,7 +36,16 @@ func run(t *testing.T, docker *client.Client, consul *testenv.Consul, mod ...fun
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := registrator.Config{AdvertiseIP: netip.MustParseAddr("127.0.0.1"), OptIn: true, Resync: 30 * time.Second}
+	// The daemon's log is kept, and shown (its end) only when the test fails.
+	logs := &testenv.Buffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			lines := strings.Split(logs.String(), "\n")
+			t.Logf("registrator log (last 150 lines):\n%s", strings.Join(lines[max(0, len(lines)-150):], "\n"))
+		}
+	})
+	cfg := registrator.Config{AdvertiseIP: netip.MustParseAddr("127.0.0.1"), OptIn: true, Resync: 30 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	for _, m := range mod {
 		m(&cfg)
 	}

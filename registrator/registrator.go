@@ -192,7 +192,7 @@ const DefaultHealthTTL = 90 * time.Second
 // New returns a Registrator; nothing runs until Run.
 func New(docker Docker, agent Agent, cfg Config) *Registrator {
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		cfg.Workers = 8
 	}
 	if cfg.AgentPoll <= 0 {
 		cfg.AgentPoll = time.Second

@@ -84,7 +84,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.logFormat, "log-format", "auto", "auto (text on a terminal, else JSON), text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "log what would be registered; write nothing to Consul")
-	fs.IntVar(&c.workers, "workers", 4, "containers reconciled in parallel")
+	fs.IntVar(&c.workers, "workers", 8, "containers reconciled in parallel")
 	fs.StringVar(&c.agentURI, "ecs-agent-uri", "http://127.0.0.1:51678", "ECS agent introspection API (\"\" disables)")
 	fs.StringVar(&c.tmdsURI, "ecs-tmds-uri", "http://127.0.0.1:51679", "ECS task metadata endpoint, reached from the host (\"\" disables)")
 	fs.BoolVar(&c.ecsAPI, "ecs-api", false, "call ECS DescribeTasks for service names and task tags (needs ecs:DescribeTasks)")
