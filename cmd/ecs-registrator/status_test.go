@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -17,20 +16,6 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 	"github.com/ecs-registrator/ecs-registrator/status"
 )
-
-func fetch(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s %s", url, resp.Status, b)
-	}
-	return string(b)
-}
 
 // The operator surface of a running daemon: page, JSON, metrics and CLI agree, say why a container is
 // kept out, and never show the Consul token.
@@ -54,7 +39,7 @@ func TestOperatorSurface(t *testing.T) {
 	var snap status.Snapshot
 	var raw string
 	testenv.Eventually(t, 10*time.Second, "check never passing in the snapshot", func() bool {
-		raw = fetch(t, base+"/v1/status")
+		raw = string(testenv.Get(t, base+"/v1/status", http.StatusOK))
 		if err := json.Unmarshal([]byte(raw), &snap); err != nil {
 			t.Fatal(err)
 		}
@@ -69,18 +54,18 @@ func TestOperatorSurface(t *testing.T) {
 		t.Errorf("daemon %+v deps %+v", snap.Daemon, snap.Dependencies)
 	}
 
-	page := fetch(t, base+"/")
+	page := string(testenv.Get(t, base+"/", http.StatusOK))
 	for _, want := range []string{badName, "SERVICE_CHECK_INTERVAL", "not a positive duration", goodName, "HTTP GET /health"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
-	one := fetch(t, base+"/v1/containers/"+badName)
+	one := string(testenv.Get(t, base+"/v1/containers/"+badName, http.StatusOK))
 	if !strings.Contains(one, "SERVICE_CHECK_INTERVAL") {
 		t.Errorf("/v1/containers/{name}: %s", one)
 	}
 
-	metrics := fetch(t, base+"/metrics")
+	metrics := string(testenv.Get(t, base+"/metrics", http.StatusOK))
 	parser := expfmt.NewTextParser(model.LegacyValidation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(metrics))
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,44 +32,30 @@ func TestFakeMatchesTheReference(t *testing.T) {
 	app := testenv.Start(t, d, testenv.Workload{Name: fmt.Sprintf("ecs-web-7-app-%d", testenv.FreePort(t)), Network: "container:" + pause,
 		TCP: []int{8080}, Labels: labels("app"), Env: []string{ecsmeta.EnvMetadataV4 + "=http://169.254.170.2/v4/uuid-" + arn[len(arn)-8:]}})
 
-	agentTask := get(t, fake.AgentURL()+"/v1/tasks?dockerid="+app[:12], 200)
+	agentTask := testenv.Get(t, fake.AgentURL()+"/v1/tasks?dockerid="+app[:12], 200)
 	sameOrder(t, "agent task", keys(t, agentTask), keys(t, fixture(t, "agent-task-awsvpc.json")))
 	at, err := ecsmeta.DecodeAgentTask(agentTask)
 	if err != nil || len(at.Containers) != 1 || at.Containers[0].DockerId != app || at.Containers[0].Networks[0].IPv4Addresses[0] != "10.0.2.61" {
 		t.Fatalf("agent task %s: %v (the pause container must not be listed)", agentTask, err)
 	}
 	sameOrder(t, "agent container", keys(t, field(t, agentTask, "Containers")), keys(t, field(t, fixture(t, "agent-task-awsvpc.json"), "Containers")))
-	get(t, fake.AgentURL()+"/v1/tasks?dockerid="+pause, 404)
-	get(t, fake.AgentURL()+"/v1/tasks?dockerid="+app+"&taskarn="+arn, 400)
-	sameOrder(t, "metadata", keys(t, get(t, fake.AgentURL()+"/v1/metadata", 200)), keys(t, fixture(t, "agent-metadata.json")))
+	testenv.Get(t, fake.AgentURL()+"/v1/tasks?dockerid="+pause, 404)
+	testenv.Get(t, fake.AgentURL()+"/v1/tasks?dockerid="+app+"&taskarn="+arn, 400)
+	sameOrder(t, "metadata", keys(t, testenv.Get(t, fake.AgentURL()+"/v1/metadata", 200)), keys(t, fixture(t, "agent-metadata.json")))
 
-	task := get(t, fake.TMDSURL()+"/v4/uuid-"+arn[len(arn)-8:]+"/task", 200)
+	task := testenv.Get(t, fake.TMDSURL()+"/v4/uuid-"+arn[len(arn)-8:]+"/task", 200)
 	sameOrder(t, "task metadata", keys(t, task), keys(t, fixture(t, "tmds-task-bridge.json")))
 	tt, err := ecsmeta.DecodeTMDSTask(task)
 	if err != nil || tt.ServiceName != "web-svc" || len(tt.Containers) != 2 {
 		t.Fatalf("task metadata %s: %v (the pause container is listed here)", task, err)
 	}
-	get(t, fake.TMDSURL()+"/v4/nope/task", 404)
+	testenv.Get(t, fake.TMDSURL()+"/v4/nope/task", 404)
 }
 
 func fixture(t *testing.T, name string) []byte {
 	b, err := os.ReadFile(filepath.Join("..", "..", "ecsmeta", "testdata", name))
 	if err != nil {
 		t.Fatal(err)
-	}
-	return b
-}
-
-func get(t *testing.T, url string, code int) []byte {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != code {
-		t.Fatalf("GET %s: %d %s, want %d", url, resp.StatusCode, b, code)
 	}
 	return b
 }
