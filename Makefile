@@ -42,9 +42,12 @@ test: setup lint
 check: test
 
 # Go micro-benchmarks (6 runs each, for medians) and the end-to-end harness; outputs kept in bin/.
+# pipefail: a failing benchmark fails make, not just tee.
+bench: SHELL := /bin/bash
+bench: .SHELLFLAGS := -o pipefail -c
 bench: setup
 	mkdir -p bin
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./registrator/ | tee bin/bench-go.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./registrator/ ./ecsmeta/ | tee bin/bench-go.txt
 	ECSR_E2E_BENCH=1 $(GO) test -count=1 -timeout 30m -run TestEndToEnd -v ./internal/bench/ | tee bin/bench-e2e.txt
 
 # Every fuzz target for FUZZTIME each (CI runs their seed corpora as part of make test).

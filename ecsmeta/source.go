@@ -396,45 +396,51 @@ func (s *Source) pollAgent(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		s.mu.Lock()
-		n, known := len(s.tasks), s.agent.Cluster != ""
-		s.mu.Unlock()
-		if n == 0 {
-			continue
-		}
-		if !known {
-			m, err := s.client.metadata(ctx)
-			if !s.record(ctx, DepAgent, err) {
-				continue
-			}
-			s.mu.Lock()
-			s.agent = m
-			s.mu.Unlock()
-			s.log.Info("ecs agent", "cluster", m.Cluster, "container_instance", m.ContainerInstanceArn, "version", m.Version)
-		}
-		tasks, err := s.client.tasks(ctx)
+		s.pollOnce(ctx)
+	}
+}
+
+// pollOnce reads the agent's tasks once, when the host has task containers, and notifies the
+// containers of every task whose state changed.
+func (s *Source) pollOnce(ctx context.Context) {
+	s.mu.Lock()
+	n, known := len(s.tasks), s.agent.Cluster != ""
+	s.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	if !known {
+		m, err := s.client.metadata(ctx)
 		if !s.record(ctx, DepAgent, err) {
+			return
+		}
+		s.mu.Lock()
+		s.agent = m
+		s.mu.Unlock()
+		s.log.Info("ecs agent", "cluster", m.Cluster, "container_instance", m.ContainerInstanceArn, "version", m.Version)
+	}
+	tasks, err := s.client.tasks(ctx)
+	if !s.record(ctx, DepAgent, err) {
+		return
+	}
+	var changed []string
+	s.mu.Lock()
+	for _, at := range tasks {
+		ts := s.tasks[at.Arn]
+		if ts == nil || (ts.agent != nil && reflect.DeepEqual(*ts.agent, at)) {
 			continue
 		}
-		var changed []string
-		s.mu.Lock()
-		for _, at := range tasks {
-			ts := s.tasks[at.Arn]
-			if ts == nil || (ts.agent != nil && reflect.DeepEqual(*ts.agent, at)) {
-				continue
-			}
-			if ts.agent == nil || ts.agent.DesiredStatus != at.DesiredStatus {
-				s.log.Info("ecs task status", "task", at.Arn, "desired", at.DesiredStatus, "known", at.KnownStatus)
-			}
-			ts.agent = &at
-			changed = append(changed, slices.Collect(maps.Keys(ts.containers))...)
+		if ts.agent == nil || ts.agent.DesiredStatus != at.DesiredStatus {
+			s.log.Info("ecs task status", "task", at.Arn, "desired", at.DesiredStatus, "known", at.KnownStatus)
 		}
-		notify := s.notify
-		s.mu.Unlock()
-		slices.Sort(changed)
-		for _, id := range changed {
-			notify(id)
-		}
+		ts.agent = &at
+		changed = append(changed, slices.Collect(maps.Keys(ts.containers))...)
+	}
+	notify := s.notify
+	s.mu.Unlock()
+	slices.Sort(changed)
+	for _, id := range changed {
+		notify(id)
 	}
 }
 

@@ -33,7 +33,7 @@ type endpoint struct {
 	requests atomic.Int64
 }
 
-func newEndpoint(t *testing.T, h func(w http.ResponseWriter, r *http.Request)) *endpoint {
+func newEndpoint(t testing.TB, h func(w http.ResponseWriter, r *http.Request)) *endpoint {
 	e := &endpoint{handle: h}
 	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.requests.Add(1)
