@@ -1,0 +1,182 @@
+package registrator
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+)
+
+// labels holds a container's SERVICE_ keys with the prefix removed, split into container-level and
+// per-port keys. Labels win over env vars of the same key.
+type labels struct {
+	global map[string]string         // NAME, TAGS, ..., and Meta keys, upper case as given
+	ports  map[int]map[string]string // port -> NAME, TAGS, ...
+	origin map[string]string         // key without prefix -> "label" or "env", for messages
+}
+
+func (l labels) key(k string) string { return "SERVICE_" + k }
+
+func (l labels) portKey(p int, k string) string { return fmt.Sprintf("SERVICE_%d_%s", p, k) }
+
+func parseLabels(c Container, r *Result) labels {
+	l := labels{global: map[string]string{}, ports: map[int]map[string]string{}, origin: map[string]string{}}
+	merged := map[string]string{}
+	for _, kv := range c.Env {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(k, "SERVICE_") {
+			merged[k] = v
+		}
+	}
+	for k, v := range c.Labels {
+		if strings.HasPrefix(k, "SERVICE_") {
+			merged[k] = v
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(merged)) {
+		v := merged[k]
+		rest := strings.TrimPrefix(k, "SERVICE_")
+		if first, attr, ok := strings.Cut(rest, "_"); ok && isDigits(first) {
+			p, err := strconv.Atoi(first)
+			if err != nil || p < 1 || p > 65535 {
+				r.errorf(k, "%s is not a port number (1-65535); key ignored", first)
+				continue
+			}
+			if l.ports[p] == nil {
+				l.ports[p] = map[string]string{}
+			}
+			l.ports[p][attr] = v
+			continue
+		}
+		l.global[rest] = v
+	}
+	return l
+}
+
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// buildMeta merges container-level and per-port Meta keys (per-port wins) with the daemon's own keys.
+func buildMeta(c Container, host ecsmeta.Host, l labels, port int, r *Result) map[string]string {
+	user := map[string]string{}
+	keyOf := map[string]string{}
+	add := func(attrs map[string]string, label func(string) string) {
+		for k, v := range attrs {
+			if attrKeys[k] || isCheckKey(k) {
+				continue
+			}
+			user[strings.ToLower(k)] = v
+			keyOf[strings.ToLower(k)] = label(k)
+		}
+	}
+	add(l.global, l.key)
+	add(l.ports[port], func(k string) string { return l.portKey(port, k) })
+
+	meta := map[string]string{
+		MetaExternalSource: ExternalSource,
+		MetaContainerID:    c.ID,
+		MetaContainerName:  c.Name,
+	}
+	own := func(k, v string) {
+		if v != "" && len(v) <= maxMetaValueLen {
+			meta[k] = v
+		}
+	}
+	own(MetaEC2InstanceID, host.InstanceID)
+	own(MetaAvailabilityZone, host.AvailabilityZone)
+	if t := c.Task; t != nil {
+		own(MetaECSCluster, t.Cluster)
+		own(MetaECSTaskARN, t.ARN)
+		own(MetaECSTaskFamily, t.Family)
+		own(MetaECSTaskRevision, t.Revision)
+		own(MetaECSService, t.Service)
+		own(MetaECSContainer, t.Container)
+		own(MetaAvailabilityZone, t.AvailabilityZone)
+		// Task tags (allow-listed with -ecs-tag-meta) are defaults; the container's own labels win.
+		for k, v := range t.Tags {
+			k = strings.ToLower(k)
+			if _, set := user[k]; !set {
+				user[k] = v
+				keyOf[k] = "task tag " + k
+			}
+		}
+	}
+	// Keys the daemon sets (or would set once the metadata is known) cannot come from labels.
+	reserved := func(k string) bool {
+		switch k {
+		case MetaECSCluster, MetaECSTaskARN, MetaECSTaskFamily, MetaECSTaskRevision, MetaECSService,
+			MetaECSContainer, MetaAvailabilityZone, MetaEC2InstanceID, MetaChecks:
+			return true
+		}
+		return meta[k] != ""
+	}
+	for _, k := range slices.Sorted(maps.Keys(user)) {
+		v, label := user[k], keyOf[k]
+		switch {
+		case reserved(k):
+			r.warnf(label, "meta key %q is set by ecs-registrator itself; label ignored", k)
+		case !metaKeyRE.MatchString(k):
+			r.warnf(label, "meta key %q may only hold letters, digits, '-' and '_'; dropped", k)
+		case len(k) > maxMetaKeyLen:
+			r.warnf(label, "meta key is longer than %d characters; dropped", maxMetaKeyLen)
+		case strings.HasPrefix(k, "consul-"):
+			r.warnf(label, "meta keys starting with \"consul-\" are reserved by Consul; dropped")
+		case len(v) > maxMetaValueLen:
+			r.warnf(label, "meta value is %d bytes, Consul allows %d; dropped", len(v), maxMetaValueLen)
+		case len(meta) >= maxMetaPairs-1: // one is kept for MetaChecks
+			r.warnf(label, "Consul allows %d meta pairs per service; dropped", maxMetaPairs)
+		default:
+			meta[k] = v
+		}
+	}
+	return meta
+}
+
+func splitTags(s string) []string {
+	var tags []string
+	for t := range strings.SplitSeq(s, ",") {
+		t = strings.TrimSpace(t)
+		if t != "" && !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	return tags
+}
+
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("service name is empty")
+	case len(name) > maxNameLen:
+		return fmt.Errorf("service name is %d characters long, more than %d", len(name), maxNameLen)
+	case !nameRE.MatchString(name):
+		return fmt.Errorf("service name %q may only hold letters, digits, '.', '-' and '_', and must start with a letter or digit", name)
+	}
+	return nil
+}
+
+func checkID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("service ID is empty")
+	case len(id) > maxNameLen:
+		return fmt.Errorf("service ID is %d characters long, more than %d", len(id), maxNameLen)
+	case !idRE.MatchString(id):
+		return fmt.Errorf("service ID %q must not contain '/', '?', '#', '%%' or white space", id)
+	}
+	return nil
+}
+
+// imageBase turns "registry:5000/team/api:1.2@sha256:..." into "api", gliderlabs/registrator's default name.
+func imageBase(image string) string {
+	image, _, _ = strings.Cut(image, "@")
+	if i := strings.LastIndex(image, "/"); i >= 0 {
+		image = image[i+1:]
+	}
+	image, _, _ = strings.Cut(image, ":")
+	return image
+}

@@ -1,0 +1,152 @@
+package registrator
+
+import (
+	"maps"
+	"net"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/health"
+)
+
+// ExternalSource is the Meta["external-source"] value that marks a Consul service as owned by this daemon.
+const ExternalSource = "ecs-registrator"
+
+// Meta keys the daemon sets itself; labels cannot override them.
+const (
+	MetaExternalSource = "external-source"
+	MetaContainerID    = "container-id"
+	MetaContainerName  = "container-name"
+
+	MetaECSCluster       = "ecs-cluster"
+	MetaECSTaskARN       = "ecs-task-arn"
+	MetaECSTaskFamily    = "ecs-task-family"
+	MetaECSTaskRevision  = "ecs-task-revision"
+	MetaECSService       = "ecs-service"
+	MetaECSContainer     = "ecs-container"
+	MetaAvailabilityZone = "availability-zone"
+	MetaEC2InstanceID    = "ec2-instance-id"
+	// MetaChecks is a fingerprint of the service's check definitions: the agent's service list does
+	// not show checks, and a changed definition must be re-registered.
+	MetaChecks = "ecsr-checks"
+)
+
+// Consul's limits on service metadata (agent/structs: ValidateServiceMetadata).
+const (
+	maxMetaPairs    = 64
+	maxMetaKeyLen   = 128
+	maxMetaValueLen = 512
+	maxNameLen      = 255 // longer names and IDs are certainly a templating accident
+	maxDNSLabelLen  = 63
+)
+
+var (
+	metaKeyRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	// Names and IDs end up in URL paths (/v1/agent/service/deregister/<id>, /v1/health/service/<name>).
+	nameRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	dnsLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`)
+	idRE       = regexp.MustCompile(`^[^/?#%\s]+$`)
+)
+
+// Container is what the desired-state function needs to know about one container. FromInspect builds it
+// from docker inspect; tests build it directly.
+type Container struct {
+	ID          string
+	Name        string // without Docker's leading slash
+	Image       string // as the container was created with, e.g. "registry/team/api:1.2"
+	Labels      map[string]string
+	Env         []string // KEY=VALUE
+	Running     bool
+	StartedAt   time.Time
+	StopSignal  string // Config.StopSignal, may be empty
+	NetworkMode string // "bridge", "host", "none", "container:<id>", or a user network name
+	IPs         []netip.Addr
+	Ports       []Port
+	Draining    bool // set by the reconciler when a stop is under way
+	// Task is the container's ECS task, nil for a container ECS did not start.
+	Task *ecsmeta.Task
+	// HasHealthcheck is set when the image or run config defines a Docker HEALTHCHECK; HealthStatus is
+	// Docker's view of it ("starting", "healthy", "unhealthy") and HealthOutput the last probe's output.
+	HasHealthcheck bool
+	HealthStatus   string
+	HealthOutput   string
+}
+
+// Port is one container port: exposed, and published when HostPort is set.
+type Port struct {
+	Port     int
+	Proto    string // "tcp" or "udp"
+	HostIP   string // the binding's host address: "", "0.0.0.0" and "::" mean all addresses
+	HostPort int    // 0 when not published
+}
+
+// Options are the daemon-wide inputs of the desired-state function.
+type Options struct {
+	Node        string     // the Consul agent's node name, first part of default service IDs
+	AdvertiseIP netip.Addr // the host address other hosts reach published ports on
+	Internal    bool       // register container IP and container port instead
+	OptIn       bool       // only containers that ask to be registered are
+	Host        ecsmeta.Host
+	Tags        TagTemplates  // extra tags for every service, rendered per container
+	HealthTTL   time.Duration // TTL of the checks that mirror a container's own health
+}
+
+// Service is one desired Consul service registration.
+type Service struct {
+	ID          string
+	Name        string
+	Tags        []string
+	Address     string
+	Port        int
+	Meta        map[string]string
+	ContainerID string
+	// Maintenance, when set, is the note of the service's maintenance check: registered but never passing.
+	Maintenance string
+	// Checks are registered with the service; their fingerprint is Meta[MetaChecks].
+	Checks []health.Check
+	// Health is the state of the check that mirrors the container's own health, nil without one.
+	Health *health.State
+}
+
+// Equal reports whether two registrations are the same for Consul's purposes (nil and empty are alike).
+func (s Service) Equal(o Service) bool {
+	return s.ID == o.ID && s.Name == o.Name && s.Address == o.Address && s.Port == o.Port &&
+		s.Maintenance == o.Maintenance && slices.Equal(s.Tags, o.Tags) && maps.Equal(s.Meta, o.Meta)
+}
+
+// Addr is the service's address and port, IPv6-safe.
+func (s Service) Addr() string { return net.JoinHostPort(s.Address, strconv.Itoa(s.Port)) }
+
+// Severity says whether a problem kept something out of Consul.
+type Severity string
+
+const (
+	SeverityError   Severity = "error"   // the service or container was kept out
+	SeverityWarning Severity = "warning" // registered, but a value was dropped or adjusted
+)
+
+// Problem is bad input on one container, reported for that container only.
+type Problem struct {
+	Severity Severity `json:"severity"`
+	Key      string   `json:"key,omitempty"` // the label or env key at fault, when there is one
+	Message  string   `json:"message"`
+}
+
+func (p Problem) String() string {
+	if p.Key == "" {
+		return p.Message
+	}
+	return p.Key + ": " + p.Message
+}
+
+// Result is the desired state of one container.
+type Result struct {
+	Services []Service
+	Problems []Problem
+	// Skipped says in plain words why the container has no services, when it has none.
+	Skipped string
+}
