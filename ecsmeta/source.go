@@ -162,7 +162,9 @@ func (s *Source) Lookup(id string, labels map[string]string, env []string, runni
 	if ts == nil {
 		return s.mergeLocked(t, nil, id), true
 	}
-	if _, known := ts.containers[id]; !known && running && !t.Pause() {
+	_, known := ts.containers[id]
+	switch {
+	case !known && running && !t.Pause():
 		ts.containers[id] = metadataPath(env)
 		s.owner[id] = t.ARN
 		s.startLocked(ts)
@@ -170,6 +172,10 @@ func (s *Source) Lookup(id string, labels map[string]string, env []string, runni
 		case ts.wake <- struct{}{}:
 		default:
 		}
+	case known && !running:
+		// A stopped container needs nothing more; its task's fetching ends with its last running
+		// container, though ECS keeps stopped containers for hours.
+		s.releaseLocked(id)
 	}
 	return s.mergeLocked(t, ts, id), true
 }
@@ -178,6 +184,10 @@ func (s *Source) Lookup(id string, labels map[string]string, env []string, runni
 func (s *Source) Forget(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.releaseLocked(id)
+}
+
+func (s *Source) releaseLocked(id string) {
 	arn, ok := s.owner[id]
 	if !ok {
 		return
@@ -434,6 +444,9 @@ func (s *Source) pollOnce(ctx context.Context) {
 			s.log.Info("ecs task status", "task", at.Arn, "desired", at.DesiredStatus, "known", at.KnownStatus)
 		}
 		ts.agent = &at
+		if at.KnownStatus == "STOPPED" && ts.cancel != nil {
+			ts.cancel() // a stopped task's metadata changes no more
+		}
 		changed = append(changed, slices.Collect(maps.Keys(ts.containers))...)
 	}
 	notify := s.notify

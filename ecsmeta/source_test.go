@@ -252,3 +252,33 @@ func status(s *Source, dep string) DepStatus {
 	}
 	return DepStatus{}
 }
+
+// ECS keeps stopped containers for hours: once a task's last container stops, nothing is fetched
+// for it any more, though the container is not removed.
+func TestSourceStoppedTaskEndsItsFetching(t *testing.T) {
+	var desired atomic.Value
+	desired.Store(StatusRunning)
+	agent := newEndpoint(t, agentFor(t, &desired))
+	tmds := newEndpoint(t, serveBody(fixture(t, "tmds-task-awsvpc.json"), 200)) // with an ECS health check
+	s, _ := runSource(t, Config{AgentURL: agent.URL, TMDSURL: tmds.URL, HealthPoll: 20 * time.Millisecond})
+	s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+	testenv.Eventually(t, 10*time.Second, "health never polled", func() bool { return tmds.requests.Load() >= 3 })
+
+	if task, ok := s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, false); !ok || task.Family != "curltest" {
+		t.Fatalf("a stopped task container still has its labels' task: %+v, %v", task, ok)
+	}
+	if n := s.taskCount(); n != 0 {
+		t.Fatalf("%d tasks cached after the last container stopped", n)
+	}
+	// Let an in-flight request finish, then watch ten health intervals: a fixed window is the
+	// measurement here (nothing may happen in it), not a wait for something.
+	time.Sleep(50 * time.Millisecond)
+	before, polls := tmds.requests.Load(), agent.requests.Load()
+	time.Sleep(200 * time.Millisecond)
+	if got := tmds.requests.Load() - before; got != 0 {
+		t.Errorf("%d task metadata requests for a stopped task", got)
+	}
+	if got := agent.requests.Load() - polls; got != 0 {
+		t.Errorf("%d agent polls with no running task container", got)
+	}
+}

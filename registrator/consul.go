@@ -4,41 +4,39 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/ecs-registrator/ecs-registrator/health"
-	"github.com/ecs-registrator/ecs-registrator/status"
 )
 
 // Agent is the part of the local Consul agent the registrator uses (after gliderlabs/registrator's
 // RegistryAdapter): small, so that dry-run and the tests' recording fakes stay simple.
 type Agent interface {
 	NodeName(ctx context.Context) (string, error)
-	// Services returns the agent's services: the owned ones in full, and the IDs of the others.
-	Services(ctx context.Context) (AgentState, error)
+	// Services returns the agent's services: the owned ones in full, and the IDs of the others. With a
+	// waitHash (an earlier answer's Hash) it blocks until they differ from that answer, or for a while.
+	Services(ctx context.Context, waitHash string) (AgentState, error)
 	Register(ctx context.Context, s Service) error
 	// Deregister removes an owned service; one already gone is not an error.
 	Deregister(ctx context.Context, id string) error
 	// UpdateTTL sets the status and output of a TTL check.
 	UpdateTTL(ctx context.Context, checkID string, st health.State) error
-	// Checks returns the agent's checks by service ID, and Leader the cluster's leader: both only for
-	// the status page.
-	Checks(ctx context.Context) (map[string][]status.Check, error)
-	Leader(ctx context.Context) (string, error)
 }
 
 // AgentState is what the agent holds.
 type AgentState struct {
 	Owned   map[string]Service
 	Foreign map[string]bool
+	Hash    string // identifies this answer, for a blocking query
 }
+
+// blockingWait is how long a blocking query waits for a change before it answers anyway.
+const blockingWait = 5 * time.Minute
 
 // maintCheckPrefix is the ID prefix of the check Consul adds for a service in maintenance mode.
 const maintCheckPrefix = "_service_maintenance:"
@@ -82,17 +80,25 @@ func (a *ConsulAgent) NodeName(ctx context.Context) (string, error) {
 	return self.Config.NodeName, nil
 }
 
-func (a *ConsulAgent) Services(ctx context.Context) (AgentState, error) {
+// Client is the Consul API client, for what the status page shows beside the daemon's own state.
+func (a *ConsulAgent) Client() *api.Client { return a.c }
+
+func (a *ConsulAgent) Services(ctx context.Context, waitHash string) (AgentState, error) {
 	q := (&api.QueryOptions{}).WithContext(ctx)
-	all, err := a.c.Agent().ServicesWithFilterOpts("", q)
+	if waitHash != "" {
+		q.WaitHash, q.WaitTime = waitHash, blockingWait
+	}
+	var all map[string]*api.AgentService
+	meta, err := a.c.Raw().Query("/v1/agent/services", &all, q)
 	if err != nil {
 		return AgentState{}, fmt.Errorf("list agent services: %w", err)
 	}
+	q = (&api.QueryOptions{}).WithContext(ctx)
 	maint, err := a.c.Agent().ChecksWithFilterOpts(fmt.Sprintf("CheckID matches %q", "^"+maintCheckPrefix), q)
 	if err != nil {
 		return AgentState{}, fmt.Errorf("list maintenance checks: %w", err)
 	}
-	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}}
+	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}, Hash: meta.LastContentHash}
 	for id, s := range all {
 		if s.Meta[MetaExternalSource] != ExternalSource {
 			st.Foreign[id] = true
@@ -166,29 +172,6 @@ func (a *ConsulAgent) UpdateTTL(ctx context.Context, checkID string, st health.S
 	return nil
 }
 
-func (a *ConsulAgent) Checks(ctx context.Context) (map[string][]status.Check, error) {
-	all, err := a.c.Agent().ChecksWithFilterOpts("ServiceID != \"\"", (&api.QueryOptions{}).WithContext(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("list agent checks: %w", err)
-	}
-	out := map[string][]status.Check{}
-	for _, c := range all {
-		out[c.ServiceID] = append(out[c.ServiceID], status.Check{ID: c.CheckID, Name: c.Name, Status: c.Status, Output: c.Output})
-	}
-	for _, cs := range out {
-		slices.SortFunc(cs, func(a, b status.Check) int { return strings.Compare(a.ID, b.ID) })
-	}
-	return out, nil
-}
-
-func (a *ConsulAgent) Leader(ctx context.Context) (string, error) {
-	var leader string
-	if _, err := a.c.Raw().Query("/v1/status/leader", &leader, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		return "", fmt.Errorf("read leader: %w", err)
-	}
-	return leader, nil
-}
-
 func (a *ConsulAgent) Deregister(ctx context.Context, id string) error {
 	err := a.c.Agent().ServiceDeregisterOpts(id, (&api.QueryOptions{}).WithContext(ctx))
 	var se api.StatusError
@@ -198,58 +181,5 @@ func (a *ConsulAgent) Deregister(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("deregister %s: %w", id, err)
 	}
-	return nil
-}
-
-// DryRun is an Agent that reads from the real agent and only logs the writes it would make. It remembers
-// them and shows them in Services, so the daemon sees its pretend writes as done and logs each once.
-type DryRun struct {
-	Agent
-	log *slog.Logger
-
-	mu      sync.Mutex
-	pretend map[string]*Service // nil value: pretend-deregistered
-}
-
-// NewDryRun wraps agent.
-func NewDryRun(agent Agent, log *slog.Logger) *DryRun {
-	return &DryRun{Agent: agent, log: log, pretend: map[string]*Service{}}
-}
-
-func (d *DryRun) Services(ctx context.Context) (AgentState, error) {
-	st, err := d.Agent.Services(ctx)
-	if err != nil {
-		return st, err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for id, s := range d.pretend {
-		if s == nil {
-			delete(st.Owned, id)
-		} else {
-			st.Owned[id] = *s
-		}
-	}
-	return st, nil
-}
-
-func (d *DryRun) Register(_ context.Context, s Service) error {
-	d.log.Info("dry run: would register", "service", s.ID, "service_name", s.Name, "address", s.Addr(), "tags", s.Tags)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.pretend[s.ID] = &s
-	return nil
-}
-
-func (d *DryRun) UpdateTTL(_ context.Context, checkID string, st health.State) error {
-	d.log.Debug("dry run: would update check", "check", checkID, "status", st.Status, "output", st.Output)
-	return nil
-}
-
-func (d *DryRun) Deregister(_ context.Context, id string) error {
-	d.log.Info("dry run: would deregister", "service", id)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.pretend[id] = nil
 	return nil
 }

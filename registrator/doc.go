@@ -1,6 +1,8 @@
 // Package registrator keeps the local Consul agent holding exactly the services that the local Docker
-// engine's opted-in containers should advertise. Docker events only say which container to look at; a
-// de-duplicating work queue hands container IDs to Reconcile, which inspects the container, computes its
-// desired services with a pure function (Desired) and writes only the difference to Consul. A periodic
-// resync and a watch on the agent repair drift. The package only ever touches services it owns.
+// engine's opted-in containers should advertise. Docker events only say which container to look at
+// (watch.go); parallel workers evaluate a container into the store: inspect, ECS facts and the pure
+// Desired (evaluate.go, store.go). A pure planner decides from the whole store and what the agent
+// holds which container owns each service ID and what to write (plan.go); one applier, the only
+// writer to the agent, carries the plan out (apply.go). Syncs and a blocking watch on the agent repair
+// drift (sync.go, agentwatch.go). The package only ever touches services it owns.
 package registrator

@@ -14,7 +14,6 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/internal/fakeecs"
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
-	"github.com/ecs-registrator/ecs-registrator/status"
 )
 
 // ecsTask is one simulated ECS task: its containers carry the labels and env the ECS agent sets.
@@ -62,19 +61,21 @@ func runECS(t *testing.T, d *client.Client, fake *fakeecs.Agent, imdsURL string)
 		cfg.IMDS = ecsmeta.NewIMDS()
 	}
 	src := ecsmeta.New(cfg)
-	return run(t, d, testenv.StartConsul(t), func(c *registrator.Config) { c.ECS = src })
+	e := run(t, d, testenv.StartConsul(t), func(c *registrator.Config) { c.ECS = src })
+	e.ecs = src
+	return e
 }
 
 func (e *env) service(t *testing.T, containerID string, timeout time.Duration, cond func(*api.AgentService) bool) *api.AgentService {
 	t.Helper()
 	var got *api.AgentService
-	testenv.Eventually(t, timeout, fmt.Sprintf("container %.12s never had a matching service (last %+v)", containerID, got), func() bool {
+	testenv.EventuallyExplain(t, timeout, func() bool {
 		for _, s := range e.services(t, containerID) {
 			got = s
 			return cond(s)
 		}
 		return false
-	})
+	}, func() string { return fmt.Sprintf("container %.12s never had a matching service (last %+v)", containerID, got) })
 	return got
 }
 
@@ -140,26 +141,25 @@ func TestECSNetworkModes(t *testing.T) {
 	if got := e.services(t, pauseID); len(got) != 0 {
 		t.Errorf("pause container registered: %v", keys(got))
 	}
-	if _, why := e.reg.Problems(pauseID); why == "" {
+	if _, why := e.problems(pauseID); why == "" {
 		t.Error("pause container has no reason for staying out")
 	}
 
-	// The status snapshot shows the task and the dependencies' details (the agent's own metadata comes
-	// with the first task poll).
-	var snap status.Snapshot
-	details := map[string]string{}
-	testenv.Eventually(t, 5*time.Second, fmt.Sprintf("dependency details %v", details), func() bool {
-		snap = e.reg.Snapshot(t.Context())
-		for _, d := range snap.Dependencies {
-			details[d.Name] = d.Detail
-		}
-		return strings.Contains(details[ecsmeta.DepIMDS], host["instance-id"]) && strings.Contains(details[ecsmeta.DepAgent], "cluster test")
+	// The snapshot shows the task; the source knows the host and the agent (the agent's own metadata
+	// comes with the first task poll).
+	testenv.Eventually(t, 5*time.Second, "the source never learnt the host and the agent", func() bool {
+		return e.ecs.Host().InstanceID == host["instance-id"] && e.ecs.Agent().Cluster == "test"
 	})
-	for _, c := range snap.Containers {
-		if c.ID == appID && (c.ECS == nil || c.ECS.Service != "api-svc" || c.ECS.Family != "api" || len(c.Services) != 1) {
-			t.Errorf("awsvpc container in the snapshot: %+v", c)
+	var snap registrator.Snapshot
+	testenv.Eventually(t, 5*time.Second, "awsvpc container not in the snapshot with its task", func() bool {
+		snap = e.reg.Snapshot()
+		for _, c := range snap.Containers {
+			if c.ID == appID {
+				return c.Task != nil && c.Task.Service == "api-svc" && c.Task.Family == "api" && len(c.Services) == 1
+			}
 		}
-	}
+		return false
+	})
 }
 
 // ECS marks a task for stopping before its containers get the signal: its services leave the passing

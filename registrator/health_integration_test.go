@@ -195,7 +195,7 @@ func TestInvalidCheckKeptOut(t *testing.T) {
 	if got := e.services(t, bad); len(got) != 0 {
 		t.Fatalf("service with an invalid check registered: %v", keys(got))
 	}
-	probs, why := e.reg.Problems(bad)
+	probs, why := e.problems(bad)
 	if len(probs) != 1 || probs[0].Key != "SERVICE_CHECK_INTERVAL" || !strings.Contains(probs[0].Message, `"10"`) || why == "" {
 		t.Fatalf("problems %v, skipped %q", probs, why)
 	}

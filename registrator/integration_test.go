@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/hashicorp/consul/api"
 
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
 )
@@ -26,7 +27,18 @@ type env struct {
 	consul *testenv.Consul
 	api    *api.Client
 	reg    *registrator.Registrator
+	ecs    *ecsmeta.Source // when the test runs one
 	stop   func()
+}
+
+// problems returns a container's problems and why it has no services, as the snapshot shows them.
+func (e *env) problems(id string) ([]registrator.Problem, string) {
+	for _, c := range e.reg.Snapshot().Containers {
+		if c.ID == id {
+			return c.Problems, c.Reason
+		}
+	}
+	return nil, ""
 }
 
 // run starts a registrator against docker and a fresh Consul agent, advertising 127.0.0.1.
@@ -76,10 +88,10 @@ func (e *env) services(t *testing.T, containerID string) map[string]*api.AgentSe
 func (e *env) waitServices(t *testing.T, containerID string, n int, timeout time.Duration) map[string]*api.AgentService {
 	t.Helper()
 	var got map[string]*api.AgentService
-	testenv.Eventually(t, timeout, fmt.Sprintf("container %.12s never had %d services (has %v)", containerID, n, keys(got)), func() bool {
+	testenv.EventuallyExplain(t, timeout, func() bool {
 		got = e.services(t, containerID)
 		return len(got) == n
-	})
+	}, func() string { return fmt.Sprintf("container %.12s never had %d services (has %v)", containerID, n, keys(got)) })
 	return got
 }
 
@@ -217,10 +229,10 @@ func TestOptInIgnoreAndBadLabelsStayPerContainer(t *testing.T) {
 	} {
 		var problems []registrator.Problem
 		var skipped string
-		testenv.Eventually(t, 5*time.Second, fmt.Sprintf("%.12s: skipped %q problems %v", c.id, skipped, problems), func() bool {
-			problems, skipped = e.reg.Problems(c.id)
+		testenv.EventuallyExplain(t, 5*time.Second, func() bool {
+			problems, skipped = e.problems(c.id)
 			return strings.Contains(skipped, c.reason)
-		})
+		}, func() string { return fmt.Sprintf("%.12s: skipped %q problems %v", c.id, skipped, problems) })
 		if c.problem != "" && !slices.ContainsFunc(problems, func(p registrator.Problem) bool { return p.Key == c.problem }) {
 			t.Errorf("%.12s: problems %v lack %s", c.id, problems, c.problem)
 		}
@@ -251,7 +263,7 @@ func TestForeignServicesAreNeverTouched(t *testing.T) {
 	e.waitReady(t)
 	id := testenv.Start(t, d, testenv.Workload{Name: name, TCP: []int{8080}, Publish: true, Labels: map[string]string{"SERVICE_NAME": name}})
 	testenv.Eventually(t, 5*time.Second, "no problem reported for the ID clash", func() bool {
-		p, _ := e.reg.Problems(id)
+		p, _ := e.problems(id)
 		return len(p) > 0 && strings.Contains(p[0].Message, "does not own")
 	})
 	start := e.reg.Syncs()
@@ -296,7 +308,7 @@ func TestOptOutRegistersEveryContainerWithAPort(t *testing.T) {
 	}
 	ignored, _ := hostWorkload(t, d, "ignored", map[string]string{"SERVICE_IGNORE": "1"})
 	testenv.Eventually(t, 5*time.Second, "ignored container not looked at", func() bool {
-		_, why := e.reg.Problems(ignored)
+		_, why := e.problems(ignored)
 		return why == "SERVICE_IGNORE=true"
 	})
 	if len(e.services(t, ignored)) != 0 {
@@ -403,27 +415,6 @@ func TestDrainMaintenanceKeepsServiceVisibleButNotPassing(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, "not passing after restart", func() bool { return e.passing(t, name) == 1 })
 }
 
-func TestConsulAgentRestartThatForgetsEverything(t *testing.T) {
-	t.Parallel()
-	d := testenv.Docker(t)
-	consul := testenv.StartConsul(t)
-	e := run(t, d, consul) // resync 30s: recovery must not wait for it
-	var ids []string
-	for range 3 {
-		name := unique(t, "survivor")
-		ids = append(ids, testenv.Start(t, d, testenv.Workload{Name: name, TCP: []int{8080}, Publish: true, Labels: map[string]string{"SERVICE_NAME": name}}))
-	}
-	for _, id := range ids {
-		e.waitServices(t, id, 1, 5*time.Second)
-	}
-	consul.Restart() // returns once the new agent answers with a leader
-	back := time.Now()
-	for _, id := range ids {
-		e.waitServices(t, id, 1, 5*time.Second-time.Since(back))
-	}
-	t.Logf("all services back %v after the agent answered again", time.Since(back))
-}
-
 func TestConsulDownAtStartAndDuringChanges(t *testing.T) {
 	t.Parallel()
 	d := testenv.Docker(t)
@@ -454,36 +445,6 @@ func TestConsulDownAtStartAndDuringChanges(t *testing.T) {
 		t.Errorf("removed container still has %d services", n)
 	}
 	t.Logf("converged %v after Consul came back", time.Since(back))
-}
-
-func TestDockerdRestart(t *testing.T) {
-	t.Parallel()
-	dockerd := testenv.StartDockerd(t)
-	d := dockerd.Client()
-	consul := testenv.StartConsul(t)
-	if err := consul.API().Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "hand-made", Name: "hand", Port: 1}); err != nil {
-		t.Fatal(err)
-	}
-	e := run(t, d, consul)
-	always, _ := hostWorkload(t, d, "always", map[string]string{"SERVICE_NAME": "always"}, func(w *testenv.Workload) { w.Restart = "always" })
-	once, _ := hostWorkload(t, d, "once", map[string]string{"SERVICE_NAME": "once"})
-	e.waitServices(t, always, 1, 5*time.Second)
-	e.waitServices(t, once, 1, 5*time.Second)
-
-	dockerd.Restart()
-	back := time.Now()
-	e.waitServices(t, once, 0, 5*time.Second)
-	e.waitServices(t, always, 1, 5*time.Second-time.Since(back))
-	testenv.Eventually(t, 5*time.Second, "restarted container not running", func() bool { return testenv.Inspect(t, d, always).State.Running })
-	e.waitServices(t, always, 1, 5*time.Second)
-	t.Logf("converged %v after dockerd answered again", time.Since(back))
-
-	// Still watching: a new container after the restart registers.
-	late, _ := hostWorkload(t, d, "late", map[string]string{"SERVICE_NAME": "late"})
-	e.waitServices(t, late, 1, 5*time.Second)
-	if s, _, err := consul.API().Agent().Service("hand-made", nil); err != nil || s.Port != 1 {
-		t.Errorf("hand-made service touched: %v %v", s, err)
-	}
 }
 
 func TestDryRunWritesNothingAndLogsOnce(t *testing.T) {

@@ -32,7 +32,7 @@ type metrics struct {
 func newMetrics(r *Registrator, reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		reconcile: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ecsr_reconcile_duration_seconds",
-			Help: "Time to reconcile one container: inspect, compute, write to Consul.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+			Help: "Time to evaluate one container: inspect, ECS facts, desired services.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ecsr_registration_lag_seconds",
 			Help: "Time from a container's Docker start event to its registration in Consul.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		registrations:   prometheus.NewCounter(prometheus.CounterOpts{Name: "ecsr_registrations_total", Help: "Service registrations written to Consul."}),
@@ -61,15 +61,9 @@ func newMetrics(r *Registrator, reg prometheus.Registerer) *metrics {
 		gauge("ecsr_docker_connected", "1 while the Docker event stream is up.", func() float64 { return b2f(r.dockerUp.Load()) }),
 		gauge("ecsr_consul_connected", "1 while the Consul agent answers.", func() float64 { return b2f(r.consulUp.Load()) }),
 		gauge("ecsr_ready", "1 once the first full sync is done.", func() float64 { return b2f(r.ready.Load()) }),
-		gauge("ecsr_containers_watched", "Containers the daemon knows.", func() float64 {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			return float64(len(r.containers))
-		}),
+		gauge("ecsr_containers_watched", "Containers the daemon knows.", func() float64 { return float64(r.store.len()) }),
 		gauge("ecsr_services_owned", "Services the daemon holds in the Consul agent.", func() float64 {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			return float64(len(r.ledger))
+			return float64(len(r.applier.last().held))
 		}),
 	)
 	return m

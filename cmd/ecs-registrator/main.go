@@ -249,16 +249,25 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if !strings.EqualFold(os.Getenv("AWS_EC2_METADATA_DISABLED"), "true") {
 		imdsClient = ecsmeta.NewIMDS()
 	}
-	ip, source, host := advertiseIP(ctx, cfg.ip, imdsClient)
+	ip, ipFrom, host := advertiseIP(ctx, cfg.ip, imdsClient)
 	if !ip.IsValid() {
 		log.Warn("no advertise IP found; bridge and host containers cannot be registered until -ip is set")
 	}
-	log.Info("starting", "version", version, "advertise_ip", ip.String(), "ip_from", source,
+	log.Info("starting", "version", version, "advertise_ip", ip.String(), "ip_from", ipFrom,
 		"docker", docker.DaemonHost(), "opt_in", cfg.optIn, "drain", cfg.drain, "resync", cfg.resync, "dry_run", cfg.dryRun)
 
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	started := time.Now()
+	ecs := ecsmeta.New(ecsmeta.Config{
+		AgentURL: cfg.agentURI,
+		TMDSURL:  cfg.tmdsURI,
+		IMDS:     imdsClient,
+		Host:     host,
+		API:      cfg.ecsAPI,
+		TagMeta:  splitList(cfg.tagMeta),
+		Logger:   log,
+	})
 	reg := registrator.New(docker, sink, registrator.Config{
 		AdvertiseIP: ip,
 		Internal:    cfg.internal,
@@ -268,17 +277,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		Workers:     cfg.workers,
 		Tags:        cfg.tagTemplates,
 		HealthTTL:   cfg.healthTTL,
-		ECS: ecsmeta.New(ecsmeta.Config{
-			AgentURL: cfg.agentURI,
-			TMDSURL:  cfg.tmdsURI,
-			IMDS:     imdsClient,
-			Host:     host,
-			API:      cfg.ecsAPI,
-			TagMeta:  splitList(cfg.tagMeta),
-			Logger:   log,
-		}),
-		Logger:  log,
-		Metrics: metrics,
+		ECS:         ecs,
+		Logger:      log,
+		Metrics:     metrics,
 	})
 
 	ln, err := net.Listen("tcp", cfg.listen)
@@ -288,7 +289,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
 		log.Warn("the status server listens beyond loopback; it shows container names, images and addresses to anyone who reaches it", "addr", ln.Addr().String())
 	}
-	src := daemonStatus{reg: reg, version: version, started: started, config: cfg.shown}
+	src := daemonStatus{reg: reg, consul: agent.Client(), ecs: ecs, version: version, started: started, config: cfg.shown}
 	srv := &http.Server{Handler: status.Handler(src, metrics), ReadHeaderTimeout: 5 * time.Second}
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
@@ -306,23 +307,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	return nil
 }
-
-// daemonStatus adds what only main knows (version, start time, flags) to the registrator's snapshot.
-type daemonStatus struct {
-	reg     *registrator.Registrator
-	version string
-	started time.Time
-	config  map[string]string
-}
-
-func (d daemonStatus) Snapshot(ctx context.Context) status.Snapshot {
-	s := d.reg.Snapshot(ctx)
-	s.Daemon.Version, s.Daemon.StartedAt, s.Daemon.Config = d.version, d.started, d.config
-	return s
-}
-
-// Ready is /readyz: the first sync is done and the Consul agent answers.
-func (d daemonStatus) Ready() bool { return d.reg.Ready() && d.reg.ConsulUp() }
 
 // advertiseIP is -ip when given, else EC2's local-ipv4, else the address of the interface that holds
 // the default route. Instance metadata gets two seconds: off EC2 it never answers.

@@ -140,6 +140,7 @@ func (cl *Cluster) StartClient(t testing.TB, node, bind string) *Consul {
 // that gossips on bind and keeps a data directory.
 func newAgent(t testing.TB, node, bind string, clustered bool) *Consul {
 	t.Helper()
+	Real(t)
 	bin, ok := ConsulBinary()
 	if !ok {
 		Missing(t, "no consul binary (run scripts/consul-build.sh, or set ECSR_CONSUL)")

@@ -32,6 +32,7 @@ var bridgeSeq atomic.Int32
 // StartDockerd starts a private dockerd that is stopped, with its containers, when the test ends.
 func StartDockerd(t testing.TB) *Dockerd {
 	t.Helper()
+	Real(t)
 	if _, err := exec.LookPath("dockerd"); err != nil {
 		Missing(t, "no dockerd binary (apt-get install docker.io)")
 	}

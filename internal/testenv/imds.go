@@ -31,6 +31,7 @@ type IMDS struct {
 // StartIMDS runs the emulator on a free loopback port until the test ends.
 func StartIMDS(t testing.TB) *IMDS {
 	t.Helper()
+	Real(t)
 	bin := filepath.Join(CacheDir(), "bin", "ec2-metadata-mock")
 	if !isExecutable(bin) {
 		p, err := exec.LookPath("ec2-metadata-mock")

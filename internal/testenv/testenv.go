@@ -27,9 +27,20 @@ import (
 	"github.com/docker/go-connections/nat"
 )
 
+// Real skips the test under -short: the fast layer (`go test -short ./...`) runs without dockerd,
+// Consul or the tool cache, whatever the machine has. Every helper that starts or reaches a real
+// component calls it.
+func Real(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: a real-component test")
+	}
+}
+
 // Missing skips the test, or fails it when CI=true.
 func Missing(t testing.TB, format string, args ...any) {
 	t.Helper()
+	Real(t)
 	msg := fmt.Sprintf(format, args...)
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("CI=true and a real component is missing: %s", msg)
@@ -40,10 +51,17 @@ func Missing(t testing.TB, format string, args ...any) {
 // Eventually polls cond every 10 ms until it holds or timeout passes, and returns how long it took.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
+	return EventuallyExplain(t, timeout, cond, func() string { return what })
+}
+
+// EventuallyExplain is Eventually whose failure message is made when it fails, so that it shows the
+// last state cond saw rather than the state before polling began.
+func EventuallyExplain(t testing.TB, timeout time.Duration, cond func() bool, why func() string) time.Duration {
+	t.Helper()
 	start := time.Now()
 	for !cond() {
 		if time.Since(start) > timeout {
-			t.Fatalf("after %v: %s", timeout, what)
+			t.Fatalf("after %v: %s", timeout, why())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -93,6 +111,7 @@ func Docker(t testing.TB) *client.Client {
 
 func dockerAt(t testing.TB, host string) *client.Client {
 	t.Helper()
+	Real(t)
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if host != "" {
 		opts = append(opts, client.WithHost(host))

@@ -1,0 +1,389 @@
+package registrator
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/ecs-registrator/ecs-registrator/health"
+	"github.com/ecs-registrator/ecs-registrator/internal/retry"
+)
+
+// observation is the agent's services as read at one moment.
+type observation struct {
+	state AgentState
+	seq   uint64 // the applier's write count when the read started: later writes are newer than it
+	full  bool   // read by a full sync, after the store learnt every container Docker lists
+}
+
+// applier is the only writer to the Consul agent. It owns the ledger (what the agent holds for this
+// daemon), plans from the store and the ledger, and carries the plan out. Everything but published is
+// touched by Run's goroutine alone.
+type applier struct {
+	agent    Agent
+	store    *store
+	drain    DrainMode
+	ttl      time.Duration
+	log      *slog.Logger
+	metrics  *metrics
+	activity *activity
+
+	observations chan observation
+
+	ledger   map[string]ledgerEntry
+	foreign  map[string]bool
+	mirrored map[string]ttlPush
+	deleted  map[string]uint64 // deregistered (at this write count) since an observation that may still show them
+	failing  map[string]failure   // service ID -> a write the agent refused, retried with backoff
+
+	mu        sync.Mutex // guards published
+	published applied
+	seq       atomic.Uint64 // writes done; a read of the agent notes it when it starts (observation.seq)
+	rounds    atomic.Uint64 // rounds done
+	idleRound atomic.Uint64 // the last round that had nothing to write
+}
+
+type ledgerEntry struct {
+	Service
+	seq uint64 // the write count after this daemon wrote it; 0 when read from the agent
+}
+
+// ttlPush is the last status written to a mirror check, and when.
+type ttlPush struct {
+	health.State
+	at time.Time
+}
+
+// failure is a write the agent answered with an error, for one service.
+type failure struct {
+	container string
+	err       string
+	attempts  int
+	next      time.Time
+}
+
+// applied is what the applier last did and knows, for the snapshot. Immutable once published.
+type applied struct {
+	held     map[string]Service
+	clashes  map[string][]Problem
+	failures map[string][]Problem // container ID -> writes the agent refused
+	foreign  int
+}
+
+func newApplier(agent Agent, st *store, cfg Config, m *metrics, act *activity) *applier {
+	return &applier{
+		agent: agent, store: st, drain: cfg.Drain, ttl: cfg.HealthTTL, log: cfg.Logger.With("component", "apply"),
+		metrics: m, activity: act,
+		observations: make(chan observation, 1),
+		ledger:       map[string]ledgerEntry{}, foreign: map[string]bool{}, mirrored: map[string]ttlPush{},
+		deleted: map[string]uint64{}, failing: map[string]failure{},
+	}
+}
+
+// observe hands the applier a read of the agent. A newer read replaces one not yet taken.
+func (a *applier) observe(ctx context.Context, o observation) {
+	for {
+		select {
+		case a.observations <- o:
+			return
+		case <-ctx.Done():
+			return
+		default:
+		}
+		select {
+		case old := <-a.observations:
+			o.full = o.full || old.full
+		default:
+		}
+	}
+}
+
+// Run applies until ctx ends. It plans nothing before the first full sync's read of the agent:
+// diffing against an empty ledger would rewrite every service, and a container not yet listed
+// would look gone.
+func (a *applier) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case o := <-a.observations:
+			if o.full {
+				a.merge(o)
+				return a.loop(ctx)
+			}
+		}
+	}
+}
+
+func (a *applier) loop(ctx context.Context) error {
+	b := retry.Backoff(5 * time.Second)
+	refresh := time.NewTicker(a.ttl / 6)
+	defer refresh.Stop()
+	var wait *time.Timer
+	for {
+		down := a.round(ctx)
+		var retryC <-chan time.Time
+		if wait != nil {
+			wait.Stop()
+		}
+		switch {
+		case down:
+			d := b.NextBackOff()
+			a.log.Warn("consul agent write failed; retrying", "retry_in", d)
+			wait = time.NewTimer(d)
+			retryC = wait.C
+		default:
+			b.Reset()
+			if next := a.nextRetry(); !next.IsZero() {
+				wait = time.NewTimer(time.Until(next))
+				retryC = wait.C
+			}
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-a.store.changed:
+				if down {
+					continue // the retry comes soon and applies the latest state anyway
+				}
+			case o := <-a.observations:
+				a.merge(o)
+				if down {
+					b.Reset() // the agent answers again: now, not at the end of a grown delay
+				}
+			case <-retryC:
+			case <-refresh.C:
+				if down {
+					continue
+				}
+				a.refreshMirrors(ctx)
+				continue
+			}
+			break
+		}
+	}
+}
+
+// merge takes the agent's word for everything this daemon did not write after the read began.
+func (a *applier) merge(o observation) {
+	fresh := make(map[string]ledgerEntry, len(o.state.Owned))
+	for id, s := range o.state.Owned {
+		if seq, ok := a.deleted[id]; !ok || seq <= o.seq {
+			fresh[id] = ledgerEntry{Service: s}
+		}
+	}
+	for id, e := range a.ledger {
+		if e.seq > o.seq {
+			fresh[id] = e
+		}
+	}
+	for id, seq := range a.deleted {
+		if seq <= o.seq {
+			delete(a.deleted, id)
+		}
+	}
+	for checkID := range a.mirrored {
+		if _, ok := fresh[strings.TrimSuffix(checkID, ":"+health.KindMirror)]; !ok {
+			delete(a.mirrored, checkID) // the service is gone; a registration writes its state anew
+		}
+	}
+	a.ledger, a.foreign = fresh, o.state.Foreign
+}
+
+// round plans from the current store and carries the plan out. It reports whether the agent could
+// not be reached, in which case the rest of the plan waits for a retry.
+func (a *applier) round(ctx context.Context) (down bool) {
+	in := planInput{records: a.store.all(), held: make(map[string]Service, len(a.ledger)), foreign: a.foreign,
+		mirrored: make(map[string]health.State, len(a.mirrored)), drain: a.drain}
+	for id, e := range a.ledger {
+		in.held[id] = e.Service
+	}
+	for id, m := range a.mirrored {
+		in.mirrored[id] = m.State
+	}
+	p := makePlan(in)
+	wanted := map[string]bool{}
+	for _, sid := range p.deregister {
+		wanted[sid] = true
+	}
+	for _, s := range p.register {
+		wanted[s.ID] = true
+	}
+	for sid := range a.failing {
+		if !wanted[sid] {
+			delete(a.failing, sid) // no longer wanted: nothing to retry
+		}
+	}
+	writes, err := a.apply(ctx, p, in.records)
+	a.publish(p)
+	n := a.rounds.Add(1)
+	if err == nil && writes == 0 {
+		a.idleRound.Store(n)
+	}
+	return err != nil
+}
+
+// apply carries a plan out and counts the writes it tried. A write the agent refuses is that
+// service's problem, retried with backoff; a write that does not reach the agent stops the round.
+func (a *applier) apply(ctx context.Context, p plan, records map[string]*record) (writes int, err error) {
+	now := time.Now()
+	for _, sid := range p.deregister {
+		if a.failing[sid].next.After(now) {
+			continue
+		}
+		e := a.ledger[sid]
+		writes++
+		if ok, err := a.write(ctx, sid, e.ContainerID, errConsulDereg, func() error { return a.agent.Deregister(ctx, sid) }); !ok {
+			if err != nil {
+				return writes, err
+			}
+			continue
+		}
+		delete(a.ledger, sid)
+		delete(a.mirrored, sid+":"+health.KindMirror)
+		a.deleted[sid] = a.seq.Add(1)
+		a.metrics.deregistrations.Inc()
+		name := nameOf(records[e.ContainerID])
+		a.log.Info("deregistered", "service", sid, "container", shortID(e.ContainerID), "name", name)
+		a.activity.add(Event{Container: shortID(e.ContainerID), Name: name, Source: "reconcile", Action: "deregistered", Detail: sid})
+	}
+	for _, s := range p.register {
+		if a.failing[s.ID].next.After(now) {
+			continue
+		}
+		writes++
+		if ok, err := a.write(ctx, s.ID, s.ContainerID, errConsulRegister, func() error { return a.agent.Register(ctx, s) }); !ok {
+			if err != nil {
+				return writes, err
+			}
+			continue
+		}
+		a.ledger[s.ID] = ledgerEntry{Service: s, seq: a.seq.Add(1)}
+		delete(a.mirrored, s.ID+":"+health.KindMirror)
+		a.metrics.registrations.Inc()
+		if at := a.store.takeStartEvent(s.ContainerID); !at.IsZero() {
+			a.metrics.lag.Observe(time.Since(at).Seconds())
+		}
+		name := nameOf(records[s.ContainerID])
+		a.log.Info("registered", "service", s.ID, "service_name", s.Name, "address", s.Addr(), "checks", len(s.Checks),
+			"maintenance", s.Maintenance != "", "container", shortID(s.ContainerID), "name", name)
+		a.activity.add(Event{Container: shortID(s.ContainerID), Name: name, Source: "reconcile", Action: "registered",
+			Detail: s.ID + " at " + s.Addr()})
+	}
+	for _, m := range p.mirrors {
+		sid := strings.TrimSuffix(m.checkID, ":"+health.KindMirror)
+		if _, ok := a.ledger[sid]; !ok || a.failing[sid].next.After(now) {
+			continue // its registration failed: nothing to update
+		}
+		writes++
+		if err := a.push(ctx, sid, m.checkID, m.state); err != nil {
+			return writes, err
+		}
+	}
+	return writes, nil
+}
+
+// write makes one write for a service and keeps the books on its failure: ok is whether it was
+// done; err is set when the agent could not be reached (a refusal is ok false, err nil).
+func (a *applier) write(ctx context.Context, sid, containerID, reason string, f func() error) (ok bool, _ error) {
+	err := f()
+	if err == nil {
+		delete(a.failing, sid)
+		return true, nil
+	}
+	if ctx.Err() != nil {
+		return false, err
+	}
+	a.metrics.fail(reason)
+	var se api.StatusError
+	if !errors.As(err, &se) {
+		return false, err
+	}
+	// The agent answered and refused: this service's problem, not the others'.
+	f0 := a.failing[sid]
+	d := min(100*time.Millisecond<<min(f0.attempts, 20), time.Minute)
+	if f0.err != err.Error() {
+		a.log.Error("consul agent refused a write", "service", sid, "container", shortID(containerID), "err", err, "retry_in", d)
+	}
+	a.failing[sid] = failure{container: containerID, err: err.Error(), attempts: f0.attempts + 1, next: time.Now().Add(d)}
+	return false, nil
+}
+
+// push writes a mirror check's state.
+func (a *applier) push(ctx context.Context, sid, checkID string, st health.State) error {
+	last, ok := a.mirrored[checkID]
+	if done, err := a.write(ctx, sid, a.ledger[sid].ContainerID, errConsulCheck, func() error { return a.agent.UpdateTTL(ctx, checkID, st) }); !done {
+		return err
+	}
+	a.mirrored[checkID] = ttlPush{State: st, at: time.Now()}
+	a.metrics.healthUpdates.Inc()
+	if !ok || last.Status != st.Status {
+		a.log.Info("health", "check", checkID, "status", st.Status, "output", st.Output)
+		a.activity.add(Event{Source: "health", Action: st.Status, Detail: checkID + ": " + st.Output})
+	}
+	return nil
+}
+
+// refreshMirrors rewrites every mirror check's state a third of its TTL after the last write, so it
+// never expires while the daemon runs.
+func (a *applier) refreshMirrors(ctx context.Context) {
+	for _, checkID := range slices.Sorted(maps.Keys(a.mirrored)) {
+		m := a.mirrored[checkID]
+		if time.Since(m.at) < a.ttl/3 {
+			continue
+		}
+		if err := a.push(ctx, strings.TrimSuffix(checkID, ":"+health.KindMirror), checkID, m.State); err != nil {
+			// The agent may have lost the service; its watch and the next observation tell.
+			a.log.Warn("refreshing a health check failed", "check", checkID, "err", err)
+			return
+		}
+	}
+}
+
+// nextRetry is when the earliest refused write is due again, zero when none is.
+func (a *applier) nextRetry() time.Time {
+	var next time.Time
+	for _, f := range a.failing {
+		if next.IsZero() || f.next.Before(next) {
+			next = f.next
+		}
+	}
+	return next
+}
+
+func (a *applier) publish(p plan) {
+	out := applied{held: make(map[string]Service, len(a.ledger)), clashes: p.clashes, failures: map[string][]Problem{}}
+	for id, e := range a.ledger {
+		out.held[id] = e.Service
+	}
+	for sid, f := range a.failing {
+		out.failures[f.container] = append(out.failures[f.container], Problem{Severity: SeverityError, Key: "consul",
+			Message: "the agent refused " + sid + ": " + f.err})
+	}
+	out.foreign = len(a.foreign)
+	a.mu.Lock()
+	a.published = out
+	a.mu.Unlock()
+}
+
+func (a *applier) last() applied {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.published
+}
+
+func nameOf(r *record) string {
+	if r == nil || r.container == nil {
+		return ""
+	}
+	return r.container.Name
+}

@@ -1,0 +1,146 @@
+package registrator
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+)
+
+// work evaluates queued containers until the queue shuts down. Workers run in parallel; none of them
+// writes to Consul or decides who owns a service ID.
+func (r *Registrator) work(ctx context.Context) error {
+	for {
+		id, ok := r.queue.get()
+		if !ok {
+			return ctx.Err()
+		}
+		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		began := time.Now()
+		err := r.evaluate(ectx, id)
+		r.metrics.reconcile.Observe(time.Since(began).Seconds())
+		cancel()
+		switch {
+		case err == nil:
+			r.queue.forget(id)
+		case ctx.Err() != nil:
+		default:
+			d := r.queue.retry(id, 10*time.Second)
+			r.containerLog(id).Warn("evaluating the container failed; retrying", "err", err, "retry_in", d)
+		}
+		r.queue.done(id)
+	}
+}
+
+// evaluate brings one container's record up to date: it inspects the container when Docker said
+// something since the last look (else the last inspect is reused, e.g. when only ECS metadata
+// changed), then works out its ECS task and desired services. A container Docker no longer has
+// leaves the store.
+func (r *Registrator) evaluate(ctx context.Context, id string) error {
+	rec := r.store.get(id)
+	var c Container
+	if rec == nil || rec.stale || !rec.evaluated() {
+		r.store.update(id, func(n *record) { n.stale = false }) // an event from now on marks it again
+		in, err := r.docker.ContainerInspect(ctx, id)
+		if cerrdefs.IsNotFound(err) {
+			r.forget(id)
+			return nil
+		}
+		if err != nil {
+			r.store.markStale(id)
+			r.metrics.fail(errDockerInspect)
+			return fmt.Errorf("inspect: %w", err)
+		}
+		c = FromInspect(in)
+	} else {
+		c = *rec.container
+	}
+
+	opts := Options{Node: *r.node.Load(), AdvertiseIP: r.cfg.AdvertiseIP, Internal: r.cfg.Internal, OptIn: r.cfg.OptIn,
+		Tags: r.cfg.Tags, HealthTTL: r.cfg.HealthTTL}
+	c.Task = nil
+	if r.cfg.ECS != nil {
+		opts.Host = r.cfg.ECS.Host()
+		if t, ok := r.cfg.ECS.Lookup(c.ID, c.Labels, c.Env, c.Running); ok {
+			c.Task = &t
+		}
+	} else if t, ok := ecsmeta.FromLabels(c.Labels); ok {
+		c.Task = &t
+	}
+	res := Desired(c, opts) // without Draining: whether it drains is the planner's call
+	old, cur := r.store.update(id, func(n *record) {
+		n.container = &c
+		n.services, n.problems, n.skipped, n.task = res.Services, res.Problems, res.Skipped, c.Task
+	})
+	if old == nil || !sameAdvert(old, cur) {
+		r.store.notify()
+	}
+	r.noteDrain(old, cur)
+	r.noteProblems(ctx, old, cur)
+	return nil
+}
+
+// forget drops a container Docker no longer has; the planner then deregisters what it held.
+func (r *Registrator) forget(id string) {
+	if r.cfg.ECS != nil {
+		r.cfg.ECS.Forget(id)
+	}
+	r.store.remove(id)
+}
+
+// sameAdvert reports whether two records of a container lead the planner to the same services.
+func sameAdvert(a, b *record) bool {
+	if a.running() != b.running() || a.drainWhy() != b.drainWhy() || a.evaluated() != b.evaluated() ||
+		len(a.services) != len(b.services) {
+		return false
+	}
+	if a.evaluated() && !a.container.StartedAt.Equal(b.container.StartedAt) {
+		return false
+	}
+	for i, s := range a.services {
+		o := b.services[i]
+		if !s.Equal(o) || (s.Health == nil) != (o.Health == nil) || (s.Health != nil && *s.Health != *o.Health) {
+			return false
+		}
+	}
+	return true
+}
+
+// noteDrain counts and shows a container that starts draining.
+func (r *Registrator) noteDrain(old, cur *record) {
+	why := cur.drainWhy()
+	if why == "" || (old != nil && old.drainWhy() != "") {
+		return
+	}
+	r.metrics.drains.Inc()
+	r.activity.add(Event{Container: shortID(cur.id), Name: nameOf(cur), Source: "reconcile", Action: "draining", Detail: why})
+}
+
+// noteProblems logs a container's problems when they change, not on every resync.
+func (r *Registrator) noteProblems(ctx context.Context, old, cur *record) {
+	if old != nil && old.evaluated() && slices.Equal(old.problems, cur.problems) && old.skipped == cur.skipped {
+		return
+	}
+	log := r.containerLog(cur.id)
+	for _, p := range cur.problems {
+		level := slog.LevelWarn
+		if p.Severity == SeverityError {
+			level = slog.LevelError
+			r.metrics.fail(errBadDefinition)
+			r.activity.add(Event{Container: shortID(cur.id), Name: nameOf(cur), Source: "reconcile", Action: "kept out", Detail: p.String()})
+		}
+		log.Log(ctx, level, "bad service definition", "key", p.Key, "problem", p.Message)
+	}
+	if cur.skipped != "" {
+		log.Debug("not registered", "reason", cur.skipped)
+	}
+}
+
+func (r *Registrator) containerLog(id string) *slog.Logger {
+	return r.log.With("component", "evaluate", "container", shortID(id), "name", nameOf(r.store.get(id)))
+}

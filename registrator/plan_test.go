@@ -1,0 +1,193 @@
+package registrator
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/health"
+)
+
+var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+// rec is a running, inspected container started at t0+startedSec wanting the given service IDs.
+func rec(id string, startedSec int, sids ...string) *record {
+	c := &Container{ID: id, Name: "n-" + id, Running: true, StartedAt: t0.Add(time.Duration(startedSec) * time.Second)}
+	r := &record{id: id, container: c}
+	for _, sid := range sids {
+		r.services = append(r.services, held(sid, id))
+	}
+	return r
+}
+
+func held(sid, containerID string) Service {
+	return Service{ID: sid, Name: "web", Address: "10.0.0.5", Port: 8080, ContainerID: containerID,
+		Meta: map[string]string{MetaExternalSource: ExternalSource, MetaContainerID: containerID}}
+}
+
+func with(r *record, f func(*record)) *record { f(r); return r }
+
+func killed(signal string) func(*record) {
+	return func(r *record) { r.kill = killMark{signal: signal, at: r.container.StartedAt.Add(time.Second)} }
+}
+
+func died(r *record) { r.diedAt = r.container.StartedAt.Add(2 * time.Second) }
+
+func healthy(status string) func(*record) {
+	return func(r *record) {
+		for i := range r.services {
+			r.services[i].Health = &health.State{Status: status, Output: "probe"}
+		}
+	}
+}
+
+func TestPlan(t *testing.T) {
+	maint := func(r *record, sid string) Service {
+		s := held(sid, r.id)
+		s.Maintenance = drainReason + " (started " + r.container.StartedAt.Format(time.RFC3339Nano) + ")"
+		return s
+	}
+	a := rec("aaaa", 0, "web1")
+	tests := []struct {
+		name     string
+		records  []*record
+		held     []Service // what the agent holds
+		foreign  []string
+		mirrored map[string]health.State
+		drain    DrainMode
+		// want: the plan's writes, as "-id" (deregister), "+id@container" (register), "~check=status" (mirror)
+		want    []string
+		clashes map[string]string // container -> a word its clash problem must contain
+	}{
+		{name: "new container is registered", records: []*record{rec("aaaa", 0, "web1")},
+			want: []string{"+web1@aaaa"}},
+		{name: "unchanged writes nothing", records: []*record{rec("aaaa", 0, "web1")}, held: []Service{held("web1", "aaaa")}},
+		{name: "changed service is registered again", records: []*record{rec("aaaa", 0, "web1")},
+			held: []Service{{ID: "web1", Name: "old", ContainerID: "aaaa"}}, want: []string{"+web1@aaaa"}},
+		{name: "gone container is deregistered", held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "stray without a container is deregistered", held: []Service{held("x", "")}, want: []string{"-x"}},
+		{name: "not yet inspected keeps what it holds", records: []*record{{id: "aaaa"}}, held: []Service{held("web1", "aaaa")}},
+		{name: "service the container no longer wants goes", records: []*record{rec("aaaa", 0, "web1")},
+			held: []Service{held("web1", "aaaa"), held("web2", "aaaa")}, want: []string{"-web2"}},
+		{name: "stopped container is deregistered", records: []*record{with(rec("aaaa", 0, "web1"), died)},
+			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "SIGTERM drains at once", records: []*record{with(rec("aaaa", 0, "web1"), killed("15"))},
+			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "SIGKILL by name drains", records: []*record{with(rec("aaaa", 0, "web1"), killed("SIGKILL"))},
+			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "SIGHUP is no stop", records: []*record{with(rec("aaaa", 0, "web1"), killed("1"))},
+			held: []Service{held("web1", "aaaa")}},
+		{name: "the container's own stop signal drains", records: []*record{with(rec("aaaa", 0, "web1"), func(r *record) {
+			r.container.StopSignal = "SIGUSR2"
+			killed("12")(r)
+		})}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "a kill before this run started is history", records: []*record{with(rec("aaaa", 0, "web1"), func(r *record) {
+			r.kill = killMark{signal: "15", at: r.container.StartedAt.Add(-time.Second)}
+		})}, held: []Service{held("web1", "aaaa")}},
+		{name: "ECS STOPPED drains", records: []*record{with(rec("aaaa", 0, "web1"), func(r *record) {
+			r.task = &ecsmeta.Task{DesiredStatus: ecsmeta.StatusStopped}
+		})}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "maintenance drain keeps the service in maintenance", drain: DrainMaintenance,
+			records: []*record{with(rec("aaaa", 0, "web1"), killed("15"))}, held: []Service{held("web1", "aaaa")},
+			want: []string{"+web1@aaaa maint"}},
+		{name: "maintenance found after a daemon restart is kept", drain: DrainMaintenance,
+			records: []*record{a}, held: []Service{maint(a, "web1")}},
+		{name: "maintenance of an earlier run is lifted by starting over", drain: DrainMaintenance,
+			records: []*record{rec("aaaa", 5, "web1")}, held: []Service{maint(rec("aaaa", 0), "web1")},
+			want: []string{"-web1", "+web1@aaaa"}},
+		{name: "first started keeps the ID", records: []*record{rec("bbbb", 1, "web1"), rec("aaaa", 2, "web1")},
+			want: []string{"+web1@bbbb"}, clashes: map[string]string{"aaaa": "bbbb"}},
+		{name: "tie goes to the lower container ID", records: []*record{rec("bbbb", 1, "web1"), rec("aaaa", 1, "web1")},
+			want: []string{"+web1@aaaa"}, clashes: map[string]string{"bbbb": "aaaa"}},
+		{name: "holder keeps the ID: nothing written", records: []*record{rec("bbbb", 1, "web1"), rec("aaaa", 2, "web1")},
+			held: []Service{held("web1", "bbbb")}, clashes: map[string]string{"aaaa": "bbbb"}},
+		{name: "an earlier starter takes the ID over from a later one", records: []*record{rec("bbbb", 1, "web1"), rec("aaaa", 2, "web1")},
+			held: []Service{held("web1", "aaaa")}, want: []string{"+web1@bbbb"}, clashes: map[string]string{"aaaa": "bbbb"}},
+		{name: "hand-over when the holder goes", records: []*record{rec("aaaa", 2, "web1")},
+			held: []Service{held("web1", "bbbb")}, want: []string{"+web1@aaaa"}},
+		{name: "hand-over when the holder drains", records: []*record{with(rec("bbbb", 1, "web1"), killed("15")), rec("aaaa", 2, "web1")},
+			held: []Service{held("web1", "bbbb")}, want: []string{"+web1@aaaa"}},
+		{name: "a draining holder yields in maintenance mode too", drain: DrainMaintenance,
+			records: []*record{with(rec("bbbb", 1, "web1"), killed("15")), rec("aaaa", 2, "web1")},
+			held: []Service{held("web1", "bbbb")}, want: []string{"+web1@aaaa"}, clashes: map[string]string{"bbbb": "aaaa"}},
+		{name: "foreign service keeps its ID", records: []*record{rec("aaaa", 0, "web1", "web2")}, foreign: []string{"web1"},
+			want: []string{"+web2@aaaa"}, clashes: map[string]string{"aaaa": "does not own"}},
+		{name: "health mirror pushed with a registration", records: []*record{with(rec("aaaa", 0, "web1"), healthy("passing"))},
+			want: []string{"+web1@aaaa", "~web1:health=passing"}},
+		{name: "health change pushed alone", records: []*record{with(rec("aaaa", 0, "web1"), healthy("critical"))},
+			held: []Service{held("web1", "aaaa")}, mirrored: map[string]health.State{"web1:health": {Status: "passing", Output: "probe"}},
+			want: []string{"~web1:health=critical"}},
+		{name: "unchanged health writes nothing", records: []*record{with(rec("aaaa", 0, "web1"), healthy("passing"))},
+			held: []Service{held("web1", "aaaa")}, mirrored: map[string]health.State{"web1:health": {Status: "passing", Output: "probe"}}},
+		{name: "agent restarted: everything registered again", records: []*record{rec("aaaa", 0, "web1"), rec("bbbb", 0, "web2")},
+			want: []string{"+web1@aaaa", "+web2@bbbb"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in := planInput{records: map[string]*record{}, held: map[string]Service{}, foreign: map[string]bool{},
+				mirrored: tc.mirrored, drain: tc.drain}
+			for _, r := range tc.records {
+				in.records[r.id] = r
+			}
+			for _, s := range tc.held {
+				in.held[s.ID] = s
+			}
+			for _, f := range tc.foreign {
+				in.foreign[f] = true
+			}
+			p := makePlan(in)
+			if got := planWrites(p); !slices.Equal(got, tc.want) {
+				t.Errorf("plan = %q, want %q", got, tc.want)
+			}
+			for id, word := range tc.clashes {
+				if len(p.clashes[id]) != 1 || !strings.Contains(p.clashes[id][0].Message, word) {
+					t.Errorf("clash of %s = %v, want one naming %q", id, p.clashes[id], word)
+				}
+			}
+			for id, cs := range p.clashes {
+				if _, ok := tc.clashes[id]; !ok {
+					t.Errorf("unexpected clash for %s: %v", id, cs)
+				}
+			}
+		})
+	}
+}
+
+func planWrites(p plan) []string {
+	var out []string
+	for _, sid := range p.deregister {
+		out = append(out, "-"+sid)
+	}
+	for _, s := range p.register {
+		w := "+" + s.ID + "@" + s.ContainerID
+		if s.Maintenance != "" {
+			w += " maint"
+		}
+		out = append(out, w)
+	}
+	for _, m := range p.mirrors {
+		out = append(out, "~"+m.checkID+"="+m.state.Status)
+	}
+	return out
+}
+
+// The plan depends on the records, never on map order: many containers after one ID give one answer.
+func TestPlanIsDeterministic(t *testing.T) {
+	in := planInput{records: map[string]*record{}, held: map[string]Service{}}
+	for i, id := range []string{"e5", "a1", "c3", "b2", "d4"} {
+		in.records[id] = rec(id, i%2, "shared", "own-"+id)
+	}
+	first := planWrites(makePlan(in))
+	for range 50 {
+		if got := planWrites(makePlan(in)); !slices.Equal(got, first) {
+			t.Fatalf("plan changed between runs:\n%q\n%q", first, got)
+		}
+	}
+	// c3, d4 and e5 started first; c3 has the lowest ID of them.
+	if !slices.Contains(first, "+shared@c3") {
+		t.Errorf("shared ID should go to c3: %q", first)
+	}
+}

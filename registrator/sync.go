@@ -1,0 +1,115 @@
+package registrator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/ecs-registrator/ecs-registrator/internal/retry"
+)
+
+// requestSync asks the sync loop for a full sync soon; requests merge.
+func (r *Registrator) requestSync() {
+	select {
+	case r.syncCh <- struct{}{}:
+	default:
+	}
+}
+
+// syncLoop runs a full sync on request and every Resync interval, and declares the daemon ready once
+// the first one has been evaluated and applied.
+func (r *Registrator) syncLoop(ctx context.Context, started time.Time) error {
+	log := r.log.With("component", "sync")
+	var tick <-chan time.Time
+	if r.cfg.Resync > 0 {
+		t := time.NewTicker(r.cfg.Resync)
+		defer t.Stop()
+		tick = t.C
+	}
+	b := retry.Backoff(5 * time.Second)
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.syncCh:
+		case <-tick:
+		case <-retry:
+		}
+		retry = nil
+		if err := r.fullSync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			d := b.NextBackOff()
+			log.Warn("full sync failed; retrying", "err", err, "retry_in", d)
+			retry = time.After(d)
+			continue
+		}
+		b.Reset()
+		if !r.ready.Load() {
+			if err := r.waitSettled(ctx); err != nil {
+				return err
+			}
+			r.ready.Store(true)
+			log.Info("first full sync done", "took", time.Since(started).Round(time.Millisecond))
+		}
+	}
+}
+
+// fullSync reads the agent's services, then Docker's containers, puts every listed container in the
+// store for a fresh inspect, and hands the agent's state to the applier. The agent is read first: a
+// service registered after that read belongs to a container that the list then holds, so no fresh
+// registration is mistaken for an orphan.
+func (r *Registrator) fullSync(ctx context.Context) error {
+	seq := r.applier.seq.Load()
+	st, err := r.agent.Services(ctx, "")
+	if ctx.Err() == nil {
+		r.consulUp.set(err)
+	}
+	if err != nil {
+		r.metrics.fail(errConsulRead)
+		return err
+	}
+	list, err := r.docker.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		r.metrics.fail(errDockerList)
+		return fmt.Errorf("list containers: %w", err)
+	}
+	for _, c := range list {
+		r.store.markStale(c.ID)
+	}
+	r.applier.observe(ctx, observation{state: st, seq: seq, full: true})
+	for _, id := range r.store.ids() {
+		r.queue.add(id)
+	}
+	r.syncCount.Add(1)
+	return nil
+}
+
+// waitSettled waits until every queued container is evaluated and then a round of the applier
+// found nothing left to write.
+func (r *Registrator) waitSettled(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	var after uint64
+	asked := false
+	for {
+		switch {
+		case !r.queue.idle():
+			asked = false
+		case !asked:
+			after, asked = r.applier.rounds.Load(), true
+			r.store.notify()
+		case r.applier.idleRound.Load() > after:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

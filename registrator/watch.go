@@ -1,0 +1,149 @@
+package registrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+
+	"github.com/ecs-registrator/ecs-registrator/internal/retry"
+)
+
+// watchDocker subscribes to container events, then re-lists, on every (re)connect.
+func (r *Registrator) watchDocker(ctx context.Context) error {
+	log := r.log.With("component", "docker")
+	b := retry.Backoff(5 * time.Second)
+	for {
+		start := time.Now()
+		err := r.streamEvents(ctx, log)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil {
+			err = errors.New("event stream ended")
+		}
+		r.dockerUp.set(err)
+		r.metrics.fail(errDockerEvents)
+		// A stream that was healthy for a while failed for a new reason: retry quickly.
+		if time.Since(start) > time.Minute {
+			b.Reset()
+		}
+		d := b.NextBackOff()
+		log.Warn("docker event stream ended; reconnecting", "err", err, "retry_in", d)
+		if err := sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+func (r *Registrator) streamEvents(ctx context.Context, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))}
+	if last := r.lastEvent.Load(); last > 0 {
+		opts.Since = fmt.Sprintf("%d.%09d", last/1e9, last%1e9)
+	}
+	msgs, errs := r.docker.Events(ctx, opts)
+	// Subscribed first, listed second: nothing that happens in between is missed.
+	if err := r.relist(ctx); err != nil {
+		return err
+	}
+	r.dockerUp.set(nil)
+	r.queue.retryNow()
+	log.Info("watching docker events")
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errs:
+			if err == nil {
+				err = errors.New("stream closed")
+			}
+			return err
+		case m := <-msgs:
+			r.handleEvent(m)
+		}
+	}
+}
+
+// relist marks every container Docker lists, and every container the store knows, for a fresh
+// inspect: after a reconnect, events may have been missed for any of them.
+func (r *Registrator) relist(ctx context.Context) error {
+	list, err := r.docker.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		r.metrics.fail(errDockerList)
+		return fmt.Errorf("list containers: %w", err)
+	}
+	for _, c := range list {
+		r.store.markStale(c.ID)
+	}
+	for _, id := range r.store.ids() {
+		r.store.markStale(id)
+		r.queue.add(id)
+	}
+	return nil
+}
+
+// handleEvent notes a Docker event in the container's record and queues the container. Only which
+// container changed matters to the evaluation, which inspects it. A stop is the exception: a kill
+// with a terminating signal, or a die, stops the container's advertising at once, before any inspect.
+func (r *Registrator) handleEvent(m events.Message) {
+	if m.Type != events.ContainerEventType || m.Actor.ID == "" {
+		return
+	}
+	if m.TimeNano > r.lastEvent.Load() {
+		r.lastEvent.Store(m.TimeNano)
+	}
+	action := string(m.Action)
+	if strings.HasPrefix(action, "exec_") || slices.Contains(ignoredActions, action) {
+		return // every health probe makes three exec_ events
+	}
+	id, at := m.Actor.ID, time.Unix(0, m.TimeNano)
+	old, cur := r.store.update(id, func(n *record) {
+		n.stale = true
+		switch action {
+		case "kill":
+			n.kill = killMark{signal: m.Actor.Attributes["signal"], at: at}
+		case "die":
+			n.diedAt = at
+		case "start":
+			n.startEvent = at
+		}
+	})
+	if old != nil && (old.running() != cur.running() || old.drainWhy() != cur.drainWhy()) {
+		r.store.notify()
+	}
+	r.noteDrain(old, cur)
+
+	detail := ""
+	if sig := m.Actor.Attributes["signal"]; sig != "" {
+		detail = "signal " + sig
+	} else if code := m.Actor.Attributes["exitCode"]; code != "" {
+		detail = "exit code " + code
+	}
+	r.activity.add(Event{Time: at, Container: shortID(id), Name: m.Actor.Attributes["name"], Source: "docker",
+		Action: action, Detail: detail})
+	r.queue.add(id)
+}
+
+// ignoredActions cannot change what a container should advertise.
+var ignoredActions = []string{"attach", "detach", "resize", "top", "copy", "archive-path", "extract-to-dir", "export", "commit", "create"}
+
+// ecsChanged is told by the Enricher which container's task metadata changed ("" for the host's). The
+// container is evaluated again from its last inspect: Docker said nothing new.
+func (r *Registrator) ecsChanged(id string) {
+	if id != "" {
+		r.queue.add(id)
+		return
+	}
+	for _, id := range r.store.ids() {
+		r.queue.add(id)
+	}
+}
