@@ -91,9 +91,11 @@ func (r *Registrator) relist(ctx context.Context) error {
 	return nil
 }
 
-// handleEvent notes a Docker event in the container's record and queues the container. Only which
-// container changed matters to the evaluation, which inspects it. A stop is the exception: a kill
-// with a terminating signal, or a die, stops the container's advertising at once, before any inspect.
+// handleEvent notes a Docker event in the container's record and queues the container for an
+// evaluation, which inspects it: only which container changed matters. A stop is the exception: a
+// kill, die or destroy tells all there is to know (the container is stopping, has stopped, is gone),
+// so it takes the container's services out at once, without an inspect, which Docker would hold up
+// while it kills and removes the container.
 func (r *Registrator) handleEvent(m events.Message) {
 	if m.Type != events.ContainerEventType || m.Actor.ID == "" {
 		return
@@ -106,8 +108,15 @@ func (r *Registrator) handleEvent(m events.Message) {
 		return // every health probe makes three exec_ events
 	}
 	id, at := m.Actor.ID, time.Unix(0, m.TimeNano)
+	r.activity.add(Event{Time: at, Container: shortID(id), Name: m.Actor.Attributes["name"], Source: "docker",
+		Action: action, Detail: eventDetail(m)})
+	if action == "destroy" {
+		r.forget(id)
+		return
+	}
+	stop := slices.Contains(stopActions, action)
 	old, cur := r.store.update(id, func(n *record) {
-		n.stale = true
+		n.stale = n.stale || !stop
 		switch action {
 		case "kill":
 			n.kill = killMark{signal: m.Actor.Attributes["signal"], at: at}
@@ -121,16 +130,23 @@ func (r *Registrator) handleEvent(m events.Message) {
 		r.store.notify()
 	}
 	r.noteDrain(old, cur)
-
-	detail := ""
-	if sig := m.Actor.Attributes["signal"]; sig != "" {
-		detail = "signal " + sig
-	} else if code := m.Actor.Attributes["exitCode"]; code != "" {
-		detail = "exit code " + code
+	if !stop || !cur.evaluated() {
+		r.queue.add(id)
 	}
-	r.activity.add(Event{Time: at, Container: shortID(id), Name: m.Actor.Attributes["name"], Source: "docker",
-		Action: action, Detail: detail})
-	r.queue.add(id)
+}
+
+// stopActions need no inspect once the container is known: its process is being signalled or has
+// exited; a restart comes with its own start event.
+var stopActions = []string{"kill", "die", "stop", "oom"}
+
+func eventDetail(m events.Message) string {
+	if sig := m.Actor.Attributes["signal"]; sig != "" {
+		return "signal " + sig
+	}
+	if code := m.Actor.Attributes["exitCode"]; code != "" {
+		return "exit code " + code
+	}
+	return ""
 }
 
 // ignoredActions cannot change what a container should advertise.
