@@ -14,9 +14,9 @@ import (
 func (r *Registrator) watchAgent(ctx context.Context) error {
 	log := r.log.With("component", "consul")
 	b := retry.Backoff(5 * time.Second)
-	hash, down := "", false
+	hash, down, owned := "", false, 0
 	for {
-		seq := r.applier.seq.Load()
+		o := r.applier.startRead()
 		st, err := r.agent.Services(ctx, hash)
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -43,9 +43,13 @@ func (r *Registrator) watchAgent(ctx context.Context) error {
 		}
 		if st.Hash != hash || hash == "" {
 			// A blocking query times out with the same hash: nothing changed then.
-			r.applier.observe(ctx, observation{state: st, seq: seq})
+			o.state = st
+			r.applier.observe(ctx, o)
 		}
-		hash = st.Hash
+		if len(st.Owned) == 0 && owned > 0 {
+			r.refreshNode(ctx) // lost everything: a restarted agent, maybe under another name
+		}
+		hash, owned = st.Hash, len(st.Owned)
 		// Changes come in bursts (a deployment); one read per AgentPoll takes them all.
 		if err := sleep(ctx, r.cfg.AgentPoll); err != nil {
 			return err

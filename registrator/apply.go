@@ -21,6 +21,7 @@ import (
 type observation struct {
 	state AgentState
 	seq   uint64 // the applier's write count when the read started: later writes are newer than it
+	read  uint64 // the read's number (applier.reads when it started): an older read never replaces a newer
 	full  bool   // read by a full sync, after the store learnt every container Docker lists
 }
 
@@ -42,13 +43,15 @@ type applier struct {
 	foreign  map[string]bool
 	mirrored map[string]ttlPush
 	deleted  map[string]uint64 // deregistered (at this write count) since an observation that may still show them
-	failing  map[string]failure   // service ID -> a write the agent refused, retried with backoff
+	failing  map[string]failure // op + ID (opRegister...) -> a write the agent refused, retried with backoff
 
 	mu        sync.Mutex // guards published
 	published applied
 	seq       atomic.Uint64 // writes done; a read of the agent notes it when it starts (observation.seq)
-	rounds    atomic.Uint64 // rounds done
-	idleRound atomic.Uint64 // the last round that had nothing to write
+	reads     atomic.Uint64 // reads of the agent started (observation.read)
+	lastRead  uint64        // the newest read merged
+	rounds    atomic.Uint64 // rounds started
+	idleRound atomic.Uint64 // the number of the last round that had nothing to write
 }
 
 type ledgerEntry struct {
@@ -62,12 +65,13 @@ type ttlPush struct {
 	at time.Time
 }
 
-// failure is a write the agent answered with an error, for one service.
+// failure is a write the agent answered with an error.
 type failure struct {
 	container string
 	err       string
 	attempts  int
 	next      time.Time
+	svc       *Service // the registration refused; another one is tried at once
 }
 
 // applied is what the applier last did and knows, for the snapshot. Immutable once published.
@@ -173,8 +177,18 @@ func (a *applier) loop(ctx context.Context) error {
 	}
 }
 
-// merge takes the agent's word for everything this daemon did not write after the read began.
+// startRead numbers a read of the agent that is about to start.
+func (a *applier) startRead() observation {
+	return observation{seq: a.seq.Load(), read: a.reads.Add(1)}
+}
+
+// merge takes the agent's word for everything this daemon did not write after the read began. A read
+// older than one already merged says nothing new.
 func (a *applier) merge(o observation) {
+	if o.read < a.lastRead {
+		return
+	}
+	a.lastRead = o.read
 	fresh := make(map[string]ledgerEntry, len(o.state.Owned))
 	for id, s := range o.state.Owned {
 		if seq, ok := a.deleted[id]; !ok || seq <= o.seq {
@@ -182,7 +196,7 @@ func (a *applier) merge(o observation) {
 		}
 	}
 	for id, e := range a.ledger {
-		if e.seq > o.seq {
+		if e.seq > o.seq && !o.state.Foreign[id] { // someone else took the ID since: theirs
 			fresh[id] = e
 		}
 	}
@@ -202,6 +216,7 @@ func (a *applier) merge(o observation) {
 // round plans from the current store and carries the plan out. It reports whether the agent could
 // not be reached, in which case the rest of the plan waits for a retry.
 func (a *applier) round(ctx context.Context) (down bool) {
+	n := a.rounds.Add(1)
 	in := planInput{records: a.store.all(), held: make(map[string]Service, len(a.ledger)), foreign: a.foreign,
 		mirrored: make(map[string]health.State, len(a.mirrored)), drain: a.drain}
 	for id, e := range a.ledger {
@@ -211,25 +226,45 @@ func (a *applier) round(ctx context.Context) (down bool) {
 		in.mirrored[id] = m.State
 	}
 	p := makePlan(in)
-	wanted := map[string]bool{}
+	planned := map[string]bool{}
 	for _, sid := range p.deregister {
-		wanted[sid] = true
+		planned[opDeregister+sid] = true
 	}
 	for _, s := range p.register {
-		wanted[s.ID] = true
+		planned[opRegister+s.ID] = true
 	}
-	for sid := range a.failing {
-		if !wanted[sid] {
-			delete(a.failing, sid) // no longer wanted: nothing to retry
+	for _, m := range p.mirrors {
+		planned[opTTL+m.checkID] = true
+	}
+	for key := range a.failing {
+		if !planned[key] {
+			delete(a.failing, key) // no longer wanted: nothing to retry
 		}
 	}
 	writes, err := a.apply(ctx, p, in.records)
 	a.publish(p)
-	n := a.rounds.Add(1)
 	if err == nil && writes == 0 {
 		a.idleRound.Store(n)
 	}
 	return err != nil
+}
+
+// The kinds of write, which prefix the keys of failing.
+const (
+	opRegister   = "register "
+	opDeregister = "deregister "
+	opTTL        = "ttl "
+)
+
+// writeTimeout bounds one write: an agent that accepts a connection and never answers must not stop
+// every other registration and drain.
+const writeTimeout = 10 * time.Second
+
+// due reports whether a write may be tried now: it never failed, its backoff is over, or what is to
+// be registered is not what the agent refused.
+func (a *applier) due(key string, s *Service, now time.Time) bool {
+	f, ok := a.failing[key]
+	return !ok || !f.next.After(now) || (s != nil && f.svc != nil && !f.svc.Equal(*s))
 }
 
 // apply carries a plan out and counts the writes it tried. A write the agent refuses is that
@@ -237,12 +272,14 @@ func (a *applier) round(ctx context.Context) (down bool) {
 func (a *applier) apply(ctx context.Context, p plan, records map[string]*record) (writes int, err error) {
 	now := time.Now()
 	for _, sid := range p.deregister {
-		if a.failing[sid].next.After(now) {
+		if !a.due(opDeregister+sid, nil, now) {
 			continue
 		}
 		e := a.ledger[sid]
 		writes++
-		if ok, err := a.write(ctx, sid, e.ContainerID, errConsulDereg, func() error { return a.agent.Deregister(ctx, sid) }); !ok {
+		if ok, err := a.write(ctx, opDeregister+sid, e.ContainerID, nil, errConsulDereg, func(ctx context.Context) error {
+			return a.agent.Deregister(ctx, sid)
+		}); !ok {
 			if err != nil {
 				return writes, err
 			}
@@ -257,11 +294,13 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 		a.activity.add(Event{Container: shortID(e.ContainerID), Name: name, Source: "reconcile", Action: "deregistered", Detail: sid})
 	}
 	for _, s := range p.register {
-		if a.failing[s.ID].next.After(now) {
+		if !a.due(opRegister+s.ID, &s, now) {
 			continue
 		}
 		writes++
-		if ok, err := a.write(ctx, s.ID, s.ContainerID, errConsulRegister, func() error { return a.agent.Register(ctx, s) }); !ok {
+		if ok, err := a.write(ctx, opRegister+s.ID, s.ContainerID, &s, errConsulRegister, func(ctx context.Context) error {
+			return a.agent.Register(ctx, s)
+		}); !ok {
 			if err != nil {
 				return writes, err
 			}
@@ -281,8 +320,8 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 	}
 	for _, m := range p.mirrors {
 		sid := strings.TrimSuffix(m.checkID, ":"+health.KindMirror)
-		if _, ok := a.ledger[sid]; !ok || a.failing[sid].next.After(now) {
-			continue // its registration failed: nothing to update
+		if _, ok := a.ledger[sid]; !ok || !a.due(opTTL+m.checkID, nil, now) {
+			continue // its registration failed, or the agent refused the update a moment ago
 		}
 		writes++
 		if err := a.push(ctx, sid, m.checkID, m.state); err != nil {
@@ -292,12 +331,15 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 	return writes, nil
 }
 
-// write makes one write for a service and keeps the books on its failure: ok is whether it was
-// done; err is set when the agent could not be reached (a refusal is ok false, err nil).
-func (a *applier) write(ctx context.Context, sid, containerID, reason string, f func() error) (ok bool, _ error) {
-	err := f()
+// write makes one write, bounded by writeTimeout, and keeps the books on its failure under key: ok
+// is whether it was done; err is set when the agent could not be reached or did not answer in time (a
+// refusal is ok false, err nil).
+func (a *applier) write(ctx context.Context, key, containerID string, s *Service, reason string, f func(context.Context) error) (ok bool, _ error) {
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	err := f(wctx)
+	cancel()
 	if err == nil {
-		delete(a.failing, sid)
+		delete(a.failing, key)
 		return true, nil
 	}
 	if ctx.Err() != nil {
@@ -309,19 +351,28 @@ func (a *applier) write(ctx context.Context, sid, containerID, reason string, f 
 		return false, err
 	}
 	// The agent answered and refused: this service's problem, not the others'.
-	f0 := a.failing[sid]
+	f0 := a.failing[key]
 	d := min(100*time.Millisecond<<min(f0.attempts, 20), time.Minute)
 	if f0.err != err.Error() {
-		a.log.Error("consul agent refused a write", "service", sid, "container", shortID(containerID), "err", err, "retry_in", d)
+		a.log.Error("consul agent refused a write", "write", key, "container", shortID(containerID), "err", err, "retry_in", d)
 	}
-	a.failing[sid] = failure{container: containerID, err: err.Error(), attempts: f0.attempts + 1, next: time.Now().Add(d)}
+	a.failing[key] = failure{container: containerID, err: err.Error(), attempts: f0.attempts + 1, next: time.Now().Add(d), svc: s}
 	return false, nil
 }
 
-// push writes a mirror check's state.
+// push writes a mirror check's state. An update the agent refuses means the check is not what this
+// daemon registered (removed, or replaced by hand): the service is forgotten, so the next round
+// registers it again with its checks.
 func (a *applier) push(ctx context.Context, sid, checkID string, st health.State) error {
 	last, ok := a.mirrored[checkID]
-	if done, err := a.write(ctx, sid, a.ledger[sid].ContainerID, errConsulCheck, func() error { return a.agent.UpdateTTL(ctx, checkID, st) }); !done {
+	done, err := a.write(ctx, opTTL+checkID, a.ledger[sid].ContainerID, nil, errConsulCheck, func(ctx context.Context) error {
+		return a.agent.UpdateTTL(ctx, checkID, st)
+	})
+	if !done {
+		if err == nil {
+			delete(a.ledger, sid)
+			delete(a.mirrored, checkID)
+		}
 		return err
 	}
 	a.mirrored[checkID] = ttlPush{State: st, at: time.Now()}
@@ -365,9 +416,10 @@ func (a *applier) publish(p plan) {
 	for id, e := range a.ledger {
 		out.held[id] = e.Service
 	}
-	for sid, f := range a.failing {
+	for _, key := range slices.Sorted(maps.Keys(a.failing)) {
+		f := a.failing[key]
 		out.failures[f.container] = append(out.failures[f.container], Problem{Severity: SeverityError, Key: "consul",
-			Message: "the agent refused " + sid + ": " + f.err})
+			Message: "the agent refused to " + key + ": " + f.err})
 	}
 	out.foreign = len(a.foreign)
 	a.mu.Lock()

@@ -211,12 +211,13 @@ type fakeAgent struct {
 	gen      int
 	changed  chan struct{} // closed and replaced on every change
 	down     bool
-	refuse   map[string]int // service ID -> HTTP status the agent answers its registration with
+	refuse   map[string]int  // service ID -> HTTP status the agent answers its registration with
+	hang     map[string]bool // service ID -> its registration never gets an answer
 }
 
 func newFakeAgent() *fakeAgent {
 	return &fakeAgent{node: "node1", services: map[string]Service{}, ttl: map[string]health.State{}, changed: make(chan struct{}),
-		refuse: map[string]int{}}
+		refuse: map[string]int{}, hang: map[string]bool{}}
 }
 
 var errAgentDown = errors.New("dial tcp 127.0.0.1:8500: connect: connection refused")
@@ -266,8 +267,13 @@ func (a *fakeAgent) Services(ctx context.Context, waitHash string) (AgentState, 
 	return st, nil
 }
 
-func (a *fakeAgent) Register(_ context.Context, s Service) error {
+func (a *fakeAgent) Register(ctx context.Context, s Service) error {
 	a.mu.Lock()
+	if a.hang[s.ID] {
+		a.mu.Unlock()
+		<-ctx.Done()
+		return fmt.Errorf("register %s: %w", s.ID, ctx.Err())
+	}
 	defer a.mu.Unlock()
 	if a.down {
 		return errAgentDown

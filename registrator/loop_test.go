@@ -163,6 +163,11 @@ func TestLoopDrainsFromTheKillEventWithoutInspect(t *testing.T) {
 		if v := l.container("c1"); !strings.Contains(v.Draining, "stop signal") || !v.Running {
 			t.Errorf("snapshot during the drain = %+v", v)
 		}
+		l.d.kill("c1", "1") // a SIGHUP in the stop window does not undo the stop
+		l.settle()
+		if _, ok := l.a.service("node1:web-1:8080"); ok {
+			t.Fatal("registered again after a SIGHUP during the drain")
+		}
 		// A kill says all there is to know: no inspect at all until the container runs again.
 		if n := l.d.inspected("c1") - before; n != 0 {
 			t.Errorf("%d inspects after the kill", n)

@@ -72,6 +72,15 @@ func makePlan(in planInput) plan {
 			}
 			continue
 		}
+		if h, ok := in.held[sid]; ok {
+			if r := in.records[h.ContainerID]; r != nil && !r.evaluated() {
+				// Its holder is not inspected yet (a daemon that just started): it may still want it.
+				for _, c := range cands {
+					p.clash(c.rec.id, fmt.Sprintf("service ID %q is held by container %s, not yet inspected; waiting", sid, shortID(h.ContainerID)))
+				}
+				continue
+			}
+		}
 		slices.SortFunc(cands, rank)
 		won[sid] = cands[0].svc
 		for _, c := range cands[1:] {
@@ -83,6 +92,9 @@ func makePlan(in planInput) plan {
 	for _, sid := range slices.Sorted(maps.Keys(won)) {
 		want := won[sid]
 		have, ok := in.held[sid]
+		if have.Maintenance != "" && !strings.HasPrefix(have.Maintenance, drainReason) && want.Maintenance == "" {
+			have.Maintenance = "" // an operator's maintenance is theirs to lift
+		}
 		switch {
 		case !ok:
 		case have.Equal(want):
@@ -94,7 +106,7 @@ func makePlan(in planInput) plan {
 		p.register = append(p.register, want)
 	}
 	for _, sid := range slices.Sorted(maps.Keys(in.held)) {
-		if _, ok := won[sid]; ok {
+		if _, ok := won[sid]; ok || in.foreign[sid] {
 			continue
 		}
 		if rec := in.records[in.held[sid].ContainerID]; rec != nil && !rec.evaluated() {

@@ -121,6 +121,11 @@ func TestPlan(t *testing.T) {
 			want: []string{"~web1:health=critical"}},
 		{name: "unchanged health writes nothing", records: []*record{with(rec("aaaa", 0, "web1"), healthy("passing"))},
 			held: []Service{held("web1", "aaaa")}, mirrored: map[string]health.State{"web1:health": {Status: "passing", Output: "probe"}}},
+		{name: "a holder not yet inspected keeps the ID", records: []*record{{id: "bbbb"}, rec("aaaa", 2, "web1")},
+			held: []Service{held("web1", "bbbb")}, clashes: map[string]string{"aaaa": "not yet inspected"}},
+		{name: "an operator's maintenance is left alone", records: []*record{rec("aaaa", 0, "web1")},
+			held: []Service{with2(held("web1", "aaaa"), func(s *Service) { s.Maintenance = "kernel upgrade" })}},
+		{name: "a foreign service is never deregistered", held: []Service{held("web1", "gone")}, foreign: []string{"web1"}},
 		{name: "agent restarted: everything registered again", records: []*record{rec("aaaa", 0, "web1"), rec("bbbb", 0, "web2")},
 			want: []string{"+web1@aaaa", "+web2@bbbb"}},
 	}
@@ -191,3 +196,5 @@ func TestPlanIsDeterministic(t *testing.T) {
 		t.Errorf("shared ID should go to c3: %q", first)
 	}
 }
+
+func with2(s Service, f func(*Service)) Service { f(&s); return s }

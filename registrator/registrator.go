@@ -90,6 +90,7 @@ type Registrator struct {
 	store   *store
 	applier *applier
 	syncCh  chan struct{} // a full sync is wanted; capacity 1 merges requests
+	synced  chan struct{} // closed after the first full sync
 
 	node      atomic.Pointer[string]
 	ready     atomic.Bool
@@ -165,6 +166,7 @@ func New(docker Docker, agent Agent, cfg Config) *Registrator {
 		queue:  newQueue(),
 		store:  newStore(),
 		syncCh: make(chan struct{}, 1),
+		synced: make(chan struct{}),
 	}
 	r.node.Store(new(string))
 	r.metrics = newMetrics(r, cfg.Metrics)
@@ -195,7 +197,8 @@ func (r *Registrator) Run(ctx context.Context) error {
 	r.requestSync()
 	g.Go(func() error { return r.applier.Run(ctx) })
 	g.Go(func() error { return r.watchDocker(ctx) })
-	g.Go(func() error { return r.syncLoop(ctx, started) })
+	g.Go(func() error { return r.syncLoop(ctx) })
+	g.Go(func() error { return r.becomeReady(ctx, started) })
 	g.Go(func() error { return r.watchAgent(ctx) })
 	if r.cfg.ECS != nil {
 		g.Go(func() error { r.cfg.ECS.Run(ctx, r.ecsChanged); return ctx.Err() })

@@ -18,9 +18,8 @@ func (r *Registrator) requestSync() {
 	}
 }
 
-// syncLoop runs a full sync on request and every Resync interval, and declares the daemon ready once
-// the first one has been evaluated and applied.
-func (r *Registrator) syncLoop(ctx context.Context, started time.Time) error {
+// syncLoop runs a full sync on request and every Resync interval.
+func (r *Registrator) syncLoop(ctx context.Context) error {
 	log := r.log.With("component", "sync")
 	var tick <-chan time.Time
 	if r.cfg.Resync > 0 {
@@ -49,14 +48,25 @@ func (r *Registrator) syncLoop(ctx context.Context, started time.Time) error {
 			continue
 		}
 		b.Reset()
-		if !r.ready.Load() {
-			if err := r.waitSettled(ctx); err != nil {
-				return err
-			}
-			r.ready.Store(true)
-			log.Info("first full sync done", "took", time.Since(started).Round(time.Millisecond))
+		if r.syncCount.Add(1) == 1 {
+			close(r.synced)
 		}
 	}
+}
+
+// becomeReady declares the daemon ready once the first full sync has been evaluated and applied.
+func (r *Registrator) becomeReady(ctx context.Context, started time.Time) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.synced:
+	}
+	if err := r.waitSettled(ctx); err != nil {
+		return err
+	}
+	r.ready.Store(true)
+	r.log.Info("first full sync done", "component", "sync", "took", time.Since(started).Round(time.Millisecond))
+	return nil
 }
 
 // fullSync reads the agent's services, then Docker's containers, puts every listed container in the
@@ -64,7 +74,7 @@ func (r *Registrator) syncLoop(ctx context.Context, started time.Time) error {
 // service registered after that read belongs to a container that the list then holds, so no fresh
 // registration is mistaken for an orphan.
 func (r *Registrator) fullSync(ctx context.Context) error {
-	seq := r.applier.seq.Load()
+	o := r.applier.startRead()
 	st, err := r.agent.Services(ctx, "")
 	if ctx.Err() == nil {
 		r.consulUp.set(err)
@@ -81,11 +91,12 @@ func (r *Registrator) fullSync(ctx context.Context) error {
 	for _, c := range list {
 		r.store.markStale(c.ID)
 	}
-	r.applier.observe(ctx, observation{state: st, seq: seq, full: true})
+	o.state, o.full = st, true
+	r.applier.observe(ctx, o)
+	r.refreshNode(ctx)
 	for _, id := range r.store.ids() {
 		r.queue.add(id)
 	}
-	r.syncCount.Add(1)
 	return nil
 }
 

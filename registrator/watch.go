@@ -119,7 +119,10 @@ func (r *Registrator) handleEvent(m events.Message) {
 		n.stale = n.stale || !stop
 		switch action {
 		case "kill":
-			n.kill = killMark{signal: m.Actor.Attributes["signal"], at: at}
+			// A SIGHUP during the stop window (log rotation) does not undo the stop.
+			if sig := m.Actor.Attributes["signal"]; n.drainWhy() == "" || Terminating(sig, n.container.StopSignal) {
+				n.kill = killMark{signal: sig, at: at}
+			}
 		case "die":
 			n.diedAt = at
 		case "start":
