@@ -42,7 +42,7 @@ type applier struct {
 	ledger   map[string]ledgerEntry
 	foreign  map[string]bool
 	mirrored map[string]ttlPush
-	deleted  map[string]uint64 // deregistered (at this write count) since an observation that may still show them
+	deleted  map[string]uint64  // deregistered (at this write count) since an observation that may still show them
 	failing  map[string]failure // op + ID (opRegister...) -> a write the agent refused, retried with backoff
 
 	mu        sync.Mutex // guards published

@@ -75,7 +75,9 @@ func (e *env) service(t *testing.T, containerID string, timeout time.Duration, c
 			return cond(s)
 		}
 		return false
-	}, func() string { return fmt.Sprintf("container %.12s never had a matching service (last %+v)", containerID, got) })
+	}, func() string {
+		return fmt.Sprintf("container %.12s never had a matching service (last %+v)", containerID, got)
+	})
 	return got
 }
 

@@ -91,7 +91,9 @@ func (e *env) waitServices(t *testing.T, containerID string, n int, timeout time
 	testenv.EventuallyExplain(t, timeout, func() bool {
 		got = e.services(t, containerID)
 		return len(got) == n
-	}, func() string { return fmt.Sprintf("container %.12s never had %d services (has %v)", containerID, n, keys(got)) })
+	}, func() string {
+		return fmt.Sprintf("container %.12s never had %d services (has %v)", containerID, n, keys(got))
+	})
 	return got
 }
 

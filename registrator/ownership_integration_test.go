@@ -50,7 +50,11 @@ func TestServiceIDClashPairs(t *testing.T) {
 	wg.Wait()
 	for i := range ps {
 		a, b := testenv.Inspect(t, d, ps[i].ids[0]).State.StartedAt, testenv.Inspect(t, d, ps[i].ids[1]).State.StartedAt
-		first := func(x, y string) bool { ta, _ := time.Parse(time.RFC3339Nano, x); tb, _ := time.Parse(time.RFC3339Nano, y); return ta.Before(tb) }
+		first := func(x, y string) bool {
+			ta, _ := time.Parse(time.RFC3339Nano, x)
+			tb, _ := time.Parse(time.RFC3339Nano, y)
+			return ta.Before(tb)
+		}
 		switch {
 		case first(a, b):
 			ps[i].hold = 0
@@ -96,7 +100,9 @@ func TestServiceIDClashPairs(t *testing.T) {
 			t.Fatal(err)
 		}
 		took := testenv.EventuallyExplain(t, 2*time.Second, func() bool { return holder(p.sid) == waits && !clashShown(waits, p.sid) },
-			func() string { return fmt.Sprintf("%s: held by %.12s 2s after the holder's removal, want %.12s", p.sid, holder(p.sid), waits) })
+			func() string {
+				return fmt.Sprintf("%s: held by %.12s 2s after the holder's removal, want %.12s", p.sid, holder(p.sid), waits)
+			})
 		worst = max(worst, took)
 	}
 	t.Logf("hand-overs took at most %v after docker rm -f returned", worst)

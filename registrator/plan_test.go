@@ -111,7 +111,7 @@ func TestPlan(t *testing.T) {
 			held: []Service{held("web1", "bbbb")}, want: []string{"+web1@aaaa"}},
 		{name: "a draining holder yields in maintenance mode too", drain: DrainMaintenance,
 			records: []*record{with(rec("bbbb", 1, "web1"), killed("15")), rec("aaaa", 2, "web1")},
-			held: []Service{held("web1", "bbbb")}, want: []string{"+web1@aaaa"}, clashes: map[string]string{"bbbb": "aaaa"}},
+			held:    []Service{held("web1", "bbbb")}, want: []string{"+web1@aaaa"}, clashes: map[string]string{"bbbb": "aaaa"}},
 		{name: "foreign service keeps its ID", records: []*record{rec("aaaa", 0, "web1", "web2")}, foreign: []string{"web1"},
 			want: []string{"+web2@aaaa"}, clashes: map[string]string{"aaaa": "does not own"}},
 		{name: "health mirror pushed with a registration", records: []*record{with(rec("aaaa", 0, "web1"), healthy("passing"))},
