@@ -1,14 +1,26 @@
 package ecsmeta
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/ecs"
-	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
 )
 
 // apiTask is what the ECS API adds: the service from the task's group, and its tags.
@@ -17,63 +29,138 @@ type apiTask struct {
 	tags    map[string]string
 }
 
-// ecsAPI calls DescribeTasks with the standard credential chain; AWS_ENDPOINT_URL_ECS is honoured.
+// ecsAPI calls DescribeTasks over the ECS API's JSON 1.1 protocol, signed with the SDK's SigV4 signer.
+//
+// Not the SDK's service/ecs client and config loader: linking them costs about 8 MB of resident
+// memory (their package initialisation alone allocates a megabyte) in a daemon that runs on every
+// host and calls one operation, off by default. Credentials come from the chain an ECS daemon task
+// has: the environment, the task role (AWS_CONTAINER_CREDENTIALS_*), else the instance role.
+// AWS_ENDPOINT_URL_ECS (or AWS_ENDPOINT_URL) and AWS_REGION are honoured.
 type ecsAPI struct {
-	once   sync.Once
-	client *ecs.Client
-	err    error
+	once  sync.Once
+	creds aws.CredentialsProvider
+	http  *http.Client
 }
 
-func (a *ecsAPI) init(ctx context.Context) error {
+func (a *ecsAPI) init() {
 	a.once.Do(func() {
-		cfg, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
-			a.err = fmt.Errorf("aws config: %w", err)
-			return
-		}
-		a.client = ecs.NewFromConfig(cfg)
+		a.http = &http.Client{Timeout: 10 * time.Second}
+		a.creds = aws.NewCredentialsCache(credentialChain())
 	})
-	return a.err
+}
+
+// credentialChain is the first source the environment names, else the instance role.
+func credentialChain() aws.CredentialsProvider {
+	if id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
+		return credentials.NewStaticCredentialsProvider(id, secret, os.Getenv("AWS_SESSION_TOKEN"))
+	}
+	endpoint := os.Getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+	if rel := os.Getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"); rel != "" {
+		endpoint = "http://169.254.170.2" + rel
+	}
+	if endpoint != "" {
+		return endpointcreds.New(endpoint, func(o *endpointcreds.Options) {
+			o.AuthorizationToken = os.Getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+			if f := os.Getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"); f != "" {
+				o.AuthorizationTokenProvider = endpointcreds.TokenProviderFunc(func() (string, error) {
+					b, err := os.ReadFile(f)
+					return strings.TrimSpace(string(b)), err
+				})
+			}
+		})
+	}
+	return ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = NewIMDS() })
+}
+
+// apiEndpoint is the ECS API's URL for a region.
+func apiEndpoint(region string) string {
+	if u := cmp.Or(os.Getenv("AWS_ENDPOINT_URL_ECS"), os.Getenv("AWS_ENDPOINT_URL")); u != "" {
+		return u
+	}
+	if strings.HasPrefix(region, "cn-") {
+		return "https://ecs." + region + ".amazonaws.com.cn"
+	}
+	return "https://ecs." + region + ".amazonaws.com"
 }
 
 // describe returns one task's service and tags. The region is the task ARN's.
 func (a *ecsAPI) describe(ctx context.Context, t Task) (apiTask, error) {
-	if err := a.init(ctx); err != nil {
+	a.init()
+	region := cmp.Or(t.Region(), os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
+	if region == "" {
+		return apiTask{}, errors.New("ecs DescribeTasks: no region in the task ARN or AWS_REGION")
+	}
+	body, err := json.Marshal(map[string]any{"cluster": t.Cluster, "tasks": []string{t.ARN}, "include": []string{"TAGS"}})
+	if err != nil {
 		return apiTask{}, err
 	}
-	out, err := a.client.DescribeTasks(ctx, &ecs.DescribeTasksInput{
-		Cluster: &t.Cluster,
-		Tasks:   []string{t.ARN},
-		Include: []types.TaskField{types.TaskFieldTags},
-	}, func(o *ecs.Options) {
-		if r := t.Region(); r != "" {
-			o.Region = r
+	var out struct {
+		Failures []struct{ Arn, Reason string }
+		Tasks    []struct {
+			Group string
+			Tags  []struct{ Key, Value string }
 		}
-	})
-	if err != nil {
+	}
+	if err := a.call(ctx, region, "DescribeTasks", body, &out); err != nil {
 		return apiTask{}, fmt.Errorf("ecs DescribeTasks: %w", err)
 	}
 	for _, f := range out.Failures {
-		return apiTask{}, fmt.Errorf("ecs DescribeTasks: %s: %s", deref(f.Arn), deref(f.Reason))
+		return apiTask{}, fmt.Errorf("ecs DescribeTasks: %s: %s", f.Arn, f.Reason)
 	}
 	if len(out.Tasks) != 1 {
 		return apiTask{}, fmt.Errorf("ecs DescribeTasks: %d tasks in the answer, want 1", len(out.Tasks))
 	}
 	res := apiTask{tags: map[string]string{}}
-	if svc, ok := strings.CutPrefix(deref(out.Tasks[0].Group), "service:"); ok {
+	if svc, ok := strings.CutPrefix(out.Tasks[0].Group, "service:"); ok {
 		res.service = svc
 	}
 	for _, tag := range out.Tasks[0].Tags {
-		if tag.Key != nil {
-			res.tags[*tag.Key] = deref(tag.Value)
+		if tag.Key != "" {
+			res.tags[tag.Key] = tag.Value
 		}
 	}
 	return res, nil
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
+// call makes one signed JSON 1.1 request and decodes the answer into out. An error answer becomes
+// "<type>: <message>", the exception's type without its namespace.
+func (a *ecsAPI) call(ctx context.Context, region, op string, body []byte, out any) error {
+	creds, err := a.creds.Retrieve(ctx)
+	if err != nil {
+		return fmt.Errorf("credentials: %w", err)
 	}
-	return *s
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, apiEndpoint(region), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "AmazonEC2ContainerServiceV20141113."+op)
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "ecs", region, time.Now()); err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Type    string `json:"__type"`
+			Message string `json:"message"`
+		}
+		_ = json.Unmarshal(b, &e)
+		if e.Type == "" {
+			return fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, b)
+		}
+		return fmt.Errorf("%s: %s", e.Type[strings.LastIndex(e.Type, "#")+1:], cmp.Or(e.Message, http.StatusText(resp.StatusCode)))
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	return nil
 }

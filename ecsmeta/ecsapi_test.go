@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -79,5 +80,42 @@ func TestSourceECSAPI(t *testing.T) {
 	}
 	if got := api.requests.Load(); got != calls {
 		t.Errorf("lookups called the ECS API %d more times; it is cached per task", got-calls)
+	}
+}
+
+// On ECS the daemon's task role comes from the agent's credentials endpoint, with its authorization
+// token when the agent gives one; the request is signed with those credentials.
+func TestECSAPITaskRoleCredentials(t *testing.T) {
+	creds := newEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "token-from-file" {
+			w.WriteHeader(401)
+			return
+		}
+		_, _ = w.Write([]byte(`{"AccessKeyId":"ASIATASKROLE","SecretAccessKey":"secret","Token":"session-token",` +
+			`"Expiration":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `"}`))
+	})
+	var signed atomic.Value
+	var fail atomic.Bool
+	fake := fakeECS(t, &fail)
+	api := newEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+		signed.Store(r.Header.Get("Authorization") + " " + r.Header.Get("X-Amz-Security-Token"))
+		fake.handle(w, r)
+	})
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("token-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", creds.URL+"/creds")
+	t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token)
+	t.Setenv("AWS_ENDPOINT_URL_ECS", api.URL)
+
+	got, err := (&ecsAPI{}).describe(t.Context(), Task{Cluster: "prod", ARN: awsvpcARN})
+	if err != nil || got.service != "curl-api-svc" || got.tags["team"] != "payments" {
+		t.Fatalf("describe = %+v, %v", got, err)
+	}
+	if s, _ := signed.Load().(string); !strings.Contains(s, "Credential=ASIATASKROLE/") || !strings.HasSuffix(s, " session-token") ||
+		!strings.Contains(s, "/us-west-2/ecs/aws4_request") {
+		t.Errorf("request signed as %q; want the task role's key and session token, the ARN's region", s)
 	}
 }
