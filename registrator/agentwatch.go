@@ -7,51 +7,50 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/internal/retry"
 )
 
-// watchAgent follows the agent's services with blocking queries and hands every change to the
-// applier: an agent that restarted and forgot what it was given, or a service someone else
-// registered, is seen within AgentPoll rather than at the next resync. In steady state it costs one
-// request per blocking query's wait.
+// watchAgent reads the agent's services every AgentPoll and hands each change to the applier: an
+// agent that restarted and forgot what it was given, or a service someone else registered, is seen
+// within a second rather than at the next resync. (The agent's service list takes no blocking
+// query.) A read that finds what the last one found, with no write by the applier in between, costs
+// the applier nothing.
 func (r *Registrator) watchAgent(ctx context.Context) error {
 	log := r.log.With("component", "consul")
 	b := retry.Backoff(5 * time.Second)
-	hash, down, owned := "", false, 0
+	var last observation
+	down, seen := false, false
 	for {
+		wait := r.cfg.AgentPoll
 		o := r.applier.startRead()
-		st, err := r.agent.Services(ctx, hash)
-		if ctx.Err() != nil {
+		st, err := r.agent.Services(ctx)
+		switch {
+		case ctx.Err() != nil:
 			return ctx.Err()
-		}
-		if err != nil {
+		case err != nil:
 			if !down {
 				log.Warn("consul agent unreachable", "err", err)
 			}
-			down, hash = true, ""
+			down, seen = true, false
 			r.consulUp.set(err)
 			r.metrics.fail(errConsulRead)
-			if err := sleep(ctx, max(b.NextBackOff(), r.cfg.AgentPoll)); err != nil {
-				return err
+			wait = max(b.NextBackOff(), wait)
+		default:
+			b.Reset()
+			r.consulUp.set(nil)
+			if down {
+				down = false
+				log.Info("consul agent answers again")
+				r.refreshNode(ctx)
+				r.queue.retryNow()
 			}
-			continue
-		}
-		b.Reset()
-		r.consulUp.set(nil)
-		if down {
-			down = false
-			log.Info("consul agent answers again")
-			r.refreshNode(ctx)
-			r.queue.retryNow()
-		}
-		if st.Hash != hash || hash == "" {
-			// A blocking query times out with the same hash: nothing changed then.
+			if len(st.Owned) == 0 && len(last.state.Owned) > 0 {
+				r.refreshNode(ctx) // lost everything: a restarted agent, maybe under another name
+			}
 			o.state = st
-			r.applier.observe(ctx, o)
+			if !seen || o.seq != last.seq || !st.Equal(last.state) {
+				r.applier.observe(ctx, o)
+			}
+			last, seen = o, true
 		}
-		if len(st.Owned) == 0 && owned > 0 {
-			r.refreshNode(ctx) // lost everything: a restarted agent, maybe under another name
-		}
-		hash, owned = st.Hash, len(st.Owned)
-		// Changes come in bursts (a deployment); one read per AgentPoll takes them all.
-		if err := sleep(ctx, r.cfg.AgentPoll); err != nil {
+		if err := sleep(ctx, wait); err != nil {
 			return err
 		}
 	}

@@ -39,7 +39,11 @@ type applier struct {
 
 	observations chan observation
 
-	ledger   map[string]ledgerEntry
+	// The ledger: what the agent holds for this daemon, and which of it this daemon wrote after the
+	// last read of the agent began (the write count after each write).
+	held     map[string]Service
+	written  map[string]uint64
+	changed  bool // held changed since the last publish
 	foreign  map[string]bool
 	mirrored map[string]ttlPush
 	deleted  map[string]uint64  // deregistered (at this write count) since an observation that may still show them
@@ -52,11 +56,6 @@ type applier struct {
 	lastRead  uint64        // the newest read merged
 	rounds    atomic.Uint64 // rounds started
 	idleRound atomic.Uint64 // the number of the last round that had nothing to write
-}
-
-type ledgerEntry struct {
-	Service
-	seq uint64 // the write count after this daemon wrote it; 0 when read from the agent
 }
 
 // ttlPush is the last status written to a mirror check, and when.
@@ -87,7 +86,7 @@ func newApplier(agent Agent, st *store, cfg Config, m *metrics, act *activity) *
 		agent: agent, store: st, drain: cfg.Drain, ttl: cfg.HealthTTL, log: cfg.Logger.With("component", "apply"),
 		metrics: m, activity: act,
 		observations: make(chan observation, 1),
-		ledger:       map[string]ledgerEntry{}, foreign: map[string]bool{}, mirrored: map[string]ttlPush{},
+		held: map[string]Service{}, written: map[string]uint64{}, foreign: map[string]bool{}, mirrored: map[string]ttlPush{},
 		deleted: map[string]uint64{}, failing: map[string]failure{},
 	}
 }
@@ -177,6 +176,14 @@ func (a *applier) loop(ctx context.Context) error {
 	}
 }
 
+// forgetHeld drops a service from the ledger, with its mirror check's state.
+func (a *applier) forgetHeld(sid string) {
+	delete(a.held, sid)
+	delete(a.written, sid)
+	delete(a.mirrored, sid+":"+health.KindMirror)
+	a.changed = true
+}
+
 // startRead numbers a read of the agent that is about to start.
 func (a *applier) startRead() observation {
 	return observation{seq: a.seq.Load(), read: a.reads.Add(1)}
@@ -189,15 +196,20 @@ func (a *applier) merge(o observation) {
 		return
 	}
 	a.lastRead = o.read
-	fresh := make(map[string]ledgerEntry, len(o.state.Owned))
+	fresh := make(map[string]Service, len(o.state.Owned))
 	for id, s := range o.state.Owned {
 		if seq, ok := a.deleted[id]; !ok || seq <= o.seq {
-			fresh[id] = ledgerEntry{Service: s}
+			fresh[id] = s
 		}
 	}
-	for id, e := range a.ledger {
-		if e.seq > o.seq && !o.state.Foreign[id] { // someone else took the ID since: theirs
-			fresh[id] = e
+	for id, seq := range a.written {
+		switch {
+		case seq <= o.seq:
+			delete(a.written, id) // the read saw it
+		case o.state.Foreign[id]: // someone else took the ID since: theirs
+			delete(a.written, id)
+		default:
+			fresh[id] = a.held[id]
 		}
 	}
 	for id, seq := range a.deleted {
@@ -210,21 +222,14 @@ func (a *applier) merge(o observation) {
 			delete(a.mirrored, checkID) // the service is gone; a registration writes its state anew
 		}
 	}
-	a.ledger, a.foreign = fresh, o.state.Foreign
+	a.held, a.foreign, a.changed = fresh, o.state.Foreign, true
 }
 
 // round plans from the current store and carries the plan out. It reports whether the agent could
 // not be reached, in which case the rest of the plan waits for a retry.
 func (a *applier) round(ctx context.Context) (down bool) {
 	n := a.rounds.Add(1)
-	in := planInput{records: a.store.all(), held: make(map[string]Service, len(a.ledger)), foreign: a.foreign,
-		mirrored: make(map[string]health.State, len(a.mirrored)), drain: a.drain}
-	for id, e := range a.ledger {
-		in.held[id] = e.Service
-	}
-	for id, m := range a.mirrored {
-		in.mirrored[id] = m.State
-	}
+	in := planInput{records: a.store.all(), held: a.held, foreign: a.foreign, mirrored: a.mirrored, drain: a.drain}
 	p := makePlan(in)
 	planned := map[string]bool{}
 	for _, sid := range p.deregister {
@@ -275,7 +280,7 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 		if !a.due(opDeregister+sid, nil, now) {
 			continue
 		}
-		e := a.ledger[sid]
+		e := a.held[sid]
 		writes++
 		if ok, err := a.write(ctx, opDeregister+sid, e.ContainerID, nil, errConsulDereg, func(ctx context.Context) error {
 			return a.agent.Deregister(ctx, sid)
@@ -285,8 +290,7 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 			}
 			continue
 		}
-		delete(a.ledger, sid)
-		delete(a.mirrored, sid+":"+health.KindMirror)
+		a.forgetHeld(sid)
 		a.deleted[sid] = a.seq.Add(1)
 		a.metrics.deregistrations.Inc()
 		name := nameOf(records[e.ContainerID])
@@ -306,7 +310,7 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 			}
 			continue
 		}
-		a.ledger[s.ID] = ledgerEntry{Service: s, seq: a.seq.Add(1)}
+		a.held[s.ID], a.written[s.ID], a.changed = s, a.seq.Add(1), true
 		delete(a.mirrored, s.ID+":"+health.KindMirror)
 		a.metrics.registrations.Inc()
 		if at := a.store.takeStartEvent(s.ContainerID); !at.IsZero() {
@@ -320,7 +324,7 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 	}
 	for _, m := range p.mirrors {
 		sid := strings.TrimSuffix(m.checkID, ":"+health.KindMirror)
-		if _, ok := a.ledger[sid]; !ok || !a.due(opTTL+m.checkID, nil, now) {
+		if _, ok := a.held[sid]; !ok || !a.due(opTTL+m.checkID, nil, now) {
 			continue // its registration failed, or the agent refused the update a moment ago
 		}
 		writes++
@@ -365,13 +369,12 @@ func (a *applier) write(ctx context.Context, key, containerID string, s *Service
 // registers it again with its checks.
 func (a *applier) push(ctx context.Context, sid, checkID string, st health.State) error {
 	last, ok := a.mirrored[checkID]
-	done, err := a.write(ctx, opTTL+checkID, a.ledger[sid].ContainerID, nil, errConsulCheck, func(ctx context.Context) error {
+	done, err := a.write(ctx, opTTL+checkID, a.held[sid].ContainerID, nil, errConsulCheck, func(ctx context.Context) error {
 		return a.agent.UpdateTTL(ctx, checkID, st)
 	})
 	if !done {
 		if err == nil {
-			delete(a.ledger, sid)
-			delete(a.mirrored, checkID)
+			a.forgetHeld(sid)
 		}
 		return err
 	}
@@ -412,9 +415,9 @@ func (a *applier) nextRetry() time.Time {
 }
 
 func (a *applier) publish(p plan) {
-	out := applied{held: make(map[string]Service, len(a.ledger)), clashes: p.clashes, failures: map[string][]Problem{}}
-	for id, e := range a.ledger {
-		out.held[id] = e.Service
+	out := applied{held: a.last().held, clashes: p.clashes, failures: map[string][]Problem{}}
+	if a.changed || out.held == nil {
+		out.held, a.changed = maps.Clone(a.held), false
 	}
 	for _, key := range slices.Sorted(maps.Keys(a.failing)) {
 		f := a.failing[key]

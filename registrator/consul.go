@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -18,9 +19,8 @@ import (
 // RegistryAdapter): small, so that dry-run and the tests' recording fakes stay simple.
 type Agent interface {
 	NodeName(ctx context.Context) (string, error)
-	// Services returns the agent's services: the owned ones in full, and the IDs of the others. With a
-	// waitHash (an earlier answer's Hash) it blocks until they differ from that answer, or for a while.
-	Services(ctx context.Context, waitHash string) (AgentState, error)
+	// Services returns the agent's services: the owned ones in full, and the IDs of the others.
+	Services(ctx context.Context) (AgentState, error)
 	Register(ctx context.Context, s Service) error
 	// Deregister removes an owned service; one already gone is not an error.
 	Deregister(ctx context.Context, id string) error
@@ -32,11 +32,12 @@ type Agent interface {
 type AgentState struct {
 	Owned   map[string]Service
 	Foreign map[string]bool
-	Hash    string // identifies this answer, for a blocking query
 }
 
-// blockingWait is how long a blocking query waits for a change before it answers anyway.
-const blockingWait = 5 * time.Minute
+// Equal reports whether two reads of the agent found the same services.
+func (s AgentState) Equal(o AgentState) bool {
+	return maps.Equal(s.Foreign, o.Foreign) && maps.EqualFunc(s.Owned, o.Owned, Service.Equal)
+}
 
 // maintCheckPrefix is the ID prefix of the check Consul adds for a service in maintenance mode.
 const maintCheckPrefix = "_service_maintenance:"
@@ -83,22 +84,17 @@ func (a *ConsulAgent) NodeName(ctx context.Context) (string, error) {
 // Client is the Consul API client, for what the status page shows beside the daemon's own state.
 func (a *ConsulAgent) Client() *api.Client { return a.c }
 
-func (a *ConsulAgent) Services(ctx context.Context, waitHash string) (AgentState, error) {
+func (a *ConsulAgent) Services(ctx context.Context) (AgentState, error) {
 	q := (&api.QueryOptions{}).WithContext(ctx)
-	if waitHash != "" {
-		q.WaitHash, q.WaitTime = waitHash, blockingWait
-	}
-	var all map[string]*api.AgentService
-	meta, err := a.c.Raw().Query("/v1/agent/services", &all, q)
+	all, err := a.c.Agent().ServicesWithFilterOpts("", q)
 	if err != nil {
 		return AgentState{}, fmt.Errorf("list agent services: %w", err)
 	}
-	q = (&api.QueryOptions{}).WithContext(ctx)
 	maint, err := a.c.Agent().ChecksWithFilterOpts(fmt.Sprintf("CheckID matches %q", "^"+maintCheckPrefix), q)
 	if err != nil {
 		return AgentState{}, fmt.Errorf("list maintenance checks: %w", err)
 	}
-	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}, Hash: meta.LastContentHash}
+	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}}
 	for id, s := range all {
 		if s.Meta[MetaExternalSource] != ExternalSource {
 			st.Foreign[id] = true

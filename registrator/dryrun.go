@@ -23,8 +23,8 @@ func NewDryRun(agent Agent, log *slog.Logger) *DryRun {
 	return &DryRun{Agent: agent, log: log, pretend: map[string]*Service{}}
 }
 
-func (d *DryRun) Services(ctx context.Context, waitHash string) (AgentState, error) {
-	st, err := d.Agent.Services(ctx, waitHash)
+func (d *DryRun) Services(ctx context.Context) (AgentState, error) {
+	st, err := d.Agent.Services(ctx)
 	if err != nil {
 		return st, err
 	}

@@ -237,24 +237,13 @@ func (a *fakeAgent) NodeName(context.Context) (string, error) {
 	return a.node, nil
 }
 
-func (a *fakeAgent) Services(ctx context.Context, waitHash string) (AgentState, error) {
+func (a *fakeAgent) Services(context.Context) (AgentState, error) {
 	a.mu.Lock()
-	if waitHash != "" && waitHash == strconv.Itoa(a.gen) && !a.down {
-		ch := a.changed
-		a.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return AgentState{}, ctx.Err()
-		case <-time.After(blockingWait):
-		}
-		a.mu.Lock()
-	}
 	defer a.mu.Unlock()
 	if a.down {
 		return AgentState{}, errAgentDown
 	}
-	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}, Hash: strconv.Itoa(a.gen)}
+	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}}
 	for id, s := range a.services {
 		if s.Meta[MetaExternalSource] != ExternalSource {
 			st.Foreign[id] = true

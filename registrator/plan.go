@@ -3,7 +3,6 @@ package registrator
 import (
 	"cmp"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -14,9 +13,9 @@ import (
 // planInput is everything the planner decides from: every container's record and what the agent holds.
 type planInput struct {
 	records  map[string]*record
-	held     map[string]Service      // owned services on the agent, by ID, as far as the applier knows
-	foreign  map[string]bool         // IDs of services on the agent that are not ours
-	mirrored map[string]health.State // mirror check ID -> the state last written to it
+	held     map[string]Service // owned services on the agent, by ID, as far as the applier knows
+	foreign  map[string]bool    // IDs of services on the agent that are not ours
+	mirrored map[string]ttlPush // mirror check ID -> the state last written to it
 	drain    DrainMode
 }
 
@@ -39,7 +38,7 @@ type mirrorPush struct {
 // candidate is one container's claim on a service ID.
 type candidate struct {
 	rec      *record
-	svc      Service
+	svc      *Service // in rec, or in its maintenance copy: never changed
 	draining bool
 }
 
@@ -51,83 +50,96 @@ type candidate struct {
 // problem and take the ID over once the plan no longer gives it to the holder.
 func makePlan(in planInput) plan {
 	p := plan{clashes: map[string][]Problem{}, draining: map[string]string{}}
-	claims := map[string][]candidate{}
-	for _, id := range slices.Sorted(maps.Keys(in.records)) {
-		rec := in.records[id]
+	// Map order is random; every list the plan returns is sorted at the end, and candidates are
+	// ranked, so the plan does not depend on it. Most IDs have one claimant: best holds it, and
+	// rivals only the IDs that have more.
+	best := make(map[string]candidate, len(in.held)+8)
+	rivals := map[string][]candidate{}
+	for id, rec := range in.records {
 		svcs, why := advertised(rec, in.held, in.drain)
 		if why != "" {
 			p.draining[id] = why
 		}
-		for _, s := range svcs {
-			claims[s.ID] = append(claims[s.ID], candidate{rec: rec, svc: s, draining: why != ""})
-		}
-	}
-
-	won := map[string]Service{}
-	for _, sid := range slices.Sorted(maps.Keys(claims)) {
-		cands := claims[sid]
-		if in.foreign[sid] {
-			for _, c := range cands {
-				p.clash(c.rec.id, fmt.Sprintf("a service with ID %q that ecs-registrator does not own is on the agent; left untouched", sid))
-			}
-			continue
-		}
-		if h, ok := in.held[sid]; ok {
-			if r := in.records[h.ContainerID]; r != nil && !r.evaluated() {
-				// Its holder is not inspected yet (a daemon that just started): it may still want it.
-				for _, c := range cands {
-					p.clash(c.rec.id, fmt.Sprintf("service ID %q is held by container %s, not yet inspected; waiting", sid, shortID(h.ContainerID)))
+		for i := range svcs {
+			s := &svcs[i]
+			c := candidate{rec: rec, svc: s, draining: why != ""}
+			if b, ok := best[s.ID]; ok {
+				if rank(c, b) < 0 {
+					c, b = b, c
+					best[s.ID] = b
 				}
+				rivals[s.ID] = append(rivals[s.ID], c)
 				continue
 			}
-		}
-		slices.SortFunc(cands, rank)
-		won[sid] = cands[0].svc
-		for _, c := range cands[1:] {
-			p.clash(c.rec.id, fmt.Sprintf("service ID %q belongs to container %s, which started first; this one takes it over when it goes",
-				sid, shortID(cands[0].rec.id)))
+			best[s.ID] = c
 		}
 	}
 
-	for _, sid := range slices.Sorted(maps.Keys(won)) {
-		want := won[sid]
+	won := make(map[string]*Service, len(best))
+	for sid, c := range best {
+		held, isHeld := in.held[sid]
+		switch {
+		case in.foreign[sid]:
+			for _, c := range append(rivals[sid], c) {
+				p.clash(c.rec.id, fmt.Sprintf("a service with ID %q that ecs-registrator does not own is on the agent; left untouched", sid))
+			}
+		case isHeld && held.ContainerID != c.rec.id && in.records[held.ContainerID] != nil && !in.records[held.ContainerID].evaluated():
+			// Its holder is not inspected yet (a daemon that just started): it may still want it.
+			for _, c := range append(rivals[sid], c) {
+				p.clash(c.rec.id, fmt.Sprintf("service ID %q is held by container %s, not yet inspected; waiting", sid, shortID(held.ContainerID)))
+			}
+		default:
+			won[sid] = c.svc
+			for _, r := range rivals[sid] {
+				p.clash(r.rec.id, fmt.Sprintf("service ID %q belongs to container %s, which started first; this one takes it over when it goes",
+					sid, shortID(c.rec.id)))
+			}
+		}
+	}
+
+	for sid, want := range won {
 		have, ok := in.held[sid]
 		if have.Maintenance != "" && !strings.HasPrefix(have.Maintenance, drainReason) && want.Maintenance == "" {
 			have.Maintenance = "" // an operator's maintenance is theirs to lift
 		}
 		switch {
 		case !ok:
-		case have.Equal(want):
+		case have.Equal(*want):
 			continue
 		case have.Maintenance != "" && want.Maintenance == "":
 			// Registering again keeps the maintenance check; start over to lift it.
 			p.deregister = append(p.deregister, sid)
 		}
-		p.register = append(p.register, want)
+		p.register = append(p.register, *want)
 	}
-	for _, sid := range slices.Sorted(maps.Keys(in.held)) {
+	for sid, h := range in.held {
 		if _, ok := won[sid]; ok || in.foreign[sid] {
 			continue
 		}
-		if rec := in.records[in.held[sid].ContainerID]; rec != nil && !rec.evaluated() {
+		if rec := in.records[h.ContainerID]; rec != nil && !rec.evaluated() {
 			continue // not inspected yet: what it wants is unknown
 		}
 		p.deregister = append(p.deregister, sid)
 	}
 
-	registering := map[string]bool{}
+	registering := make(map[string]bool, len(p.register))
 	for _, s := range p.register {
 		registering[s.ID] = true
 	}
-	for _, sid := range slices.Sorted(maps.Keys(won)) {
-		s := won[sid]
+	for sid, s := range won {
 		if s.Health == nil {
 			continue
 		}
 		checkID := sid + ":" + health.KindMirror
-		if last, ok := in.mirrored[checkID]; registering[sid] || !ok || last != *s.Health {
+		if last, ok := in.mirrored[checkID]; registering[sid] || !ok || last.State != *s.Health {
 			p.mirrors = append(p.mirrors, mirrorPush{checkID: checkID, state: *s.Health})
 		}
+	}
+	slices.Sort(p.deregister)
+	slices.SortFunc(p.register, func(a, b Service) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(p.mirrors, func(a, b mirrorPush) int { return strings.Compare(a.checkID, b.checkID) })
+	for _, ps := range p.clashes {
+		slices.SortFunc(ps, func(a, b Problem) int { return strings.Compare(a.Message, b.Message) })
 	}
 	return p
 }
@@ -154,8 +166,14 @@ func advertised(rec *record, held map[string]Service, mode DrainMode) ([]Service
 		return nil, ""
 	}
 	why := rec.drainWhy()
-	note := drainReason + " (started " + rec.container.StartedAt.Format(time.RFC3339Nano) + ")"
-	if why == "" && mode == DrainMaintenance {
+	if mode != DrainMaintenance {
+		if why != "" {
+			return nil, why
+		}
+		return rec.services, ""
+	}
+	note := drainNote(rec.container.StartedAt)
+	if why == "" {
 		// A daemon that restarted mid-drain finds its own note for this run on the agent.
 		for _, s := range rec.services {
 			if h, ok := held[s.ID]; ok && h.ContainerID == rec.id && h.Maintenance == note {
@@ -164,11 +182,8 @@ func advertised(rec *record, held map[string]Service, mode DrainMode) ([]Service
 			}
 		}
 	}
-	switch {
-	case why == "":
+	if why == "" {
 		return rec.services, ""
-	case mode != DrainMaintenance:
-		return nil, why
 	}
 	out := make([]Service, len(rec.services))
 	for i, s := range rec.services {
@@ -176,4 +191,10 @@ func advertised(rec *record, held map[string]Service, mode DrainMode) ([]Service
 		out[i] = s
 	}
 	return out, why
+}
+
+// drainNote is the maintenance note of a drain. It names the run of the container it belongs to, so
+// that a daemon restarted mid-drain recognises its own drain.
+func drainNote(started time.Time) string {
+	return drainReason + " (started " + started.Format(time.RFC3339Nano) + ")"
 }

@@ -46,7 +46,7 @@ func healthy(status string) func(*record) {
 func TestPlan(t *testing.T) {
 	maint := func(r *record, sid string) Service {
 		s := held(sid, r.id)
-		s.Maintenance = drainReason + " (started " + r.container.StartedAt.Format(time.RFC3339Nano) + ")"
+		s.Maintenance = drainNote(r.container.StartedAt)
 		return s
 	}
 	a := rec("aaaa", 0, "web1")
@@ -55,7 +55,7 @@ func TestPlan(t *testing.T) {
 		records  []*record
 		held     []Service // what the agent holds
 		foreign  []string
-		mirrored map[string]health.State
+		mirrored map[string]ttlPush
 		drain    DrainMode
 		// want: the plan's writes, as "-id" (deregister), "+id@container" (register), "~check=status" (mirror)
 		want    []string
@@ -117,10 +117,10 @@ func TestPlan(t *testing.T) {
 		{name: "health mirror pushed with a registration", records: []*record{with(rec("aaaa", 0, "web1"), healthy("passing"))},
 			want: []string{"+web1@aaaa", "~web1:health=passing"}},
 		{name: "health change pushed alone", records: []*record{with(rec("aaaa", 0, "web1"), healthy("critical"))},
-			held: []Service{held("web1", "aaaa")}, mirrored: map[string]health.State{"web1:health": {Status: "passing", Output: "probe"}},
+			held: []Service{held("web1", "aaaa")}, mirrored: map[string]ttlPush{"web1:health": {State: health.State{Status: "passing", Output: "probe"}}},
 			want: []string{"~web1:health=critical"}},
 		{name: "unchanged health writes nothing", records: []*record{with(rec("aaaa", 0, "web1"), healthy("passing"))},
-			held: []Service{held("web1", "aaaa")}, mirrored: map[string]health.State{"web1:health": {Status: "passing", Output: "probe"}}},
+			held: []Service{held("web1", "aaaa")}, mirrored: map[string]ttlPush{"web1:health": {State: health.State{Status: "passing", Output: "probe"}}}},
 		{name: "a holder not yet inspected keeps the ID", records: []*record{{id: "bbbb"}, rec("aaaa", 2, "web1")},
 			held: []Service{held("web1", "bbbb")}, clashes: map[string]string{"aaaa": "not yet inspected"}},
 		{name: "an operator's maintenance is left alone", records: []*record{rec("aaaa", 0, "web1")},

@@ -75,7 +75,7 @@ func (r *Registrator) becomeReady(ctx context.Context, started time.Time) error 
 // registration is mistaken for an orphan.
 func (r *Registrator) fullSync(ctx context.Context) error {
 	o := r.applier.startRead()
-	st, err := r.agent.Services(ctx, "")
+	st, err := r.agent.Services(ctx)
 	if ctx.Err() == nil {
 		r.consulUp.set(err)
 	}
