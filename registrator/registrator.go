@@ -60,9 +60,8 @@ type Config struct {
 	Resync      time.Duration // 0 disables the periodic resync (the agent watch still runs)
 	Drain       DrainMode
 	Workers     int
-	// AgentPoll is the least time between two reads of the agent's services by its watch, which
-	// otherwise waits on a blocking query for a change (an agent that restarted and forgot them, a
-	// foreign service registered). Default 1s.
+	// AgentPoll is how often the agent's services are read, to notice an agent that restarted and
+	// forgot them, or a foreign service registered. Default 1s.
 	AgentPoll time.Duration
 	// HealthTTL is the TTL of the checks that mirror a container's own health (Docker HEALTHCHECK,
 	// ECS health). They are refreshed every third of it; default 90s.
