@@ -86,7 +86,7 @@ func newApplier(agent Agent, st *store, cfg Config, m *metrics, act *activity) *
 		agent: agent, store: st, drain: cfg.Drain, ttl: cfg.HealthTTL, log: cfg.Logger.With("component", "apply"),
 		metrics: m, activity: act,
 		observations: make(chan observation, 1),
-		held: map[string]Service{}, written: map[string]uint64{}, foreign: map[string]bool{}, mirrored: map[string]ttlPush{},
+		held:         map[string]Service{}, written: map[string]uint64{}, foreign: map[string]bool{}, mirrored: map[string]ttlPush{},
 		deleted: map[string]uint64{}, failing: map[string]failure{},
 	}
 }

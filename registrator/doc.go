@@ -3,5 +3,6 @@
 // (watch.go); parallel workers evaluate a container into the store: inspect, ECS facts and the pure
 // Desired (evaluate.go, store.go). A pure planner decides from the whole store and what the agent
 // holds which container owns each service ID and what to write (plan.go); one applier, the only
-// writer to the agent, carries the plan out (apply.go). Syncs and a watch on the agent repair drift (sync.go, agentwatch.go). The package only ever touches services it owns.
+// writer to the agent, carries the plan out (apply.go). Syncs and a watch on the agent repair drift
+// (sync.go, agentwatch.go). The package only ever touches services it owns.
 package registrator
