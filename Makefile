@@ -42,6 +42,7 @@ test: setup lint
 check: test
 
 # Go micro-benchmarks (6 runs each, for medians) and the end-to-end harness; outputs kept in bin/.
+# ECSR_GLIDERLABS_BIN=/path/to/registrator adds gliderlabs/registrator's figures to the harness's cost table.
 # pipefail: a failing benchmark fails make, not just tee.
 bench: SHELL := /bin/bash
 bench: .SHELLFLAGS := -o pipefail -c
