@@ -6,25 +6,65 @@ cd "$(dirname "$0")/.."
 cache=${ECSR_CACHE:-$HOME/.cache/ecs-registrator}
 consul=$("scripts/consul-build.sh")
 work=$(mktemp -d)
-pids=()
+daemon_pid=
+consul_pid=
 
+# The daemon and a Consul agent the demo starts run in sessions of their own (setsid): a Ctrl-C in the
+# terminal reaches only this script, whose cleanup then stops things in order. The container goes first
+# and the daemon, still running, deregisters it; the daemon stops only once Consul no longer holds the
+# demo's service, and the Consul agent (if the demo started it) last. Otherwise an agent that was already
+# running kept `web` registered after the demo.
 cleanup() {
+  trap '' INT TERM HUP # a second Ctrl-C must not cut this short; every step below is bounded
   echo
   echo "demo: cleaning up"
   docker rm -f ecsr-demo-web >/dev/null 2>&1 || true
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  if [ -n "$daemon_pid" ]; then
+    for _ in $(seq 1 100); do
+      demo_registered || break
+      sleep 0.1
+    done
+    if demo_registered; then
+      echo "demo: Consul still holds a service of ecsr-demo-web after 10 s; see curl -s http://127.0.0.1:8500/v1/agent/services" >&2
+    fi
+    stop "$daemon_pid"
+  fi
+  [ -z "$consul_pid" ] || stop "$consul_pid"
   rm -rf "$work"
 }
+
+# demo_registered: the Consul agent holds a service of the demo's container.
+demo_registered() {
+  curl -fsS http://127.0.0.1:8500/v1/agent/services 2>/dev/null | grep -q ecsr-demo-web
+}
+
+# stop PID (a child of this script): SIGTERM, then SIGKILL if it still runs 10 s later.
+stop() {
+  kill -TERM "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do
+    running "$1" || break
+    sleep 0.1
+  done
+  running "$1" && kill -KILL "$1" 2>/dev/null
+  wait "$1" 2>/dev/null || true
+}
+
+# running PID: the process exists and has not exited (an exited child stays a zombie until waited for).
+running() {
+  local state
+  state=$(sed -n 's/^.*) \([A-Z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 trap cleanup EXIT
-trap 'exit 0' INT TERM
+trap 'exit 0' INT TERM HUP
 
 if curl -fsS http://127.0.0.1:8500/v1/status/leader >/dev/null 2>&1; then
   echo "demo: using the Consul agent already on 127.0.0.1:8500"
 else
   echo "demo: starting a Consul dev agent on 127.0.0.1:8500 (log: $work/consul.log)"
-  "$consul" agent -dev -client 127.0.0.1 -bind 127.0.0.1 -hcl 'ports { grpc_tls = -1 }' >"$work/consul.log" 2>&1 &
-  pids+=($!)
+  setsid "$consul" agent -dev -client 127.0.0.1 -bind 127.0.0.1 -hcl 'ports { grpc_tls = -1 }' >"$work/consul.log" 2>&1 &
+  consul_pid=$!
   for _ in $(seq 1 100); do
     [ -n "$(curl -fsS http://127.0.0.1:8500/v1/status/leader 2>/dev/null | tr -d '"')" ] && break
     sleep 0.2
@@ -37,8 +77,8 @@ printf 'FROM scratch\nCOPY workload /workload\nENTRYPOINT ["/workload"]\n' >"$wo
 DOCKER_BUILDKIT=0 docker build -q -t ecsr-workload:demo "$work" >/dev/null 2>&1
 
 echo "demo: starting ecs-registrator (status server on 127.0.0.1:9555)"
-bin/ecs-registrator -consul 127.0.0.1:8500 -ip 127.0.0.1 -log-format text &
-pids+=($!)
+setsid bin/ecs-registrator -consul 127.0.0.1:8500 -ip 127.0.0.1 -log-format text &
+daemon_pid=$!
 for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:9555/readyz >/dev/null 2>&1 && break; sleep 0.1; done
 
 echo "demo: starting a sample container: docker run -l SERVICE_NAME=web -l SERVICE_CHECK_HTTP=/health -p 8080 ..."
