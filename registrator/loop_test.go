@@ -1,7 +1,6 @@
 package registrator
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 )
 
 // loop is a Registrator running in a synctest bubble against the recording fakes.
@@ -23,25 +23,8 @@ type loop struct {
 	d    *fakeDocker
 	a    *fakeAgent
 	r    *Registrator
-	logs *syncBuffer
+	logs *testenv.Buffer
 	stop func()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startLoop runs a registrator against fresh fakes (or the given ones) and waits until it is ready.
@@ -54,7 +37,7 @@ func startLoop(t *testing.T, d *fakeDocker, a *fakeAgent, mod ...func(*Config)) 
 	if a == nil {
 		a = newFakeAgent()
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	cfg := Config{AdvertiseIP: netip.MustParseAddr("10.0.0.5"), OptIn: true, Resync: 30 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	for _, m := range mod {
@@ -520,7 +503,7 @@ func TestLoopECSStoppedDrainsWithoutInspect(t *testing.T) {
 func TestLoopDryRunWritesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := newFakeAgent()
-		logs := &syncBuffer{}
+		logs := &testenv.Buffer{}
 		dry := NewDryRun(a, slog.New(slog.NewTextHandler(logs, nil)))
 		d := newFakeDocker()
 		r := New(d, dry, Config{AdvertiseIP: netip.MustParseAddr("10.0.0.5"), OptIn: true,

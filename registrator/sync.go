@@ -2,10 +2,7 @@ package registrator
 
 import (
 	"context"
-	"fmt"
 	"time"
-
-	"github.com/docker/docker/api/types/container"
 
 	"github.com/ecs-registrator/ecs-registrator/internal/retry"
 )
@@ -83,13 +80,8 @@ func (r *Registrator) fullSync(ctx context.Context) error {
 		r.metrics.fail(errConsulRead)
 		return err
 	}
-	list, err := r.docker.ContainerList(ctx, container.ListOptions{All: true})
-	if err != nil {
-		r.metrics.fail(errDockerList)
-		return fmt.Errorf("list containers: %w", err)
-	}
-	for _, c := range list {
-		r.store.markStale(c.ID)
+	if err := r.markListed(ctx); err != nil {
+		return err
 	}
 	o.state, o.full = st, true
 	r.applier.observe(ctx, o)

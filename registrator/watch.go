@@ -76,13 +76,8 @@ func (r *Registrator) streamEvents(ctx context.Context, log *slog.Logger) error 
 // relist marks every container Docker lists, and every container the store knows, for a fresh
 // inspect: after a reconnect, events may have been missed for any of them.
 func (r *Registrator) relist(ctx context.Context) error {
-	list, err := r.docker.ContainerList(ctx, container.ListOptions{All: true})
-	if err != nil {
-		r.metrics.fail(errDockerList)
-		return fmt.Errorf("list containers: %w", err)
-	}
-	for _, c := range list {
-		r.store.markStale(c.ID)
+	if err := r.markListed(ctx); err != nil {
+		return err
 	}
 	for _, id := range r.store.ids() {
 		r.store.markStale(id)
@@ -150,6 +145,19 @@ func eventDetail(m events.Message) string {
 		return "exit code " + code
 	}
 	return ""
+}
+
+// markListed puts every container Docker lists in the store, for a fresh inspect.
+func (r *Registrator) markListed(ctx context.Context) error {
+	list, err := r.docker.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		r.metrics.fail(errDockerList)
+		return fmt.Errorf("list containers: %w", err)
+	}
+	for _, c := range list {
+		r.store.markStale(c.ID)
+	}
+	return nil
 }
 
 // ignoredActions cannot change what a container should advertise.
