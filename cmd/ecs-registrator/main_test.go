@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -111,7 +112,13 @@ type daemon struct {
 
 var binary string
 
+// The binary is built with -race, once, unless -short skips every test that runs it (the build alone
+// takes half a minute).
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "ecsr-bin-")
 	if err != nil {
 		panic(err)
