@@ -3,13 +3,12 @@ package registrator
 import (
 	"fmt"
 	"strings"
-	"text/template"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 )
 
 // TagTemplates are the -tags templates, added to every service's tags.
-type TagTemplates []*template.Template
+type TagTemplates []*tagTemplate
 
 // TagData is what a -tags template sees. ECS fields are empty for a container ECS did not start, and
 // while the metadata is still being fetched.
@@ -39,7 +38,7 @@ func ParseTagTemplates(s string) (TagTemplates, error) {
 		if src == "" {
 			continue
 		}
-		t, err := template.New(fmt.Sprintf("tag %d", i+1)).Option("missingkey=error").Parse(src)
+		t, err := parseTagTemplate(fmt.Sprintf("tag %d", i+1), src)
 		if err != nil {
 			return nil, fmt.Errorf("tag template %q: %w", src, err)
 		}
