@@ -2,12 +2,8 @@ package status
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
-	"fmt"
-	"html/template"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -111,71 +107,5 @@ func (f Filter) match(c Container) bool {
 		return len(c.Problems) > 0
 	default:
 		return c.State == f.State
-	}
-}
-
-//go:embed page.html
-var pageHTML string
-
-var page = template.Must(template.New("page").Funcs(template.FuncMap{
-	"ago": func(now, t time.Time) string {
-		if t.IsZero() {
-			return "never"
-		}
-		return roundDuration(now.Sub(t)) + " ago"
-	},
-	"uptime": func(now, t time.Time) string { return roundDuration(now.Sub(t)) },
-	"clock":  func(t time.Time) string { return t.UTC().Format("15:04:05.000") },
-	"stamp":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"short":  func(id string) string { return id[:min(12, len(id))] },
-	"class": func(s string) string {
-		return strings.NewReplacer(" ", "-").Replace(s)
-	},
-	"keys": func(m map[string]string) []string {
-		var ks []string
-		for k := range m {
-			ks = append(ks, k)
-		}
-		slices.Sort(ks)
-		return ks
-	},
-}).Parse(pageHTML))
-
-// Render writes the HTML page for a snapshot.
-func Render(w interface{ Write([]byte) (int, error) }, snap Snapshot, f Filter) error {
-	var shown []Container
-	for _, c := range snap.Containers {
-		if f.match(c) {
-			shown = append(shown, c)
-		}
-	}
-	counts := map[string]int{}
-	for _, c := range snap.Containers {
-		counts[c.State]++
-		if len(c.Problems) > 0 {
-			counts["problems"]++
-		}
-	}
-	return page.Execute(w, struct {
-		Snapshot
-		Shown  []Container
-		Filter Filter
-		Counts map[string]int
-		States []string
-	}{snap, shown, f, counts, []string{StateRegistered, StatePartly, StateNotRegistered, StateDraining, "problems"}})
-}
-
-func roundDuration(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(time.Second).String()
-	case d < time.Hour:
-		return d.Round(time.Minute).String()
-	case d < 48*time.Hour:
-		return d.Round(time.Hour).String()
-	default:
-		return fmt.Sprintf("%dd", int(d.Hours()/24))
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +138,76 @@ func TestGoldenHTML(t *testing.T) {
 	for _, ext := range []string{"<script", "src=\"http", "href=\"http", "@import"} {
 		if strings.Contains(page, ext) {
 			t.Errorf("page loads something external or runs script: %q", ext)
+		}
+	}
+}
+
+// shaped is a snapshot with one of everything the page shows, every string in it s.
+func shaped(s string) Snapshot {
+	return Snapshot{
+		Time:   t0,
+		Daemon: Daemon{Version: s, StartedAt: t0.Add(-time.Hour), Node: s, AdvertiseIP: s, Config: map[string]string{s: s}},
+		Dependencies: []Dependency{
+			{Name: s, Enabled: true, Up: true, Detail: s, LastError: s, LastEvent: t0.Add(-time.Second)},
+			{Name: s, Enabled: true, LastError: s},
+		},
+		Containers: []Container{{ID: s, Name: s, Image: s, State: s, Reason: s,
+			ECS:      &ECS{Cluster: s, TaskARN: s, Family: s, Revision: s, Service: s, Container: s, DesiredStatus: s, KnownStatus: s},
+			Services: []Service{{ID: s, Name: s, Address: s, Tags: []string{s, s}, Maintenance: s, Checks: []Check{{ID: s, Name: s, Status: s, Output: s}}}},
+			Problems: []Problem{{Severity: s, Key: s, Message: s}}}},
+		Events: []Event{{Time: t0, Container: s, Name: s, Source: s, Action: s, Detail: s}},
+	}
+}
+
+var (
+	tagRE     = regexp.MustCompile(`<[^>]*>`)
+	quotedRE  = regexp.MustCompile(`"[^"]*"`)
+	urlAttrRE = regexp.MustCompile(`(?i)\b(href|src|action|formaction)\s*=\s*"([^"]*)"`)
+)
+
+// skeleton is the page's markup without text or attribute values: the tags and their attribute
+// names, one tag a line.
+func skeleton(page string) string {
+	var b strings.Builder
+	for _, tag := range tagRE.FindAllString(page, -1) {
+		b.WriteString(quotedRE.ReplaceAllString(tag, `""`) + "\n")
+	}
+	return b.String()
+}
+
+// Container names, labels, problem messages, probe output and the filter all come from outside:
+// whatever they hold, the page shows them as text and its markup stays the same.
+func TestHostileStringsAreEscaped(t *testing.T) {
+	const evil = `javascript:alert(1)//"'><script>alert(2)</script><img src=x onerror=alert(3)>&amp; <!--`
+	render := func(s string) string {
+		var b strings.Builder
+		if err := Render(&b, shaped(s), Filter{Query: s, State: s}); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	page, plain := render(evil), render("x")
+	if got, want := skeleton(page), skeleton(plain); got != want {
+		t.Errorf("hostile strings change the page's markup:\n%s\nwant:\n%s", got, want)
+	}
+	if !strings.Contains(page, `<tr data-container=`) {
+		t.Fatal("the hostile container's row is not shown; the test proves nothing")
+	}
+	for _, bad := range []string{"<script", "<img", "<!--", `"'>`, `onerror=alert(3)>`} {
+		if strings.Contains(strings.ToLower(page), bad) {
+			t.Errorf("page has %q unescaped", bad)
+		}
+	}
+	for _, want := range []string{`&#34;&#39;&gt;&lt;script&gt;alert(2)&lt;/script&gt;`, `&amp;amp;`, `value="javascript:alert(1)//&#34;`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks the escaped %q", want)
+		}
+	}
+	for _, tag := range tagRE.FindAllString(page, -1) {
+		for _, m := range urlAttrRE.FindAllStringSubmatch(tag, -1) {
+			if !slices.Contains([]string{"/", "/v1/status", "/v1/containers", "/metrics", "/readyz"}, m[2]) {
+				t.Errorf("%s=%q in %s: only the page's own links may be URLs", m[1], m[2], tag)
+			}
 		}
 	}
 }
