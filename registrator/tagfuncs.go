@@ -1,6 +1,7 @@
 package registrator
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 )
@@ -14,16 +15,6 @@ func call(name string, args []any) (any, error) {
 		return nil
 	}
 	switch name {
-	case "and", "or":
-		if len(args) == 0 {
-			return nil, fmt.Errorf("wrong number of args for %s: want at least 1 got 0", name)
-		}
-		for _, a := range args[:len(args)-1] {
-			if truth(a) == (name == "or") {
-				return a, nil
-			}
-		}
-		return args[len(args)-1], nil
 	case "not":
 		if err := want(1); err != nil {
 			return nil, err
@@ -46,15 +37,10 @@ func call(name string, args []any) (any, error) {
 		}
 		return nil, fmt.Errorf("len of %T", args[0])
 	case "index":
-		if len(args) != 2 {
-			return nil, fmt.Errorf("wrong number of args for index: want 2 got %d", len(args))
+		if len(args) == 0 {
+			return nil, errors.New("wrong number of args for index: want at least 1 got 0")
 		}
-		m, ok := args[0].(map[string]string)
-		k, isString := args[1].(string)
-		if !ok || !isString {
-			return nil, fmt.Errorf("index of %T with %T: only labels by name", args[0], args[1])
-		}
-		return m[k], nil
+		return index(args[0], args[1:])
 	case "print":
 		return fmt.Sprint(printables(args)...), nil
 	case "println":
@@ -72,7 +58,35 @@ func call(name string, args []any) (any, error) {
 	return nil, fmt.Errorf("function %q not defined", name)
 }
 
-// compare is eq (a equals any of bs), ne, lt, le, gt and ge for strings, integers and booleans.
+// index is text/template's index over what a tag template has: labels by name (a missing one is
+// empty), a string's byte by position; with no index, the value itself.
+func index(v any, keys []any) (any, error) {
+	for _, k := range keys {
+		switch x := v.(type) {
+		case map[string]string:
+			name, ok := k.(string)
+			if !ok {
+				return nil, fmt.Errorf("can't index labels with %T", k)
+			}
+			v = x[name]
+		case string:
+			i, ok := k.(int)
+			if !ok {
+				return nil, fmt.Errorf("can't index a string with %T", k)
+			}
+			if i < 0 || i >= len(x) {
+				return nil, fmt.Errorf("index out of range: %d", i)
+			}
+			v = x[i]
+		default:
+			return nil, fmt.Errorf("can't index item of type %T", v)
+		}
+	}
+	return v, nil
+}
+
+// compare is eq (a equals any of bs), ne, lt, le, gt and ge for strings, integers, floats and
+// booleans (booleans only for eq and ne).
 func compare(op string, a any, bs []any) (bool, error) {
 	for _, b := range bs {
 		var c int
@@ -80,19 +94,25 @@ func compare(op string, a any, bs []any) (bool, error) {
 		case string:
 			y, ok := b.(string)
 			if !ok {
-				return false, errors.New("incompatible types for comparison")
+				return false, errIncomparable
 			}
-			c = cmpStrings(x, y)
+			c = cmp.Compare(x, y)
 		case int:
 			y, ok := b.(int)
 			if !ok {
-				return false, errors.New("incompatible types for comparison")
+				return false, errIncomparable
 			}
-			c = x - y
+			c = cmp.Compare(x, y)
+		case float64:
+			y, ok := b.(float64)
+			if !ok {
+				return false, errIncomparable
+			}
+			c = cmp.Compare(x, y)
 		case bool:
 			y, ok := b.(bool)
 			if !ok || (op != "eq" && op != "ne") {
-				return false, errors.New("incompatible types for comparison")
+				return false, errIncomparable
 			}
 			if x != y {
 				c = 1
@@ -121,15 +141,7 @@ func compare(op string, a any, bs []any) (bool, error) {
 	return false, nil
 }
 
-func cmpStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
+var errIncomparable = errors.New("incompatible types for comparison")
 
 // truth is text/template's: empty strings, maps, zero numbers, false and nil are false.
 func truth(v any) bool {
@@ -141,6 +153,10 @@ func truth(v any) bool {
 	case bool:
 		return x
 	case int:
+		return x != 0
+	case float64:
+		return x != 0
+	case uint8:
 		return x != 0
 	case map[string]string:
 		return len(x) > 0

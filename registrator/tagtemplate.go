@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"text/template/parse"
 )
 
@@ -46,64 +47,66 @@ func parseTagTemplate(name, src string) (*tagTemplate, error) {
 	return t, nil
 }
 
-// check rejects what the evaluator does not support, and fields TagData does not have.
+// check rejects what the evaluator does not support, and fields TagData does not have where dot is
+// still the TagData (inside with and range, dot is something else: that is checked when it runs).
 func check(n parse.Node) error {
 	var err error
-	walk(n, func(n parse.Node) {
+	fail := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	var visit func(n parse.Node, root bool)
+	visit = func(n parse.Node, root bool) {
 		switch n := n.(type) {
+		case *parse.ListNode:
+			if n != nil {
+				for _, c := range n.Nodes {
+					visit(c, root)
+				}
+			}
+		case *parse.ActionNode:
+			visit(n.Pipe, root)
+		case *parse.PipeNode:
+			if n != nil {
+				for _, c := range n.Cmds {
+					visit(c, root)
+				}
+			}
+		case *parse.CommandNode:
+			for _, a := range n.Args {
+				visit(a, root)
+			}
+		case *parse.ChainNode:
+			visit(n.Node, root)
+		case *parse.IfNode:
+			visit(n.Pipe, root)
+			visit(n.List, root)
+			visit(n.ElseList, root)
+		case *parse.WithNode:
+			visit(n.Pipe, root)
+			visit(n.List, false)
+			visit(n.ElseList, root)
+		case *parse.RangeNode:
+			visit(n.Pipe, root)
+			visit(n.List, false)
+			visit(n.ElseList, root)
 		case *parse.TemplateNode:
-			err = errors.New("{{template}} is not supported in tag templates")
+			fail(errors.New("{{template}} is not supported in tag templates"))
+		case *parse.NilNode:
+			fail(errors.New("nil is not supported in tag templates"))
+		case *parse.NumberNode:
+			if _, e := number(n); e != nil {
+				fail(e)
+			}
 		case *parse.FieldNode:
-			if _, ok := (TagData{}).field(n.Ident[0]); !ok && err == nil {
-				err = fmt.Errorf("can't evaluate field %s in type registrator.TagData", n.Ident[0])
+			if _, ok := (TagData{}).field(n.Ident[0]); root && !ok {
+				fail(fmt.Errorf("can't evaluate field %s in type registrator.TagData", n.Ident[0]))
 			}
 		}
-	})
+	}
+	visit(n, true)
 	return err
-}
-
-// walk calls f for n and everything below it.
-func walk(n parse.Node, f func(parse.Node)) {
-	if n == nil {
-		return
-	}
-	f(n)
-	switch n := n.(type) {
-	case *parse.ListNode:
-		if n != nil {
-			for _, c := range n.Nodes {
-				walk(c, f)
-			}
-		}
-	case *parse.ActionNode:
-		walk(n.Pipe, f)
-	case *parse.PipeNode:
-		if n != nil {
-			for _, c := range n.Cmds {
-				walk(c, f)
-			}
-		}
-	case *parse.CommandNode:
-		for _, a := range n.Args {
-			walk(a, f)
-		}
-	case *parse.ChainNode:
-		walk(n.Node, f)
-	case *parse.IfNode:
-		walkBranch(&n.BranchNode, f)
-	case *parse.WithNode:
-		walkBranch(&n.BranchNode, f)
-	case *parse.RangeNode:
-		walkBranch(&n.BranchNode, f)
-	}
-}
-
-func walkBranch(b *parse.BranchNode, f func(parse.Node)) {
-	walk(b.Pipe, f)
-	walk(b.List, f)
-	if b.ElseList != nil {
-		walk(b.ElseList, f)
-	}
 }
 
 // field is a TagData field by name.
@@ -224,30 +227,52 @@ func branch(n parse.Node) *parse.BranchNode {
 	return &n.(*parse.WithNode).BranchNode
 }
 
-// rangeLabels ranges over a map of labels in key order, setting $key, $value when declared.
+// rangeLabels ranges over labels in key order (or over an integer, 0 to n-1), with text/template's
+// variables: declared ones hold the map in {{else}}, then each key and value; assigned ones keep the
+// last key and value after the loop.
 func (s *state) rangeLabels(n *parse.RangeNode, dot any) error {
-	mark := len(s.vars)
-	defer func() { s.vars = s.vars[:mark] }()
-	v, err := s.pipe(&parse.PipeNode{NodeType: parse.NodePipe, Cmds: n.Pipe.Cmds}, dot)
+	outer := len(s.vars)
+	defer func() { s.vars = s.vars[:outer] }()
+	v, err := s.pipe(n.Pipe, dot)
 	if err != nil {
 		return err
 	}
-	m, ok := v.(map[string]string)
-	if !ok {
+	mark := len(s.vars)
+	one := func(index, elem any) error {
+		defer func() { s.vars = s.vars[:mark] }()
+		decl := n.Pipe.Decl
+		switch {
+		case n.Pipe.IsAssign && len(decl) == 1:
+			s.set(decl[0].Ident[0], elem)
+		case n.Pipe.IsAssign && len(decl) == 2:
+			s.set(decl[0].Ident[0], index)
+			s.set(decl[1].Ident[0], elem)
+		case len(decl) == 1:
+			s.vars[mark-1].value = elem
+		case len(decl) == 2:
+			s.vars[mark-1].value, s.vars[mark-2].value = elem, index
+		}
+		return s.list(n.List, elem)
+	}
+	var keys []any
+	var elems []any
+	switch x := v.(type) {
+	case map[string]string:
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			keys, elems = append(keys, k), append(elems, x[k])
+		}
+	case int:
+		if len(n.Pipe.Decl) > 1 {
+			return fmt.Errorf("can't use %d to iterate over more than one variable", x)
+		}
+		for i := range x {
+			keys, elems = append(keys, i), append(elems, i)
+		}
+	default:
 		return fmt.Errorf("range can't iterate over %v", printable(v))
 	}
-	if len(m) == 0 {
-		return s.list(n.ElseList, dot)
-	}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		s.vars = s.vars[:mark]
-		switch len(n.Pipe.Decl) {
-		case 1:
-			s.vars = append(s.vars, variable{n.Pipe.Decl[0].Ident[0], m[k]})
-		case 2:
-			s.vars = append(s.vars, variable{n.Pipe.Decl[0].Ident[0], k}, variable{n.Pipe.Decl[1].Ident[0], m[k]})
-		}
-		err := s.list(n.List, m[k])
+	for i := range keys {
+		err := one(keys[i], elems[i])
 		switch {
 		case errors.Is(err, errBreak):
 			return nil
@@ -256,7 +281,20 @@ func (s *state) rangeLabels(n *parse.RangeNode, dot any) error {
 			return err
 		}
 	}
+	if len(keys) == 0 {
+		return s.list(n.ElseList, dot)
+	}
 	return nil
+}
+
+// set assigns to the innermost variable of that name.
+func (s *state) set(name string, v any) {
+	for i := len(s.vars) - 1; i >= 0; i-- {
+		if s.vars[i].name == name {
+			s.vars[i].value = v
+			return
+		}
+	}
 }
 
 func (s *state) pipe(p *parse.PipeNode, dot any) (any, error) {
@@ -276,12 +314,7 @@ func (s *state) pipe(p *parse.PipeNode, dot any) (any, error) {
 	}
 	for _, d := range p.Decl {
 		if p.IsAssign {
-			for i := len(s.vars) - 1; i >= 0; i-- {
-				if s.vars[i].name == d.Ident[0] {
-					s.vars[i].value = v
-					break
-				}
-			}
+			s.set(d.Ident[0], v)
 			continue
 		}
 		s.vars = append(s.vars, variable{d.Ident[0], v})
@@ -293,6 +326,9 @@ func (s *state) pipe(p *parse.PipeNode, dot any) (any, error) {
 // the last argument.
 func (s *state) command(c *parse.CommandNode, dot any, final []any) (any, error) {
 	if id, ok := c.Args[0].(*parse.IdentifierNode); ok {
+		if id.Ident == "and" || id.Ident == "or" {
+			return s.andOr(id.Ident == "or", c.Args[1:], dot, final)
+		}
 		var args []any
 		for _, a := range c.Args[1:] {
 			v, err := s.arg(a, dot)
@@ -307,6 +343,28 @@ func (s *state) command(c *parse.CommandNode, dot any, final []any) (any, error)
 		return nil, fmt.Errorf("can't give argument to non-function %s", c.Args[0])
 	}
 	return s.arg(c.Args[0], dot)
+}
+
+// andOr evaluates and's or or's arguments in order and stops at the first that decides, as
+// text/template does: a later argument is never evaluated, so it cannot fail.
+func (s *state) andOr(or bool, args []parse.Node, dot any, final []any) (any, error) {
+	if len(args)+len(final) == 0 {
+		return nil, fmt.Errorf("wrong number of args for and/or: want at least 1 got 0")
+	}
+	var v any
+	for _, a := range args {
+		var err error
+		if v, err = s.arg(a, dot); err != nil {
+			return nil, err
+		}
+		if truth(v) == or {
+			return v, nil
+		}
+	}
+	if len(final) > 0 {
+		return final[0], nil
+	}
+	return v, nil
 }
 
 func (s *state) arg(n parse.Node, dot any) (any, error) {
@@ -334,19 +392,26 @@ func (s *state) arg(n parse.Node, dot any) (any, error) {
 	case *parse.BoolNode:
 		return n.True, nil
 	case *parse.NumberNode:
-		switch {
-		case n.IsInt:
-			return int(n.Int64), nil
-		case n.IsFloat:
-			return n.Float64, nil
-		}
-		return nil, fmt.Errorf("number %s: complex numbers are not supported in tag templates", n.Text)
+		return number(n)
 	case *parse.NilNode:
 		return nil, errors.New("nil is not a command")
 	case *parse.IdentifierNode:
 		return call(n.Ident, nil)
 	}
 	return nil, fmt.Errorf("can't evaluate %s", n)
+}
+
+// number is a constant as text/template types it: a float when written like one, else an int.
+func number(n *parse.NumberNode) (any, error) {
+	switch {
+	case n.IsComplex:
+		return nil, fmt.Errorf("complex number %s is not supported in tag templates", n.Text)
+	case n.IsFloat && strings.ContainsAny(n.Text, ".eEpP") && !(len(n.Text) > 2 && n.Text[0] == '0' && strings.ContainsAny(n.Text[1:2], "xX") && !strings.ContainsAny(n.Text, "pP")):
+		return n.Float64, nil
+	case n.IsInt:
+		return int(n.Int64), nil
+	}
+	return nil, fmt.Errorf("%s overflows int", n.Text)
 }
 
 func (s *state) variable(name string) (any, error) {

@@ -48,6 +48,20 @@ func TestTagTemplateMatchesTextTemplate(t *testing.T) {
 		"{{/* a comment */}}c", "{{- .Name -}} ", "{{.Labels}}", "{{.}}", `{{eq .Name 1}}`, `{{index .Name "x"}}`,
 		"{{.Name.Nope}}", "{{.Nope}}", "{{nope}}", `{{template "x"}}`, `{{define "x"}}y{{end}}`, "{{.Family 1}}",
 		`{{printf}}`, "{{1.5}}", "{{nil}}", "{{range .Name}}{{end}}", `{{lt true false}}`,
+		// and and or stop at the argument that decides: a later one is never evaluated.
+		"{{or .Family .Labels.nope}}", "{{and false .Labels.nope}}", `{{if and (index .Labels "nope") (eq .Labels.nope "x")}}y{{end}}`,
+		"{{.Family | or .Service}}", "{{.Family | and .Service}}", "{{and}}",
+		// range variables: assigned ones keep the last key and value; declared ones hold the map in else.
+		`{{$k := ""}}{{$v := ""}}{{range $k, $v = .Labels}}{{end}}{{$k}}={{$v}}`, `{{$v := "x"}}{{range $v = .Labels}}{{$v}}{{end}}{{$v}}`,
+		"{{range $v := .Service}}{{else}}{{$v}}{{end}}", "{{range $i, $e := 3}}{{$i}}{{$e}}{{end}}", "{{range 3}}{{.}}{{end}}",
+		"{{range $k, $v := .Labels}}{{$x := $k}}{{$x}}{{end}}",
+		// dot inside with and range is not the TagData.
+		"{{with .Labels}}{{.team}}{{end}}", "{{with .Labels}}{{.nope}}{{end}}", "{{range .Labels}}{{.X}}{{end}}",
+		// numbers and comparisons as text/template types them.
+		`{{printf "%.2f" 1.0}}`, "{{eq 1.0 1}}", "{{1 | eq 1.0}}", "{{lt 1.5 2.5}}", "{{1i}}", "{{18446744073709551615}}",
+		"{{0x1F}}", "{{0x1p4}}", "{{1e3}}", "{{'a'}}", "{{lt -9223372036854775808 1}}", "{{gt 9223372036854775807 -1}}",
+		"{{index .Labels}}", "{{index .Name}}", "{{index .Name 0}}", "{{index .Name 99}}", `{{index .Labels "team" 0}}`,
+		"{{print nil}}", "{{not nil}}", "{{if 0.0}}t{{else}}f{{end}}",
 	} {
 		want, wantOK, wantErr := reference(src, tagData)
 		got, gotOK, gotErr := ours(src, tagData)
