@@ -10,8 +10,8 @@ import (
 // watchAgent reads the agent's services every AgentPoll and hands each change to the applier: an
 // agent that restarted and forgot what it was given, or a service someone else registered, is seen
 // within a second rather than at the next resync. (The agent's service list takes no blocking
-// query.) A read that finds what the last one found, with no write by the applier in between, costs
-// the applier nothing.
+// query.) A read that finds what the last one found, with no write by the applier in between and
+// the last one merged, costs the applier nothing.
 func (r *Registrator) watchAgent(ctx context.Context) error {
 	log := r.log.With("component", "consul")
 	b := retry.Backoff(5 * time.Second)
@@ -45,7 +45,9 @@ func (r *Registrator) watchAgent(ctx context.Context) error {
 				r.refreshNode(ctx) // lost everything: a restarted agent, maybe under another name
 			}
 			o.state = st
-			if !seen || o.seq != last.seq || !st.Equal(last.state) {
+			// The same answer as last time, no write since, and the applier's view is that last
+			// answer: nothing to tell it.
+			if !seen || o.seq != last.seq || !st.Equal(last.state) || r.applier.merged.Load() != last.read {
 				r.applier.observe(ctx, o)
 			}
 			last, seen = o, true

@@ -53,7 +53,7 @@ type applier struct {
 	published applied
 	seq       atomic.Uint64 // writes done; a read of the agent notes it when it starts (observation.seq)
 	reads     atomic.Uint64 // reads of the agent started (observation.read)
-	lastRead  uint64        // the newest read merged
+	merged    atomic.Uint64 // the number of the newest read merged (observation.read)
 	rounds    atomic.Uint64 // rounds started
 	idleRound atomic.Uint64 // the number of the last round that had nothing to write
 }
@@ -103,7 +103,11 @@ func (a *applier) observe(ctx context.Context, o observation) {
 		}
 		select {
 		case old := <-a.observations:
-			o.full = o.full || old.full
+			full := o.full || old.full
+			if old.read > o.read { // the waiting read is the newer one
+				o = old
+			}
+			o.full = full
 		default:
 		}
 	}
@@ -165,11 +169,9 @@ func (a *applier) loop(ctx context.Context) error {
 				}
 			case <-retryC:
 			case <-refresh.C:
-				if down {
+				if down || !a.refreshMirrors(ctx) {
 					continue
 				}
-				a.refreshMirrors(ctx)
-				continue
 			}
 			break
 		}
@@ -192,10 +194,10 @@ func (a *applier) startRead() observation {
 // merge takes the agent's word for everything this daemon did not write after the read began. A read
 // older than one already merged says nothing new.
 func (a *applier) merge(o observation) {
-	if o.read < a.lastRead {
+	if o.read < a.merged.Load() {
 		return
 	}
-	a.lastRead = o.read
+	a.merged.Store(o.read)
 	fresh := make(map[string]Service, len(o.state.Owned))
 	for id, s := range o.state.Owned {
 		if seq, ok := a.deleted[id]; !ok || seq <= o.seq {
@@ -388,8 +390,11 @@ func (a *applier) push(ctx context.Context, sid, checkID string, st health.State
 }
 
 // refreshMirrors rewrites every mirror check's state a third of its TTL after the last write, so it
-// never expires while the daemon runs.
-func (a *applier) refreshMirrors(ctx context.Context) {
+// never expires while the daemon runs. It reports whether the ledger changed (a refused update
+// forgets its service, which a round then registers again).
+func (a *applier) refreshMirrors(ctx context.Context) (changed bool) {
+	n := len(a.held)
+	defer func() { changed = len(a.held) != n }()
 	for _, checkID := range slices.Sorted(maps.Keys(a.mirrored)) {
 		m := a.mirrored[checkID]
 		if time.Since(m.at) < a.ttl/3 {
@@ -401,6 +406,7 @@ func (a *applier) refreshMirrors(ctx context.Context) {
 			return
 		}
 	}
+	return
 }
 
 // nextRetry is when the earliest refused write is due again, zero when none is.

@@ -1,6 +1,7 @@
 package registrator
 
 import (
+	"log/slog"
 	"net/http"
 	"testing"
 	"testing/synctest"
@@ -86,4 +87,26 @@ func TestLoopLostMirrorCheckIsRestored(t *testing.T) {
 			t.Errorf("ready %v, %d syncs", l2.r.Ready(), l2.r.Syncs())
 		}
 	})
+}
+
+// A full sync's read that waited behind a newer read of the watch never replaces it, and keeps its
+// "full" mark on the newer one; merging an older read after a newer one changes nothing.
+func TestObservationsKeepTheNewestRead(t *testing.T) {
+	a := newApplier(newFakeAgent(), newStore(), Config{Logger: slog.New(slog.DiscardHandler), HealthTTL: time.Minute},
+		newMetrics(nil, nil), &activity{})
+	full := a.startRead()
+	full.state, full.full = AgentState{Owned: map[string]Service{"web1": {ID: "web1"}}}, true
+	newer := a.startRead()
+	newer.state = AgentState{Owned: map[string]Service{}} // the agent restarted meanwhile
+	a.observe(t.Context(), newer)
+	a.observe(t.Context(), full)
+	got := <-a.observations
+	if got.read != newer.read || !got.full || len(got.state.Owned) != 0 {
+		t.Fatalf("waiting observation = read %d full %v %v; want the newer read, marked full", got.read, got.full, got.state.Owned)
+	}
+	a.merge(got)
+	a.merge(full)
+	if len(a.held) != 0 {
+		t.Errorf("an older read was merged after a newer one: %v", a.held)
+	}
 }
