@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -57,6 +59,10 @@ func credentialChain() aws.CredentialsProvider {
 	endpoint := os.Getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI")
 	if rel := os.Getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"); rel != "" {
 		endpoint = "http://169.254.170.2" + rel
+	} else if endpoint != "" && !trustedCredentialsURI(endpoint) {
+		// As the SDK: the role's credentials, and the token, travel in the clear only to the host
+		// itself or the ECS agent's addresses.
+		return credentialsError{fmt.Errorf("AWS_CONTAINER_CREDENTIALS_FULL_URI %q: plain http only to loopback, 169.254.170.2, 169.254.170.23 or fd00:ec2::23", endpoint)}
 	}
 	if endpoint != "" {
 		return endpointcreds.New(endpoint, func(o *endpointcreds.Options) {
@@ -70,6 +76,35 @@ func credentialChain() aws.CredentialsProvider {
 		})
 	}
 	return ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = NewIMDS() })
+}
+
+// trustedCredentialsURI reports whether a full credentials URI may be used: https anywhere, plain
+// http only to the host itself or the ECS agent's credential addresses.
+func trustedCredentialsURI(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	if u.Scheme != "http" {
+		return false
+	}
+	switch host := u.Hostname(); host {
+	case "localhost", "169.254.170.2", "169.254.170.23", "fd00:ec2::23":
+		return true
+	default:
+		ip, err := netip.ParseAddr(host)
+		return err == nil && ip.IsLoopback()
+	}
+}
+
+// credentialsError is a provider that only says why there are no credentials.
+type credentialsError struct{ err error }
+
+func (c credentialsError) Retrieve(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{}, c.err
 }
 
 // apiEndpoint is the ECS API's URL for a region.
@@ -154,10 +189,15 @@ func (a *ecsAPI) call(ctx context.Context, region, op string, body []byte, out a
 			Message string `json:"message"`
 		}
 		_ = json.Unmarshal(b, &e)
-		if e.Type == "" {
+		// The error's type, as the SDK reads it: the header, else the body's __type, without a
+		// namespace ("aws.ecs#ClusterNotFoundException") or a suffix after ':'.
+		kind := cmp.Or(resp.Header.Get("X-Amzn-ErrorType"), e.Type)
+		kind, _, _ = strings.Cut(kind, ":")
+		kind = kind[strings.LastIndex(kind, "#")+1:]
+		if kind == "" {
 			return fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, b)
 		}
-		return fmt.Errorf("%s: %s", e.Type[strings.LastIndex(e.Type, "#")+1:], cmp.Or(e.Message, http.StatusText(resp.StatusCode)))
+		return fmt.Errorf("%s: %s", kind, cmp.Or(e.Message, http.StatusText(resp.StatusCode)))
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("decode answer: %w", err)

@@ -119,3 +119,22 @@ func TestECSAPITaskRoleCredentials(t *testing.T) {
 		t.Errorf("request signed as %q; want the task role's key and session token, the ARN's region", s)
 	}
 }
+
+// A full credentials URI over plain http to anywhere but the host or the ECS agent is refused: the
+// role's credentials and token would travel in the clear.
+func TestECSAPIRefusesAnUntrustedCredentialsURI(t *testing.T) {
+	for uri, ok := range map[string]bool{"http://127.0.0.1:51679/creds": true, "http://169.254.170.23/v1/credentials": true,
+		"http://[fd00:ec2::23]/creds": true, "https://creds.example/x": true, "http://10.0.0.9/creds": false, "file:///etc/creds": false} {
+		if got := trustedCredentialsURI(uri); got != ok {
+			t.Errorf("trustedCredentialsURI(%q) = %v, want %v", uri, got, ok)
+		}
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "")
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.0.0.9/creds")
+	t.Setenv("AWS_REGION", "us-west-2")
+	_, err := (&ecsAPI{}).describe(t.Context(), Task{Cluster: "prod", ARN: awsvpcARN})
+	if err == nil || !strings.Contains(err.Error(), "plain http only to loopback") {
+		t.Errorf("describe with an untrusted credentials URI: %v", err)
+	}
+}
