@@ -26,7 +26,7 @@ func (r *Registrator) watchAgent(ctx context.Context) error {
 			return ctx.Err()
 		case err != nil:
 			if !down {
-				log.Warn("consul agent unreachable", "err", err)
+				log.Warn("consul agent "+refusedOrUnreachable(err), "err", err)
 			}
 			down, seen = true, false
 			r.consulUp.set(err)

@@ -2,7 +2,6 @@ package registrator
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -10,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/consul/api"
 
 	"github.com/ecs-registrator/ecs-registrator/health"
 	"github.com/ecs-registrator/ecs-registrator/internal/retry"
@@ -352,8 +349,7 @@ func (a *applier) write(ctx context.Context, key, containerID string, s *Service
 		return false, err
 	}
 	a.metrics.fail(reason)
-	var se api.StatusError
-	if !errors.As(err, &se) {
+	if !Refused(err) {
 		return false, err
 	}
 	// The agent answered and refused: this service's problem, not the others'.

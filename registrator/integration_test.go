@@ -28,6 +28,7 @@ type env struct {
 	api    *api.Client
 	reg    *registrator.Registrator
 	ecs    *ecsmeta.Source // when the test runs one
+	logs   *testenv.Buffer
 	stop   func()
 }
 
@@ -65,7 +66,7 @@ func run(t *testing.T, docker *client.Client, consul *testenv.Consul, mod ...fun
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = reg.Run(ctx) })
-	e := &env{docker: docker, consul: consul, api: consul.API(), reg: reg, stop: func() { cancel(); wg.Wait() }}
+	e := &env{docker: docker, consul: consul, api: consul.API(), reg: reg, logs: logs, stop: func() { cancel(); wg.Wait() }}
 	t.Cleanup(e.stop)
 	return e
 }

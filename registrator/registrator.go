@@ -219,6 +219,9 @@ func (r *Registrator) waitForNode(ctx context.Context) error {
 	return retryUntil(ctx, log, "consul agent", func() error {
 		node, err := r.agent.NodeName(ctx)
 		if err != nil {
+			if ctx.Err() == nil {
+				r.consulUp.set(err) // the status page says why: unreachable, or which permission is missing
+			}
 			return err
 		}
 		r.node.Store(&node)
@@ -247,11 +250,20 @@ func retryUntil(ctx context.Context, log *slog.Logger, what string, fn func() er
 			return nil
 		}
 		d := b.NextBackOff()
-		log.Warn(what+" unreachable; retrying", "err", err, "retry_in", d)
+		log.Warn(what+" "+refusedOrUnreachable(err)+"; retrying", "err", err, "retry_in", d)
 		if err := sleep(ctx, d); err != nil {
 			return err
 		}
 	}
+}
+
+// refusedOrUnreachable says whether a dependency refused a request (it answered: an ACL token without the
+// permission the error names, say) or could not be reached.
+func refusedOrUnreachable(err error) string {
+	if Refused(err) {
+		return "refused the request"
+	}
+	return "unreachable"
 }
 
 // sleep waits d or until ctx ends.

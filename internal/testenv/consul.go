@@ -60,6 +60,8 @@ type Consul struct {
 	ports []int // server RPC, serf LAN, serf WAN
 	cmd   *exec.Cmd
 	log   *os.File
+	// Token is the management token of an agent with ACLs on (StartConsulACL), "" otherwise.
+	Token string
 
 	// Cluster members only.
 	Bind      string   // address the agent gossips on
@@ -77,6 +79,31 @@ func StartConsul(t testing.TB) *Consul {
 	return c
 }
 
+// StartConsulACL starts a dev agent with ACLs on and default deny, as production datacenters run;
+// Token is its management token, which the agent also uses for itself.
+func StartConsulACL(t testing.TB) *Consul {
+	t.Helper()
+	c := newAgent(t, "acl", "127.0.0.1", false)
+	c.Token = fmt.Sprintf("00000000-0000-4000-8000-%012d", c.HTTP)
+	c.Start()
+	return c
+}
+
+// NewToken creates an ACL policy with these rules and a token holding it, and returns the token's
+// secret.
+func (c *Consul) NewToken(t testing.TB, name, rules string) string {
+	t.Helper()
+	a := c.API()
+	if _, _, err := a.ACL().PolicyCreate(&api.ACLPolicy{Name: name, Rules: rules}, nil); err != nil {
+		t.Fatalf("policy %s: %v", name, err)
+	}
+	tok, _, err := a.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{Name: name}}}, nil)
+	if err != nil {
+		t.Fatalf("token %s: %v", name, err)
+	}
+	return tok.SecretID
+}
+
 // Addr is the agent's HTTP address, host:port.
 func (c *Consul) Addr() string { return fmt.Sprintf("127.0.0.1:%d", c.HTTP) }
 
@@ -84,7 +111,7 @@ func (c *Consul) Addr() string { return fmt.Sprintf("127.0.0.1:%d", c.HTTP) }
 func (c *Consul) API() *api.Client {
 	cfg := api.DefaultConfig()
 	cfg.Address = c.Addr()
-	cfg.Token = ""
+	cfg.Token, cfg.TokenFile = c.Token, ""
 	cl, err := api.NewClient(cfg)
 	if err != nil {
 		c.t.Fatal(err)
@@ -165,6 +192,10 @@ func newAgent(t testing.TB, node, bind string, clustered bool) *Consul {
 func (c *Consul) Start() {
 	c.t.Helper()
 	hcl := `telemetry { prometheus_retention_time = "1h" disable_hostname = true } ports { grpc_tls = -1 }`
+	if c.Token != "" {
+		hcl += fmt.Sprintf(` acl { enabled = true default_policy = "deny" enable_token_persistence = false
+			tokens { initial_management = %q agent = %q } }`, c.Token, c.Token)
+	}
 	args := []string{"agent", "-dev", "-bind", "127.0.0.1"}
 	if c.clustered {
 		args = []string{"agent", "-data-dir", c.dataDir, "-bind", c.Bind, "-advertise", c.Bind}
