@@ -19,7 +19,8 @@ COPY dist/image/ecs-registrator /ecs-registrator
 # JSON logs (CloudWatch); every flag has a REGISTRATOR_<FLAG> variable.
 ENV REGISTRATOR_LOG_FORMAT=json
 
-# The image has no shell or curl: the binary checks its own /readyz.
+# The image has no shell or curl: the binary checks its own /healthz (liveness: a Consul outage must
+# never get the daemon replaced; `healthcheck -ready` checks /readyz).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["/ecs-registrator", "healthcheck"]
 
 # Root: reading the Docker socket needs it (the socket is mounted read-only; the daemon never writes).

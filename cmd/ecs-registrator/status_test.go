@@ -120,6 +120,15 @@ func TestOperatorSurface(t *testing.T) {
 	if err := exec.Command(binary, "healthcheck", "-addr", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))).Run(); err == nil {
 		t.Error("healthcheck against nothing exited 0")
 	}
+	// Liveness is not readiness: with Consul down the health check passes and -ready does not.
+	consul.Stop()
+	testenv.Eventually(t, 10*time.Second, "still ready with Consul down", func() bool { return !dm.ready() })
+	if out := cli("healthcheck", "-addr", listen); !strings.Contains(out, "ok") {
+		t.Errorf("healthcheck with Consul down: %q", out)
+	}
+	if err := exec.Command(binary, "healthcheck", "-ready", "-addr", listen).Run(); err == nil {
+		t.Error("healthcheck -ready exited 0 with Consul down")
+	}
 
 	_ = dm.cmd.Process.Signal(syscall.SIGTERM)
 	_ = dm.cmd.Wait()

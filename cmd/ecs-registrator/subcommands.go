@@ -21,6 +21,7 @@ func subcommand(name string, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", cmp.Or(os.Getenv("REGISTRATOR_LISTEN"), "127.0.0.1:9555"), "the daemon's status server (host:port)")
 	asJSON := fs.Bool("json", false, "print the whole snapshot as JSON (status only)")
+	ready := fs.Bool("ready", false, "check readiness (/readyz: synced and Consul answers) instead of liveness (healthcheck only)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -31,8 +32,13 @@ func subcommand(name string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "ecs-registrator", version)
 		return 0
 	case "healthcheck":
-		// The image's HEALTHCHECK: it has no shell or curl.
-		resp, err := client.Get(base + "/readyz")
+		// The image's and the task definition's health check (the image has no shell or curl). It is
+		// liveness: a Consul outage, however long, must not get the daemon replaced on every host.
+		path := "/healthz"
+		if *ready {
+			path = "/readyz"
+		}
+		resp, err := client.Get(base + path)
 		if err != nil {
 			fmt.Fprintln(stderr, "unhealthy:", err)
 			return 1
