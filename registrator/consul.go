@@ -52,7 +52,8 @@ type ConsulAgent struct {
 }
 
 // NewConsulAgent connects to the agent at addr (host:port or URL; empty keeps CONSUL_HTTP_ADDR or the
-// default). The standard CONSUL_HTTP_TOKEN(_FILE), CONSUL_CACERT, CONSUL_CLIENT_CERT/KEY variables apply.
+// default). The standard CONSUL_HTTP_TOKEN(_FILE), CONSUL_CACERT, CONSUL_CLIENT_CERT/KEY variables apply;
+// CONSUL_HTTP_TOKEN_FILE is read again whenever it changes.
 func NewConsulAgent(addr string) (*ConsulAgent, error) {
 	cfg := api.DefaultConfig()
 	if addr != "" {
@@ -61,6 +62,11 @@ func NewConsulAgent(addr string) (*ConsulAgent, error) {
 			cfg.Scheme, cfg.Address = scheme, rest
 		} else {
 			cfg.Address = addr
+		}
+	}
+	if cfg.TokenFile != "" {
+		if err := withTokenFile(cfg, cfg.TokenFile); err != nil {
+			return nil, err
 		}
 	}
 	c, err := api.NewClient(cfg)
