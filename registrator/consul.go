@@ -2,6 +2,7 @@ package registrator
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -64,6 +65,10 @@ func NewConsulAgent(addr string) (*ConsulAgent, error) {
 			cfg.Address = addr
 		}
 	}
+	// HTTP/1.1: over HTTP/2 a refused client certificate shows only as "http2: client conn could not
+	// be established"; over HTTP/1.1 as "tls: certificate required", which tells an operator what to fix.
+	cfg.Transport.ForceAttemptHTTP2 = false
+	cfg.Transport.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	if cfg.TokenFile != "" {
 		if err := withTokenFile(cfg, cfg.TokenFile); err != nil {
 			return nil, err

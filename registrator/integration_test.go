@@ -45,7 +45,7 @@ func (e *env) problems(id string) ([]registrator.Problem, string) {
 // run starts a registrator against docker and a fresh Consul agent, advertising 127.0.0.1.
 func run(t *testing.T, docker *client.Client, consul *testenv.Consul, mod ...func(*registrator.Config)) *env {
 	t.Helper()
-	agent, err := registrator.NewConsulAgent(consul.Addr())
+	agent, err := registrator.NewConsulAgent(consul.ClientAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +455,7 @@ func TestDryRunWritesNothingAndLogsOnce(t *testing.T) {
 	dockerd := testenv.StartDockerd(t)
 	d := dockerd.Client()
 	consul := testenv.StartConsul(t)
-	agent, err := registrator.NewConsulAgent(consul.Addr())
+	agent, err := registrator.NewConsulAgent(consul.ClientAddr())
 	if err != nil {
 		t.Fatal(err)
 	}

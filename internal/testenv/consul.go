@@ -62,6 +62,11 @@ type Consul struct {
 	log   *os.File
 	// Token is the management token of an agent with ACLs on (StartConsulACL), "" otherwise.
 	Token string
+	// HTTPS is the port of an agent that serves HTTPS and requires client certificates
+	// (StartConsulTLS), 0 otherwise; TLS holds the files a client needs.
+	HTTPS int
+	TLS   *TLSFiles
+	conf  string // extra configuration file
 
 	// Cluster members only.
 	Bind      string   // address the agent gossips on
@@ -102,6 +107,37 @@ func (c *Consul) NewToken(t testing.TB, name, rules string) string {
 		t.Fatalf("token %s: %v", name, err)
 	}
 	return tok.SecretID
+}
+
+// StartConsulTLS starts a dev agent that also serves HTTPS on c.HTTPS and requires a client
+// certificate there (verify_incoming), with certificates made for the test. Its plain HTTP port stays
+// open for the test's own checks.
+func StartConsulTLS(t testing.TB) *Consul {
+	t.Helper()
+	c := newAgent(t, "tls", "127.0.0.1", false)
+	c.HTTPS = FreePort(t)
+	c.TLS = MakeTLS(t)
+	c.conf = filepath.Join(t.TempDir(), "tls.hcl")
+	hcl := fmt.Sprintf(`tls {
+  defaults { ca_file = %q  cert_file = %q  key_file = %q }
+  https { verify_incoming = true }
+}
+ports { https = %d }
+`, c.TLS.CA, c.TLS.ServerCert, c.TLS.ServerKey, c.HTTPS)
+	if err := os.WriteFile(c.conf, []byte(hcl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.Start()
+	return c
+}
+
+// ClientAddr is the address a registrator is given: https://127.0.0.1:port for an agent that
+// serves HTTPS, else host:port.
+func (c *Consul) ClientAddr() string {
+	if c.HTTPS != 0 {
+		return fmt.Sprintf("https://127.0.0.1:%d", c.HTTPS)
+	}
+	return c.Addr()
 }
 
 // Addr is the agent's HTTP address, host:port.
@@ -212,6 +248,9 @@ func (c *Consul) Start() {
 		"-node", c.Node, "-http-port", strconv.Itoa(c.HTTP), "-dns-port", strconv.Itoa(c.DNS),
 		"-server-port", strconv.Itoa(c.ports[0]), "-serf-lan-port", strconv.Itoa(c.ports[1]),
 		"-serf-wan-port", strconv.Itoa(c.ports[2]), "-grpc-port", "-1", "-hcl", hcl)
+	if c.conf != "" {
+		args = append(args, "-config-file", c.conf)
+	}
 	c.cmd = exec.Command(c.bin, args...)
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	if err := c.cmd.Start(); err != nil {
