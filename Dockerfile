@@ -23,5 +23,7 @@ ENV REGISTRATOR_LOG_FORMAT=json
 # never get the daemon replaced; `healthcheck -ready` checks /readyz).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["/ecs-registrator", "healthcheck"]
 
-# Root: reading the Docker socket needs it (the socket is mounted read-only; the daemon never writes).
+# Root: reading the Docker socket needs it. The daemon only sends GET requests, but a read-only mount
+# of a socket does not limit the API: for least privilege give it a GET-only socket proxy instead
+# (packaging/README.md, "Least privilege").
 ENTRYPOINT ["/ecs-registrator"]
