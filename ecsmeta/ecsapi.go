@@ -47,9 +47,13 @@ type ecsAPI struct {
 func (a *ecsAPI) init() {
 	a.once.Do(func() {
 		a.http = &http.Client{Timeout: 10 * time.Second}
-		a.creds = aws.NewCredentialsCache(credentialChain())
+		a.creds = Credentials()
 	})
 }
+
+// Credentials are the daemon's AWS credentials, cached: the environment's keys, else the ECS task
+// role (AWS_CONTAINER_CREDENTIALS_*), else the instance role.
+func Credentials() aws.CredentialsProvider { return aws.NewCredentialsCache(credentialChain()) }
 
 // credentialChain is the first source the environment names, else the instance role.
 func credentialChain() aws.CredentialsProvider {

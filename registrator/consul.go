@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/hashicorp/consul/api"
 
 	"github.com/ecs-registrator/ecs-registrator/health"
@@ -49,13 +51,33 @@ const drainReason = "ecs-registrator: container is stopping"
 
 // ConsulAgent is the Agent backed by hashicorp/consul/api.
 type ConsulAgent struct {
-	c *api.Client
+	c     *api.Client
+	login *iamLogin // nil unless it logs in
+}
+
+// ConsulOption changes how NewConsulAgent connects.
+type ConsulOption func(*consulOptions)
+
+type consulOptions struct {
+	iamMethod, iamServerID string
+	creds                  aws.CredentialsProvider
+}
+
+// WithIAMLogin gets the token by logging in through Consul's aws-iam auth method with the daemon's
+// AWS credentials (see iamLogin) instead of CONSUL_HTTP_TOKEN(_FILE). serverID is the method's
+// ServerIDHeaderValue, "" when it has none.
+func WithIAMLogin(method, serverID string, creds aws.CredentialsProvider) ConsulOption {
+	return func(o *consulOptions) { o.iamMethod, o.iamServerID, o.creds = method, serverID, creds }
 }
 
 // NewConsulAgent connects to the agent at addr (host:port or URL; empty keeps CONSUL_HTTP_ADDR or the
 // default). The standard CONSUL_HTTP_TOKEN(_FILE), CONSUL_CACERT, CONSUL_CLIENT_CERT/KEY variables apply;
 // CONSUL_HTTP_TOKEN_FILE is read again whenever it changes.
-func NewConsulAgent(addr string) (*ConsulAgent, error) {
+func NewConsulAgent(addr string, opts ...ConsulOption) (*ConsulAgent, error) {
+	var o consulOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	cfg := api.DefaultConfig()
 	if addr != "" {
 		scheme, rest, ok := strings.Cut(addr, "://")
@@ -69,7 +91,26 @@ func NewConsulAgent(addr string) (*ConsulAgent, error) {
 	// be established"; over HTTP/1.1 as "tls: certificate required", which tells an operator what to fix.
 	cfg.Transport.ForceAttemptHTTP2 = false
 	cfg.Transport.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-	if cfg.TokenFile != "" {
+	a := &ConsulAgent{}
+	switch {
+	case o.iamMethod != "":
+		plain := *cfg
+		plain.Token, plain.TokenFile = "", ""
+		hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
+		if err != nil {
+			return nil, fmt.Errorf("consul client: %w", err)
+		}
+		plain.HttpClient = hc
+		lc, err := api.NewClient(&plain)
+		if err != nil {
+			return nil, fmt.Errorf("consul client: %w", err)
+		}
+		a.login = &iamLogin{method: o.iamMethod, serverID: o.iamServerID, creds: o.creds, consul: lc}
+		cfg.Token, cfg.TokenFile = "", ""
+		if err := withTokens(cfg, a.login); err != nil {
+			return nil, err
+		}
+	case cfg.TokenFile != "":
 		if err := withTokenFile(cfg, cfg.TokenFile); err != nil {
 			return nil, err
 		}
@@ -78,7 +119,16 @@ func NewConsulAgent(addr string) (*ConsulAgent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consul client: %w", err)
 	}
-	return &ConsulAgent{c: c}, nil
+	a.c = c
+	return a, nil
+}
+
+// Close logs out a token that the daemon logged in for; registrations stay.
+func (a *ConsulAgent) Close(ctx context.Context) error {
+	if a.login == nil {
+		return nil
+	}
+	return a.login.logout(ctx)
 }
 
 func (a *ConsulAgent) NodeName(ctx context.Context) (string, error) {

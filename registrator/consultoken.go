@@ -1,8 +1,11 @@
 package registrator
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -34,7 +37,10 @@ type tokenFile struct {
 	size  int64
 }
 
-func (f *tokenFile) current() string {
+func (f *tokenFile) current(context.Context) (string, error) { return f.read(), nil }
+
+// read returns the file's token, reading the file again when it changed.
+func (f *tokenFile) read() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st, err := os.Stat(f.path)
@@ -48,35 +54,77 @@ func (f *tokenFile) current() string {
 	return f.token
 }
 
-// tokenTransport sets each request's token from the token file.
+// forget does nothing: a token file's token is whatever the file holds.
+func (f *tokenFile) forget(string) {}
+
+// tokenSource gives the token for the next request: from a file, or from a login.
+type tokenSource interface {
+	current(ctx context.Context) (string, error)
+	// forget drops a token Consul said it does not know.
+	forget(token string)
+}
+
+// tokenTransport sets each request's token from its source. When Consul answers that the token is
+// gone ("ACL not found": deleted, or expired), the source forgets it and the request is tried once
+// more with a new one.
 type tokenTransport struct {
-	file *tokenFile
+	src  tokenSource
 	next http.RoundTripper
 }
 
 func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	token := t.file.current()
-	if token == "" {
-		return t.next.RoundTrip(r)
+	for attempt := 0; ; attempt++ {
+		token, err := t.src.current(r.Context())
+		if err != nil {
+			return nil, err
+		}
+		req := r.Clone(r.Context())
+		if attempt > 0 && r.GetBody != nil {
+			if req.Body, err = r.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+		if token != "" {
+			req.Header.Set("X-Consul-Token", token)
+		}
+		resp, err := t.next.RoundTrip(req)
+		if err != nil || resp.StatusCode != http.StatusForbidden || token == "" {
+			return resp, err
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if !strings.Contains(string(body), "ACL not found") {
+			return resp, nil
+		}
+		t.src.forget(token)
+		if attempt > 0 || (r.Body != nil && r.GetBody == nil) {
+			return resp, nil
+		}
 	}
-	r = r.Clone(r.Context())
-	r.Header.Set("X-Consul-Token", token)
-	return t.next.RoundTrip(r)
+}
+
+// withTokens makes the client take its token from src on every request.
+func withTokens(cfg *api.Config, src tokenSource) error {
+	hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
+	if err != nil {
+		return err
+	}
+	hc.Transport = tokenTransport{src: src, next: hc.Transport}
+	cfg.HttpClient = hc
+	return nil
 }
 
 // withTokenFile makes the client read its token from the file on every request.
 func withTokenFile(cfg *api.Config, path string) error {
 	f := &tokenFile{path: path}
-	if f.current() == "" {
+	if f.read() == "" {
 		return fmt.Errorf("CONSUL_HTTP_TOKEN_FILE %s: no token in it", path)
 	}
-	hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
-	if err != nil {
-		return err
-	}
-	hc.Transport = tokenTransport{file: f, next: hc.Transport}
-	cfg.HttpClient = hc
-	return nil
+	return withTokens(cfg, f)
 }
 
 // Refused reports whether the agent answered a request and refused it (an ACL, a bad definition), as

@@ -60,6 +60,8 @@ type config struct {
 	logFormat string
 	logLevel  string
 	dryRun    bool
+	iamMethod string
+	iamServer string
 	workers   int
 	agentURI  string
 	tmdsURI   string
@@ -88,6 +90,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.logFormat, "log-format", "auto", "auto (text on a terminal, else JSON), text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "log what would be registered; write nothing to Consul")
+	fs.StringVar(&c.iamMethod, "consul-iam-auth-method", "", "log in to Consul through this aws-iam auth method with the daemon's AWS credentials, instead of a token")
+	fs.StringVar(&c.iamServer, "consul-iam-server-id", "", "the auth method's ServerIDHeaderValue, when it has one (with -consul-iam-auth-method)")
 	fs.IntVar(&c.workers, "workers", 8, "containers reconciled in parallel")
 	fs.StringVar(&c.agentURI, "ecs-agent-uri", "http://127.0.0.1:51678", "ECS agent introspection API (\"\" disables)")
 	fs.StringVar(&c.tmdsURI, "ecs-tmds-uri", "http://127.0.0.1:51679", "ECS task metadata endpoint, reached from the host (\"\" disables)")
@@ -246,10 +250,22 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer docker.Close()
 
-	agent, err := registrator.NewConsulAgent(cfg.consul)
+	var consulOpts []registrator.ConsulOption
+	if cfg.iamMethod != "" {
+		consulOpts = append(consulOpts, registrator.WithIAMLogin(cfg.iamMethod, cfg.iamServer, ecsmeta.Credentials()))
+	}
+	agent, err := registrator.NewConsulAgent(cfg.consul, consulOpts...)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		// A token the daemon logged in for is given back; registrations stay.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := agent.Close(ctx); err != nil {
+			log.Warn("consul logout failed", "err", err)
+		}
+	}()
 	var sink registrator.Agent = agent
 	if cfg.dryRun {
 		sink = registrator.NewDryRun(agent, log.With("component", "consul"))

@@ -1,0 +1,130 @@
+package registrator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/hashicorp/consul/api"
+)
+
+// iamLogin gets the daemon's Consul token by logging in through an aws-iam auth method with its AWS
+// credentials (on ECS the task role): no static secret in the deployment. The token is used until a
+// third of its lifetime is left, or until Consul says it is gone (then the login is done again), and
+// it is logged out on a clean exit.
+type iamLogin struct {
+	method   string
+	serverID string // the auth method's ServerIDHeaderValue, when it requires one
+	creds    aws.CredentialsProvider
+	consul   *api.Client // without a token: login and logout authenticate themselves
+
+	mu      sync.Mutex
+	token   string
+	refresh time.Time // zero: until Consul says it is gone
+}
+
+// IAM login's wire format, as Consul's aws-iam auth method reads it: a signed STS GetCallerIdentity
+// request, which the Consul servers send to STS themselves.
+const (
+	stsBody           = "Action=GetCallerIdentity&Version=2011-06-15"
+	iamServerIDHeader = "X-Consul-IAM-ServerID"
+)
+
+// current returns the token, logging in first when there is none or it is due for renewal.
+func (l *iamLogin) current(ctx context.Context) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.token != "" && (l.refresh.IsZero() || time.Now().Before(l.refresh)) {
+		return l.token, nil
+	}
+	data, err := l.loginData(ctx)
+	if err != nil {
+		return "", fmt.Errorf("consul aws-iam login: %w", err)
+	}
+	tok, _, err := l.consul.ACL().Login(&api.ACLLoginParams{AuthMethod: l.method, BearerToken: data},
+		(&api.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return "", fmt.Errorf("consul aws-iam login with auth method %q: %w", l.method, err)
+	}
+	l.token, l.refresh = tok.SecretID, time.Time{}
+	if tok.ExpirationTime != nil {
+		l.refresh = time.Now().Add(2 * time.Until(*tok.ExpirationTime) / 3)
+	}
+	return l.token, nil
+}
+
+// forget drops a token Consul no longer knows; the next request logs in again.
+func (l *iamLogin) forget(token string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.token == token {
+		l.token = ""
+	}
+}
+
+// logout gives the token back.
+func (l *iamLogin) logout(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.token == "" {
+		return nil
+	}
+	_, err := l.consul.ACL().Logout((&api.WriteOptions{Token: l.token}).WithContext(ctx))
+	l.token = ""
+	return err
+}
+
+// loginData is the bearer token: a GetCallerIdentity request signed with the daemon's credentials,
+// for the STS endpoint the auth method trusts (AWS_ENDPOINT_URL_STS, else the region's).
+func (l *iamLogin) loginData(ctx context.Context) (string, error) {
+	region := os.Getenv("AWS_REGION")
+	if region == "" {
+		region = os.Getenv("AWS_DEFAULT_REGION")
+	}
+	if region == "" {
+		region = "us-east-1"
+	}
+	endpoint := os.Getenv("AWS_ENDPOINT_URL_STS")
+	if endpoint == "" {
+		endpoint = "https://sts." + region + ".amazonaws.com"
+	}
+	endpoint = strings.TrimSuffix(endpoint, "/") + "/"
+	creds, err := l.creds.Retrieve(ctx)
+	if err != nil {
+		return "", fmt.Errorf("aws credentials: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(stsBody))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	if l.serverID != "" {
+		req.Header.Set(iamServerIDHeader, l.serverID)
+	}
+	sum := sha256.Sum256([]byte(stsBody))
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "sts", region, time.Now()); err != nil {
+		return "", fmt.Errorf("sign: %w", err)
+	}
+	headers, err := json.Marshal(req.Header)
+	if err != nil {
+		return "", err
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	data, err := json.Marshal(map[string]string{
+		"iam_http_request_method": req.Method,
+		"iam_request_url":         b64([]byte(req.URL.String())),
+		"iam_request_headers":     b64(headers),
+		"iam_request_body":        b64([]byte(stsBody)),
+	})
+	return string(data), err
+}

@@ -1,0 +1,99 @@
+package registrator_test
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
+	"github.com/ecs-registrator/ecs-registrator/registrator"
+)
+
+// IAM login end to end: a real Consul with ACLs on, an aws-iam auth method whose STS endpoint is a
+// fake, and a binding rule giving the daemon's role the minimal policy. The daemon logs in with its
+// AWS credentials, registers, logs in again after its token is deleted on the server, and logs out
+// when it stops.
+func TestIAMLogin(t *testing.T) {
+	d := testenv.Docker(t)
+	consul := testenv.StartConsulACL(t)
+	sts := testenv.StartFakeSTS(t, "arn:aws:sts::123456789012:assumed-role/ecs-registrator/task-1", "123456789012")
+	m := consul.API()
+	if _, _, err := m.ACL().PolicyCreate(&api.ACLPolicy{Name: "registrator", Rules: registrator.ACLPolicy}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.ACL().RoleCreate(&api.ACLRole{Name: "registrator", Policies: []*api.ACLRolePolicyLink{{Name: "registrator"}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.ACL().AuthMethodCreate(&api.ACLAuthMethod{Name: "aws", Type: "aws-iam", MaxTokenTTL: 10 * time.Minute,
+		TokenLocality: "local", Config: map[string]any{
+			"BoundIAMPrincipalARNs": []string{"arn:aws:iam::123456789012:role/ecs-registrator"},
+			"STSEndpoint":           sts.URL, "ServerIDHeaderValue": "consul.test",
+		}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.ACL().BindingRuleCreate(&api.ACLBindingRule{AuthMethod: "aws", BindType: api.BindingRuleBindTypeRole,
+		BindName: "registrator"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CONSUL_HTTP_TOKEN", "")
+	t.Setenv("CONSUL_HTTP_TOKEN_FILE", "")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+	t.Setenv("AWS_ENDPOINT_URL_STS", sts.URL)
+	t.Setenv("AWS_REGION", "us-east-1")
+
+	agent, err := registrator.NewConsulAgent(consul.Addr(), registrator.WithIAMLogin("aws", "consul.test", ecsmeta.Credentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testenv.Buffer{}
+	reg := registrator.New(d, agent, registrator.Config{AdvertiseIP: netip.MustParseAddr("127.0.0.1"), OptIn: true,
+		Resync: 30 * time.Second, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = reg.Run(ctx) })
+	stop := sync.OnceFunc(func() { cancel(); wg.Wait(); _ = agent.Close(t.Context()) })
+	t.Cleanup(stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("registrator log:\n%s", logs.String())
+		}
+	})
+	e := &env{docker: d, consul: consul, api: m, reg: reg, logs: logs, stop: stop}
+	e.waitReady(t)
+	first := testenv.Start(t, d, testenv.Workload{Name: unique(t, "iam"), TCP: []int{8080}, Publish: true,
+		Labels: map[string]string{"SERVICE_NAME": "iam"}})
+	e.waitServices(t, first, 1, 10*time.Second)
+	tokens := func() []*api.ACLTokenListEntry {
+		l, _, err := m.ACL().TokenListFiltered(api.ACLTokenFilterOptions{AuthMethod: "aws"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	if n := len(tokens()); n != 1 || sts.Calls.Load() == 0 {
+		t.Fatalf("%d tokens from the auth method, %d STS calls; want one login", n, sts.Calls.Load())
+	}
+
+	// The token is deleted on the server: the next request logs in again.
+	if _, err := m.ACL().TokenDelete(tokens()[0].AccessorID, nil); err != nil {
+		t.Fatal(err)
+	}
+	second := testenv.Start(t, d, testenv.Workload{Name: unique(t, "iam"), TCP: []int{8080}, Publish: true,
+		Labels: map[string]string{"SERVICE_NAME": "iam"}})
+	e.waitServices(t, second, 1, 10*time.Second)
+	if n := len(tokens()); n != 1 || sts.Calls.Load() < 2 {
+		t.Errorf("%d tokens and %d STS calls after the token was deleted; want one new login", n, sts.Calls.Load())
+	}
+
+	stop()
+	if n := len(tokens()); n != 0 {
+		t.Errorf("%d tokens left after a clean exit; the daemon should log out", n)
+	}
+}
