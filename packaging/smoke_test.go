@@ -110,4 +110,24 @@ func TestImageSmoke(t *testing.T) {
 		return err == nil && in.State.Health != nil && in.State.Health.Status == "healthy"
 	})
 	t.Logf("healthy %v after start; health check: %s", took, strings.Join(in.Config.Healthcheck.Test, " "))
+
+	// A 60 s Consul outage (a Consul client's rolling update, a crash) never makes the container
+	// unhealthy: ECS would replace the registrator on every host. The health is sampled through the
+	// outage, which is the measurement window, not a wait.
+	consul.Stop()
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+		in, err := d.ContainerInspect(t.Context(), resp.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.State.Health == nil || in.State.Health.Status != "healthy" {
+			t.Fatalf("the container turned %v during a Consul outage", in.State.Health)
+		}
+	}
+	consul.Start() // a dev agent comes back empty
+	back := testenv.Eventually(t, 10*time.Second, "registrations not back within 10 s of Consul's return", func() bool {
+		svcs, err := api.Agent().ServicesWithFilter(fmt.Sprintf("Meta[\"container-id\"] == %q", id))
+		return err == nil && len(svcs) == 1
+	})
+	t.Logf("healthy through a 60 s Consul outage; registrations back %v after Consul answered", back)
 }
