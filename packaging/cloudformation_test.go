@@ -52,6 +52,7 @@ func TestCloudFormationReferences(t *testing.T) {
 		_, r := tpl.Resources[name]
 		return p || r || slices.Contains(pseudo, name)
 	}
+	used := map[string]bool{}
 	var walk func(where string, v any)
 	walk = func(where string, v any) {
 		switch x := v.(type) {
@@ -59,9 +60,11 @@ func TestCloudFormationReferences(t *testing.T) {
 			for k, arg := range x {
 				switch k {
 				case "Ref":
-					if name, _ := arg.(string); !known(name) {
+					name, _ := arg.(string)
+					if !known(name) {
 						t.Errorf("%s: Ref %v is not defined", where, arg)
 					}
+					used[name] = true
 				case "Fn::GetAtt":
 					parts, _ := arg.([]any)
 					if len(parts) != 2 {
@@ -79,6 +82,7 @@ func TestCloudFormationReferences(t *testing.T) {
 						if !known(name) {
 							t.Errorf("%s: ${%s} is not defined", where, m[1])
 						}
+						used[name] = true
 					}
 				case "Fn::If", "Fn::Equals":
 					args, _ := arg.([]any)
@@ -121,9 +125,8 @@ func TestCloudFormationReferences(t *testing.T) {
 		walk("Outputs."+name, o.Value)
 	}
 	// Every parameter is used.
-	all := string(read(t, "cloudformation/ecs-registrator.json"))
 	for name := range tpl.Parameters {
-		if !strings.Contains(all, `{"Ref": "`+name+`"}`) && !strings.Contains(all, "${"+name+"}") {
+		if !used[name] {
 			t.Errorf("parameter %s is never used", name)
 		}
 	}
@@ -200,13 +203,26 @@ func TestCloudFormationECSResources(t *testing.T) {
 	if counts["AWS::ECS::TaskDefinition"] != 2 || counts["AWS::ECS::Service"] != 2 {
 		t.Errorf("resources: %v", counts)
 	}
-	// The daemon's IAM is DescribeTasks and nothing more, and only when the ECS API is enabled.
+	// The daemon's task role exists only for the ECS API or IAM login (which needs an identity, not a
+	// permission); its one permission is DescribeTasks, and only with the ECS API.
 	role := tpl.Resources["RegistratorTaskRole"]
-	if role.Condition != "UseEcsApi" {
-		t.Error("the daemon's task role must exist only with EnableEcsApi")
+	if role.Condition != "NeedsTaskRole" {
+		t.Error("the daemon's task role must exist only with EnableEcsApi or ConsulIamAuthMethod")
 	}
 	b, _ := json.Marshal(role.Properties["Policies"])
-	if got := regexp.MustCompile(`"Action":"([^"]+)"`).FindAllStringSubmatch(string(b), -1); len(got) != 1 || got[0][1] != "ecs:DescribeTasks" {
-		t.Errorf("daemon task role actions: %v", got)
+	if got := regexp.MustCompile(`"Action":"([^"]+)"`).FindAllStringSubmatch(string(b), -1); len(got) != 1 || got[0][1] != "ecs:DescribeTasks" ||
+		!strings.HasPrefix(string(b), `{"Fn::If":["UseEcsApi",`) {
+		t.Errorf("daemon task role policies: %s", b)
+	}
+	// The execution role reads exactly the secrets given, and nothing when none is.
+	exec, _ := json.Marshal(tpl.Resources["ExecutionRole"].Properties["Policies"])
+	for _, want := range []string{`"Fn::If":["HasSecrets"`, `"Ref":"ConsulTokenSecretArn"`, `"Ref":"ConsulAgentTokenSecretArn"`,
+		`"Ref":"ConsulGossipKeySecretArn"`, `parameter/${ConsulCACertParameter}`} {
+		if !strings.Contains(string(exec), want) {
+			t.Errorf("execution role policies lack %s: %s", want, exec)
+		}
+	}
+	if strings.Contains(string(exec), `"Resource":"*"`) {
+		t.Error("the execution role may read every secret")
 	}
 }
