@@ -1,10 +1,6 @@
 package registrator_test
 
 import (
-	"context"
-	"log/slog"
-	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -52,20 +48,7 @@ func TestIAMLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &testenv.Buffer{}
-	reg := registrator.New(d, agent, registrator.Config{AdvertiseIP: netip.MustParseAddr("127.0.0.1"), OptIn: true,
-		Resync: 30 * time.Second, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = reg.Run(ctx) })
-	stop := sync.OnceFunc(func() { cancel(); wg.Wait(); _ = agent.Close(t.Context()) })
-	t.Cleanup(stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("registrator log:\n%s", logs.String())
-		}
-	})
-	e := &env{docker: d, consul: consul, api: m, reg: reg, logs: logs, stop: stop}
+	e := runWith(t, d, consul, agent)
 	e.waitReady(t)
 	first := testenv.Start(t, d, testenv.Workload{Name: unique(t, "iam"), TCP: []int{8080}, Publish: true,
 		Labels: map[string]string{"SERVICE_NAME": "iam"}})
@@ -92,7 +75,7 @@ func TestIAMLogin(t *testing.T) {
 		t.Errorf("%d tokens and %d STS calls after the token was deleted; want one new login", n, sts.Calls.Load())
 	}
 
-	stop()
+	e.stop()
 	if n := len(tokens()); n != 0 {
 		t.Errorf("%d tokens left after a clean exit; the daemon should log out", n)
 	}

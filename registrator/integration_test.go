@@ -49,6 +49,13 @@ func run(t *testing.T, docker *client.Client, consul *testenv.Consul, mod ...fun
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runWith(t, docker, consul, agent, mod...)
+}
+
+// runWith is run with an agent the test connected itself; it is closed (a login logged out) when the
+// registrator stops.
+func runWith(t *testing.T, docker *client.Client, consul *testenv.Consul, agent *registrator.ConsulAgent, mod ...func(*registrator.Config)) *env {
+	t.Helper()
 	// The daemon's log is kept, and shown (its end) only when the test fails.
 	logs := &testenv.Buffer{}
 	t.Cleanup(func() {
@@ -66,7 +73,8 @@ func run(t *testing.T, docker *client.Client, consul *testenv.Consul, mod ...fun
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = reg.Run(ctx) })
-	e := &env{docker: docker, consul: consul, api: consul.API(), reg: reg, logs: logs, stop: func() { cancel(); wg.Wait() }}
+	stop := sync.OnceFunc(func() { cancel(); wg.Wait(); _ = agent.Close(t.Context()) })
+	e := &env{docker: docker, consul: consul, api: consul.API(), reg: reg, logs: logs, stop: stop}
 	t.Cleanup(e.stop)
 	return e
 }
