@@ -1,12 +1,21 @@
 package registrator
 
 import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/hashicorp/consul/api"
+
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 )
 
 // The token file is read again when it changes; an empty read (a file being rewritten) keeps the
@@ -52,4 +61,37 @@ func TestTokenFileRotation(t *testing.T) {
 	if _, err := NewConsulAgent(srv.URL); err == nil {
 		t.Error("an empty token file at start was accepted")
 	}
+}
+
+// A login's token is renewed when two thirds of its lifetime have passed, not only when Consul says it
+// is gone. (The login itself is proven against a real Consul in TestIAMLogin.)
+func TestIAMLoginRenewsBeforeExpiry(t *testing.T) {
+	var logins atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/acl/login" {
+			http.NotFound(w, r)
+			return
+		}
+		n := logins.Add(1)
+		exp := time.Now().Add(300 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+		fmt.Fprintf(w, `{"AccessorID":"a%d","SecretID":"token-%d","ExpirationTime":%q}`, n, n, exp)
+	}))
+	defer srv.Close()
+	t.Setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1")
+	c, err := api.NewClient(&api.Config{Address: strings.TrimPrefix(srv.URL, "http://")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &iamLogin{method: "aws", consul: c, creds: credentials.NewStaticCredentialsProvider("AKID", "secret", "")}
+	first, err := l.current(t.Context())
+	if err != nil || first != "token-1" {
+		t.Fatalf("first login: %q, %v", first, err)
+	}
+	if again, _ := l.current(t.Context()); again != first {
+		t.Fatalf("a fresh token was not reused: %q", again)
+	}
+	testenv.Eventually(t, 5*time.Second, "the token was never renewed before it expired", func() bool {
+		tok, err := l.current(t.Context())
+		return err == nil && tok == "token-2"
+	})
 }

@@ -24,6 +24,7 @@ func TestTLSWithClientCertificates(t *testing.T) {
 	for name, env := range map[string][2]string{
 		"no client certificate": {"CONSUL_CLIENT_CERT", ""},
 		"another CA":            {"CONSUL_CACERT", consul.TLS.Other},
+		"another server name":   {"CONSUL_TLS_SERVER_NAME", "consul.elsewhere.example"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv(env[0], env[1])
