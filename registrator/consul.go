@@ -81,9 +81,12 @@ func NewConsulAgent(addr string, opts ...ConsulOption) (*ConsulAgent, error) {
 	cfg := api.DefaultConfig()
 	if addr != "" {
 		scheme, rest, ok := strings.Cut(addr, "://")
-		if ok {
+		switch {
+		case scheme == "unix":
+			cfg.Address = addr // the client dials the socket
+		case ok:
 			cfg.Scheme, cfg.Address = scheme, rest
-		} else {
+		default:
 			cfg.Address = addr
 		}
 	}

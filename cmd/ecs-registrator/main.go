@@ -62,6 +62,8 @@ type config struct {
 	dryRun    bool
 	iamMethod string
 	iamServer string
+	// gliderlabs is set when the command line gave gliderlabs's registry URI.
+	gliderlabs bool
 	workers   int
 	agentURI  string
 	tmdsURI   string
@@ -84,7 +86,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.ip, "ip", "", "advertise IP for published ports; default EC2 local-ipv4, else the host's primary address")
 	fs.BoolVar(&c.internal, "internal", false, "register container IPs and container ports instead of published ports")
 	fs.BoolVar(&c.optIn, "opt-in", true, "register only containers with SERVICE_NAME, SERVICE_<port>_NAME or SERVICE_REGISTER=true")
-	fs.DurationVar(&c.resync, "resync", 30*time.Second, "interval of the full resync that repairs drift (0 disables)")
+	c.resync = 30 * time.Second
+	fs.Var(seconds{&c.resync}, "resync", "interval of the full resync that repairs drift, a duration or (as gliderlabs) seconds; 0 disables (default 30s)")
 	fs.StringVar(&c.drain, "drain", string(registrator.DrainDeregister), "how a stopping container leaves Consul: deregister or maintenance")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9555", "address of the HTTP server (/healthz, /readyz)")
 	fs.StringVar(&c.logFormat, "log-format", "auto", "auto (text on a terminal, else JSON), text or json")
@@ -99,8 +102,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.tagMeta, "ecs-tag-meta", "", "comma list of task tags copied into service Meta (with -ecs-api)")
 	fs.DurationVar(&c.healthTTL, "health-ttl", registrator.DefaultHealthTTL, "TTL of the checks mirroring Docker and ECS health; refreshed every third of it")
 	fs.StringVar(&c.tags, "tags", "", "comma list of Go templates added to every service's tags, e.g. az-{{.AvailabilityZone}}")
+	var glider gliderlabsFlags
+	glider.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: ecs-registrator [flags]\n\nEvery flag can also be set as REGISTRATOR_<FLAG> (e.g. REGISTRATOR_OPT_IN=false); flags win.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: ecs-registrator [flags] [consul://host:port]\n\nThe registry URI, as gliderlabs/registrator takes it, also selects its defaults.\nEvery flag can also be set as REGISTRATOR_<FLAG> (e.g. REGISTRATOR_OPT_IN=false); flags win.\n\n")
 		fs.PrintDefaults()
 	}
 
@@ -119,11 +124,24 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	c.shown = map[string]string{}
-	fs.VisitAll(func(f *flag.Flag) { c.shown[f.Name] = redactURL(f.Value.String()) })
-	if fs.NArg() > 0 {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fs.VisitAll(func(f *flag.Flag) {
+		if getenv("REGISTRATOR_"+strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))) != "" {
+			set[f.Name] = true
+		}
+	})
+	if fs.NArg() > 0 && !isURI(fs.Arg(0)) {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if err := c.applyGliderlabs(fs.Args(), &glider, set); err != nil {
+		return c, err
+	}
+	if c.docker == "" {
+		c.docker = dockerSocketFallback(getenv)
+	}
+	c.shown = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { c.shown[f.Name] = redactURL(f.Value.String()) })
 	switch registrator.DrainMode(c.drain) {
 	case registrator.DrainDeregister, registrator.DrainMaintenance:
 	default:

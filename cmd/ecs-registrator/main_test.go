@@ -67,6 +67,31 @@ func TestParseConfig(t *testing.T) {
 		{name: "health ttl", env: env("REGISTRATOR_HEALTH_TTL", "2m"), check: func(c config) bool { return c.healthTTL == 2*time.Minute }},
 		{name: "health ttl too short", args: []string{"-health-ttl", "1s"}, env: env(), wantErr: "-health-ttl"},
 		{name: "bad tag template", env: env("REGISTRATOR_TAGS", "az-{{.AvailabilityZone"), wantErr: "-tags"},
+		// gliderlabs/registrator's command line.
+		{name: "gliderlabs command line", args: []string{"-ip", "10.0.1.23", "consul://127.0.0.1:8500"}, env: env(), check: func(c config) bool {
+			return c.gliderlabs && c.consul == "127.0.0.1:8500" && !c.optIn && c.ip == "10.0.1.23"
+		}},
+		{name: "gliderlabs resync in seconds", args: []string{"-resync", "45", "consul://"}, env: env(), check: func(c config) bool {
+			return c.resync == 45*time.Second && c.consul == ""
+		}},
+		{name: "gliderlabs explicit", args: []string{"-explicit", "consul://10.0.0.1:8500"}, env: env(), check: func(c config) bool { return c.optIn }},
+		{name: "gliderlabs tls", args: []string{"consul-tls://consul.internal:8501"}, env: env(), check: func(c config) bool {
+			return c.consul == "https://consul.internal:8501"
+		}},
+		{name: "gliderlabs unix socket", args: []string{"consul-unix:///var/run/consul.sock"}, env: env(), check: func(c config) bool {
+			return c.consul == "unix:///var/run/consul.sock"
+		}},
+		{name: "an explicit -consul wins over the URI", args: []string{"-consul", "10.9.9.9:8500", "consul://127.0.0.1:8500"}, env: env(),
+			check: func(c config) bool { return c.consul == "10.9.9.9:8500" }},
+		{name: "an explicit -opt-in wins in gliderlabs mode", env: env("REGISTRATOR_OPT_IN", "true"), args: []string{"consul://"},
+			check: func(c config) bool { return c.optIn }},
+		{name: "gliderlabs flags without effect are accepted", args: []string{"-ttl", "30", "-ttl-refresh", "15", "-retry-attempts", "-1",
+			"-retry-interval", "500", "-deregister", "always", "consul://"}, env: env(), check: func(c config) bool { return c.gliderlabs }},
+		{name: "another registry", args: []string{"etcd://127.0.0.1:2379"}, env: env(), wantErr: "only consul://"},
+		{name: "two registries", args: []string{"consul://a:1", "consul://b:2"}, env: env(), wantErr: "unexpected argument"},
+		{name: "cleanup not yet", args: []string{"-cleanup", "consul://"}, env: env(), wantErr: "-cleanup is not supported yet"},
+		{name: "deregister on-success not yet", args: []string{"-deregister", "on-success", "consul://"}, env: env(), wantErr: "on-success"},
+		{name: "useIpFromLabel not yet", args: []string{"-useIpFromLabel", "ip", "consul://"}, env: env(), wantErr: "-useIpFromLabel"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,8 +160,14 @@ func TestMain(m *testing.M) {
 
 func startDaemon(t *testing.T, consul *testenv.Consul, listen string, extraEnv ...string) *daemon {
 	t.Helper()
+	return startDaemonArgs(t, consul, listen, nil, extraEnv...)
+}
+
+// startDaemonArgs runs the binary with a command line (after the environment startDaemon sets).
+func startDaemonArgs(t *testing.T, consul *testenv.Consul, listen string, args []string, extraEnv ...string) *daemon {
+	t.Helper()
 	d := &daemon{out: &testenv.Buffer{}, listen: listen}
-	d.cmd = exec.Command(binary)
+	d.cmd = exec.Command(binary, args...)
 	d.cmd.Env = append(os.Environ(), "REGISTRATOR_CONSUL="+consul.Addr(), "REGISTRATOR_IP=127.0.0.1",
 		"REGISTRATOR_LISTEN="+listen, "REGISTRATOR_LOG_LEVEL=debug")
 	d.cmd.Env = append(d.cmd.Env, extraEnv...)
@@ -311,4 +342,32 @@ func TestEC2DefaultsFromInstanceMetadata(t *testing.T) {
 		s.Meta["availability-zone"] != v["placement-availability-zone"] || !slices.Equal(s.Tags, []string{"az-" + v["placement-availability-zone"], "orders-3"}) {
 		t.Errorf("service %s at %s tags %v meta %v", s.Service, s.Address, s.Tags, s.Meta)
 	}
+}
+
+// A team on gliderlabs/registrator swaps the image and keeps its command line: `-ip <addr>
+// consul://<agent>`. Every published port is registered (gliderlabs's default), named after the
+// image when no SERVICE_NAME is given, and -resync takes seconds.
+func TestGliderlabsCommandLine(t *testing.T) {
+	t.Parallel()
+	d := testenv.Docker(t)
+	consul := testenv.StartConsul(t)
+	a := consul.API()
+	unlabelled := testenv.Start(t, d, testenv.Workload{Name: fmt.Sprintf("glider-%d", testenv.FreePort(t)), TCP: []int{8080}, Publish: true})
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	dm := startDaemonArgs(t, consul, listen, []string{"-ip", "127.0.0.1", "-resync", "30", "-ttl", "30", "-ttl-refresh", "15",
+		"-retry-attempts", "-1", "consul://" + consul.Addr()}, "REGISTRATOR_CONSUL=", "REGISTRATOR_IP=")
+	testenv.Eventually(t, 15*time.Second, "the unlabelled container was not registered in gliderlabs mode", func() bool {
+		return services(t, a, unlabelled) == 1
+	})
+	svcs, err := a.Agent().ServicesWithFilter(fmt.Sprintf("Meta[\"container-id\"] == %q", unlabelled))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range svcs {
+		if s.Service != "ecsr-workload" || s.Address != "127.0.0.1" {
+			t.Errorf("service %s at %s, want the image's base name at 127.0.0.1", s.Service, s.Address)
+		}
+	}
+	_ = dm.cmd.Process.Signal(syscall.SIGTERM)
+	_ = dm.cmd.Wait()
 }

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// gliderlabs/registrator's command line, so that a team swaps the image and keeps its task definition:
+// `registrator [flags] consul://host:port`. Its flags are accepted with their meaning; given the
+// registry URI ("gliderlabs mode"), its defaults apply where a flag was not given.
+
+// seconds is -resync: gliderlabs takes integer seconds, this daemon a Go duration; both work.
+type seconds struct{ d *time.Duration }
+
+func (s seconds) String() string {
+	if s.d == nil {
+		return ""
+	}
+	return s.d.String()
+}
+
+func (s seconds) Set(v string) error {
+	if n, err := strconv.Atoi(v); err == nil {
+		*s.d = time.Duration(n) * time.Second
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("not a duration or a number of seconds: %q", v)
+	}
+	*s.d = d
+	return nil
+}
+
+// gliderlabsFlags are gliderlabs's flags that this daemon has no flag of its own for.
+type gliderlabsFlags struct {
+	explicit      bool
+	cleanup       bool
+	deregister    string
+	useIPLabel    string
+	retryAttempts int
+	retryInterval int
+	ttl           int
+	ttlRefresh    int
+}
+
+func (g *gliderlabsFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&g.explicit, "explicit", false, "gliderlabs: register only containers with SERVICE_NAME or SERVICE_<port>_NAME (this daemon's -opt-in)")
+	fs.BoolVar(&g.cleanup, "cleanup", false, "gliderlabs: remove dangling services at resync (not supported yet: refused)")
+	fs.StringVar(&g.deregister, "deregister", "always", "gliderlabs: always (a stopped container is deregistered; on-success is not supported yet)")
+	fs.StringVar(&g.useIPLabel, "useIpFromLabel", "", "gliderlabs: the label whose value is the service address (not supported yet: refused)")
+	fs.IntVar(&g.retryAttempts, "retry-attempts", 0, "gliderlabs: attempts to reach Consul at start; accepted, but this daemon retries for ever and never exits on an outage")
+	fs.IntVar(&g.retryInterval, "retry-interval", 2000, "gliderlabs: ms between those attempts; accepted, see -retry-attempts")
+	fs.IntVar(&g.ttl, "ttl", 0, "gliderlabs: service TTL; no effect with Consul (as in gliderlabs)")
+	fs.IntVar(&g.ttlRefresh, "ttl-refresh", 0, "gliderlabs: TTL refresh; no effect with Consul (as in gliderlabs)")
+}
+
+// check refuses what is not built yet, with what to do instead.
+func (g *gliderlabsFlags) check() error {
+	switch {
+	case g.cleanup:
+		return fmt.Errorf("-cleanup is not supported yet: this daemon removes every service it registered once its container is gone; services left by gliderlabs itself must be removed by hand for now")
+	case g.deregister != "always":
+		return fmt.Errorf("-deregister %q is not supported yet (only always, the default)", g.deregister)
+	case g.useIPLabel != "":
+		return fmt.Errorf("-useIpFromLabel is not supported yet")
+	}
+	return nil
+}
+
+// registryAddr turns gliderlabs's registry URI into a Consul address for this daemon.
+func registryAddr(uri string) (string, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "", fmt.Errorf("registry URI %q: %w", uri, err)
+	}
+	switch u.Scheme {
+	case "consul":
+		return u.Host, nil // empty: CONSUL_HTTP_ADDR, else the default
+	case "consul-tls":
+		host := u.Host
+		if host == "" {
+			host = "127.0.0.1:8501"
+		}
+		return "https://" + host, nil
+	case "consul-unix":
+		if u.Path == "" {
+			return "", fmt.Errorf("registry URI %q: consul-unix:// needs a socket path", uri)
+		}
+		return "unix://" + u.Path, nil
+	}
+	return "", fmt.Errorf("registry URI %q: only consul://, consul-tls:// and consul-unix:// are supported", uri)
+}
+
+// dockerSocketFallback is gliderlabs's socket: its docs mount the host's at /tmp/docker.sock. It is
+// used when DOCKER_HOST is unset and the usual socket does not exist.
+func dockerSocketFallback(getenv func(string) string) string {
+	if getenv("DOCKER_HOST") != "" {
+		return ""
+	}
+	if _, err := os.Stat("/var/run/docker.sock"); err == nil {
+		return ""
+	}
+	if st, err := os.Stat("/tmp/docker.sock"); err == nil && st.Mode()&os.ModeSocket != 0 {
+		return "unix:///tmp/docker.sock"
+	}
+	return ""
+}
+
+// applyGliderlabs reads the registry URI and gliderlabs's flags into c. set names the flags given.
+func (c *config) applyGliderlabs(args []string, g *gliderlabsFlags, set map[string]bool) error {
+	if err := g.check(); err != nil {
+		return err
+	}
+	if set["explicit"] {
+		c.optIn = g.explicit
+	}
+	switch len(args) {
+	case 0:
+		return nil
+	case 1:
+	default:
+		return fmt.Errorf("unexpected argument %q", args[1])
+	}
+	addr, err := registryAddr(args[0])
+	if err != nil {
+		return err
+	}
+	c.gliderlabs = true
+	if !set["consul"] {
+		c.consul = addr
+	}
+	// gliderlabs's default registers every published port; -explicit (or -opt-in) narrows it.
+	if !set["opt-in"] && !set["explicit"] {
+		c.optIn = false
+	}
+	return nil
+}
+
+// isURI tells the registry URI from a stray argument.
+func isURI(s string) bool { return strings.Contains(s, "://") }
