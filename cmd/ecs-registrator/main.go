@@ -64,13 +64,13 @@ type config struct {
 	iamServer string
 	// gliderlabs is set when the command line gave gliderlabs's registry URI.
 	gliderlabs bool
-	workers   int
-	agentURI  string
-	tmdsURI   string
-	ecsAPI    bool
-	tagMeta   string
-	tags      string
-	healthTTL time.Duration
+	workers    int
+	agentURI   string
+	tmdsURI    string
+	ecsAPI     bool
+	tagMeta    string
+	tags       string
+	healthTTL  time.Duration
 
 	tagTemplates registrator.TagTemplates
 	shown        map[string]string // every flag's value, for the status page; nothing secret is a flag
