@@ -298,7 +298,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		log.Warn("no advertise IP found; bridge and host containers cannot be registered until -ip is set")
 	}
 	log.Info("starting", "version", version, "advertise_ip", ip.String(), "ip_from", ipFrom,
-		"docker", docker.DaemonHost(), "opt_in", cfg.optIn, "drain", cfg.drain, "resync", cfg.resync, "dry_run", cfg.dryRun)
+		"docker", docker.DaemonHost(), "opt_in", cfg.optIn, "drain", cfg.drain, "resync", cfg.resync, "dry_run", cfg.dryRun,
+		"gliderlabs_mode", cfg.gliderlabs)
 
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
