@@ -444,8 +444,10 @@ func (s *Source) pollOnce(ctx context.Context) {
 			s.log.Info("ecs task status", "task", at.Arn, "desired", at.DesiredStatus, "known", at.KnownStatus)
 		}
 		ts.agent = &at
-		if at.KnownStatus == "STOPPED" && ts.cancel != nil {
-			ts.cancel() // a stopped task's metadata changes no more
+		// A stopped task's metadata changes no more. (KnownStatus alone could be a read from before
+		// the task's first container started; a task ECS stopped wants to be stopped too.)
+		if at.KnownStatus == StatusStopped && at.DesiredStatus == StatusStopped && ts.cancel != nil {
+			ts.cancel()
 		}
 		changed = append(changed, slices.Collect(maps.Keys(ts.containers))...)
 	}

@@ -436,11 +436,15 @@ type fakeECS struct {
 	tasks   map[string]ecsmeta.Task
 	changed func(string)
 	forgot  []string
+	stopped []string // containers looked up as not running
 }
 
-func (f *fakeECS) Lookup(id string, _ map[string]string, _ []string, _ bool) (ecsmeta.Task, bool) {
+func (f *fakeECS) Lookup(id string, _ map[string]string, _ []string, running bool) (ecsmeta.Task, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !running {
+		f.stopped = append(f.stopped, id)
+	}
 	t, ok := f.tasks[id]
 	return t, ok
 }
@@ -491,6 +495,11 @@ func TestLoopECSStoppedDrainsWithoutInspect(t *testing.T) {
 		}
 		if v := l.container("c1"); !strings.Contains(v.Draining, "STOPPED") || v.Task == nil {
 			t.Errorf("snapshot = %+v", v)
+		}
+		l.d.stop("c1") // a die: no inspect, but the enricher learns that the container stopped
+		l.settle()
+		if !slices.Contains(e.stopped, "c1") {
+			t.Error("the enricher was not told the container stopped")
 		}
 		l.d.remove("c1")
 		l.settle()

@@ -127,6 +127,11 @@ func (r *Registrator) handleEvent(m events.Message) {
 	if old != nil && (old.running() != cur.running() || old.drainWhy() != cur.drainWhy()) {
 		r.store.notify()
 	}
+	if action == "die" && r.cfg.ECS != nil && cur.evaluated() {
+		// No inspect follows: tell the enricher here that the container stopped, so that a stopped
+		// task's background fetching ends although ECS keeps its containers for hours.
+		r.cfg.ECS.Lookup(id, cur.container.Labels, cur.container.Env, false)
+	}
 	r.noteDrain(old, cur)
 	if !stop || !cur.evaluated() {
 		r.queue.add(id)
