@@ -84,11 +84,36 @@ var (
 	scriptKeys = []string{"CHECK_SCRIPT", "CHECK_CMD", "CHECK_DOCKER_SCRIPT", "CHECK_ARGS", "CHECK_SHELL"}
 )
 
-// FromLabels builds a service's checks from its CHECK_* keys (SERVICE_ prefix and port removed, the
-// per-port keys already merged over the container-level ones); label names the label a key came from,
-// for messages. A service with an error must not be registered: its owner asked for a check that
-// cannot be made.
-func FromLabels(keys map[string]string, label func(key string) string, t Target) ([]Check, []Problem) {
+// Rules selects label semantics where gliderlabs/registrator's differ from this daemon's.
+type Rules struct {
+	// Gliderlabs: one check per service at most (the first of HTTP, HTTPS, TTL, TCP, gRPC), any
+	// non-empty value turns a switch key on, and no timeout is sent unless one is given.
+	Gliderlabs bool
+}
+
+// CheckID is the ID of a service's check of the given kind. The service's first check (primary) is
+// service:<service ID>, the name Consul gives a check registered with its service, so an application
+// that heartbeats its TTL check finds it where gliderlabs/registrator put it. The others add the kind.
+func CheckID(serviceID, kind string, primary bool) string {
+	if primary {
+		return "service:" + serviceID
+	}
+	return "service:" + serviceID + ":" + kind
+}
+
+// MirrorID is the ID of the check that mirrors a container's own health.
+func MirrorID(serviceID string) string { return CheckID(serviceID, KindMirror, false) }
+
+// MirrorService is the service ID of a mirror check's ID.
+func MirrorService(checkID string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(checkID, "service:"), ":"+KindMirror)
+}
+
+// FromLabels builds a service's checks from its CHECK_* keys (SERVICE_ prefix and port removed, upper
+// case, the per-port keys already merged over the container-level ones); label names the label a key
+// came from, for messages. A service with an error must not be registered: its owner asked for a check
+// that cannot be made. Checks come in gliderlabs's order: HTTP, HTTPS, TTL, TCP, gRPC.
+func FromLabels(keys map[string]string, label func(key string) string, t Target, rules Rules) ([]Check, []Problem) {
 	var checks []Check
 	var probs []Problem
 	bad := func(k, format string, args ...any) {
@@ -97,14 +122,22 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target)
 	warn := func(k, format string, args ...any) {
 		probs = append(probs, Problem{Key: label(k), Message: fmt.Sprintf(format, args...)})
 	}
-	boolKey := func(k string) bool {
+	// switchKey reads a key that turns something on. gliderlabs turns it on with any value, even
+	// "false"; this daemon reads a boolean and refuses anything else.
+	switchKey := func(k string) bool {
 		v, ok := keys[k]
 		if !ok || v == "" {
 			return false
 		}
 		b, err := strconv.ParseBool(v)
-		if err != nil {
-			bad(k, "not a boolean: %q", v)
+		switch {
+		case rules.Gliderlabs && err == nil && !b:
+			warn(k, "is on: in gliderlabs mode any value turns it on, as gliderlabs/registrator does; remove the label to turn it off")
+			return true
+		case rules.Gliderlabs:
+			return true
+		case err != nil:
+			bad(k, "not a boolean: %q (gliderlabs/registrator took any value as true; write true)", v)
 		}
 		return b
 	}
@@ -140,7 +173,11 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target)
 		warn("CHECK_INTERVAL", "%v is shorter than Consul's minimum; %v is used", interval, minInterval)
 		interval = minInterval
 	}
-	timeout := durKey("CHECK_TIMEOUT", DefaultTimeout)
+	defTimeout := DefaultTimeout
+	if rules.Gliderlabs {
+		defTimeout = 0 // Consul's default
+	}
+	timeout := durKey("CHECK_TIMEOUT", defTimeout)
 	deregister := durKey("CHECK_DEREGISTER_AFTER", 0)
 	if deregister > 0 && deregister < minDeregister {
 		warn("CHECK_DEREGISTER_AFTER", "%v is shorter than Consul's minimum; Consul waits %v", deregister, minDeregister)
@@ -155,8 +192,7 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target)
 		}
 	}
 	probe := func(kind string) Check {
-		return Check{ID: t.ServiceID + ":" + kind, Kind: kind, Interval: interval, Timeout: timeout,
-			DeregisterAfter: deregister, InitialStatus: initial}
+		return Check{Kind: kind, Interval: interval, Timeout: timeout, DeregisterAfter: deregister, InitialStatus: initial}
 	}
 	network := func(k string) bool {
 		if t.Proto == "udp" {
@@ -165,11 +201,15 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target)
 		}
 		return true
 	}
-
-	method := keys["CHECK_METHOD"]
-	if method != "" && !methodRE.MatchString(method) {
-		bad("CHECK_METHOD", "not an HTTP method: %q", method)
+	method := func(k string) string {
+		m := keys[k]
+		if m != "" && !methodRE.MatchString(m) {
+			bad(k, "not an HTTP method: %q", m)
+		}
+		return m
 	}
+
+	anyMethod := method("CHECK_METHOD")
 	header := map[string][]string{}
 	for k, v := range keys {
 		if name, ok := strings.CutPrefix(k, "CHECK_HEADER_"); ok {
@@ -183,60 +223,74 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target)
 	if len(header) == 0 {
 		header = nil
 	}
-	skipVerify := boolKey("CHECK_TLS_SKIP_VERIFY")
+	skipVerify := switchKey("CHECK_TLS_SKIP_VERIFY")
 	httpChecks := 0
 	for _, kind := range []string{KindHTTP, KindHTTPS} {
 		k := "CHECK_" + strings.ToUpper(kind)
+		m := cmpOr(method(k+"_METHOD"), anyMethod)
 		path, ok := keys[k]
 		if !ok || path == "" {
+			if keys[k+"_METHOD"] != "" {
+				warn(k+"_METHOD", "has no effect without %s", label(k))
+			}
 			continue
 		}
 		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \t\r\n#") {
 			bad(k, "must be a path starting with '/', like /health, not %q; the address and port are the service's", path)
 			continue
 		}
-		if !network(k) {
-			continue
-		}
 		c := probe(kind)
 		c.HTTP = kind + "://" + t.hostPort() + path
-		c.Method, c.Header = method, header
+		c.Method, c.Header = m, header
 		c.TLSSkipVerify = skipVerify && kind == KindHTTPS
-		c.Name = fmt.Sprintf("%s %s %s", strings.ToUpper(kind), cmpOr(method, "GET"), path)
+		c.Name = fmt.Sprintf("%s %s %s", strings.ToUpper(kind), cmpOr(m, "GET"), path)
 		checks = append(checks, c)
 		httpChecks++
 	}
 	if httpChecks == 0 {
-		for _, k := range []string{"CHECK_METHOD", "CHECK_TLS_SKIP_VERIFY"} {
-			if keys[k] != "" {
-				warn(k, "has no effect without SERVICE_CHECK_HTTP or SERVICE_CHECK_HTTPS")
-			}
+		if keys["CHECK_METHOD"] != "" {
+			warn("CHECK_METHOD", "has no effect without SERVICE_CHECK_HTTP or SERVICE_CHECK_HTTPS")
 		}
 		if header != nil {
 			warn("CHECK_HEADER_*", "headers have no effect without SERVICE_CHECK_HTTP or SERVICE_CHECK_HTTPS")
 		}
 	}
-	if boolKey("CHECK_TCP") && network("CHECK_TCP") {
+	if keys["CHECK_TTL"] != "" {
+		if ttl := durKey("CHECK_TTL", 0); ttl > 0 {
+			checks = append(checks, Check{Kind: KindTTL, TTL: ttl, DeregisterAfter: deregister,
+				InitialStatus: initial, Name: "TTL " + ttl.String() + " (updated by the application)"})
+		}
+	}
+	if switchKey("CHECK_TCP") && network("CHECK_TCP") {
 		c := probe(KindTCP)
 		c.TCP = t.hostPort()
 		c.Name = "TCP " + c.TCP
 		checks = append(checks, c)
 	}
-	grpcTLS := boolKey("CHECK_GRPC_USE_TLS")
-	if boolKey("CHECK_GRPC") && network("CHECK_GRPC") {
+	grpcTLS := switchKey("CHECK_GRPC_USE_TLS")
+	if switchKey("CHECK_GRPC") && network("CHECK_GRPC") {
 		c := probe(KindGRPC)
 		c.GRPC, c.GRPCUseTLS = t.hostPort(), grpcTLS
+		c.TLSSkipVerify = grpcTLS && skipVerify
 		c.Name = "gRPC health " + c.GRPC
 		checks = append(checks, c)
 	} else if grpcTLS {
-		warn("CHECK_GRPC_USE_TLS", "has no effect without SERVICE_CHECK_GRPC=true")
+		warn("CHECK_GRPC_USE_TLS", "has no effect without SERVICE_CHECK_GRPC")
 	}
-	if keys["CHECK_TTL"] != "" {
-		if ttl := durKey("CHECK_TTL", 0); ttl > 0 {
-			c := Check{ID: t.ServiceID + ":" + KindTTL, Kind: KindTTL, TTL: ttl, DeregisterAfter: deregister,
-				InitialStatus: initial, Name: "TTL " + ttl.String() + " (updated by the application)",
-				Notes: "the application updates this check: PUT /v1/agent/check/pass/" + t.ServiceID + ":" + KindTTL}
-			checks = append(checks, c)
+	if skipVerify && !slices.ContainsFunc(checks, func(c Check) bool { return c.TLSSkipVerify }) {
+		warn("CHECK_TLS_SKIP_VERIFY", "has no effect without SERVICE_CHECK_HTTPS or SERVICE_CHECK_GRPC with SERVICE_CHECK_GRPC_USE_TLS")
+	}
+	if rules.Gliderlabs && len(checks) > 1 {
+		for _, c := range checks[1:] {
+			warn("CHECK_"+strings.ToUpper(c.Kind), "ignored: in gliderlabs mode a service has one check, the first of HTTP, HTTPS, TTL, TCP and gRPC (%s here); outside gliderlabs mode every check is registered", checks[0].Kind)
+		}
+		checks = checks[:1]
+	}
+	for i := range checks {
+		c := &checks[i]
+		c.ID = CheckID(t.ServiceID, c.Kind, i == 0)
+		if c.Kind == KindTTL {
+			c.Notes = "the application updates this check: PUT /v1/agent/check/pass/" + c.ID
 		}
 	}
 	intervalChecks := slices.ContainsFunc(checks, func(c Check) bool { return c.Interval > 0 })
@@ -270,7 +324,7 @@ func MirrorEnabled(keys map[string]string) bool {
 
 func known(k string) bool {
 	switch k {
-	case "CHECK_HTTP", "CHECK_HTTPS", "CHECK_METHOD", "CHECK_TLS_SKIP_VERIFY", "CHECK_TCP", "CHECK_GRPC",
+	case "CHECK_HTTP", "CHECK_HTTPS", "CHECK_METHOD", "CHECK_HTTP_METHOD", "CHECK_HTTPS_METHOD", "CHECK_TLS_SKIP_VERIFY", "CHECK_TCP", "CHECK_GRPC",
 		"CHECK_GRPC_USE_TLS", "CHECK_TTL", "CHECK_INTERVAL", "CHECK_TIMEOUT", "CHECK_INITIAL_STATUS",
 		"CHECK_DEREGISTER_AFTER", "CHECK_DOCKER":
 		return true
@@ -307,7 +361,7 @@ func Mirror(serviceID string, src Source, ttl time.Duration, initial string) Che
 	if src == SourceECS {
 		name = "ECS container health"
 	}
-	return Check{ID: serviceID + ":" + KindMirror, Name: name, Kind: KindMirror, TTL: ttl, InitialStatus: cmpOr(initial, Critical),
+	return Check{ID: MirrorID(serviceID), Name: name, Kind: KindMirror, TTL: ttl, InitialStatus: cmpOr(initial, Critical),
 		Notes: "kept equal to the container's own health by ecs-registrator; critical if ecs-registrator stops updating it for " + ttl.String()}
 }
 

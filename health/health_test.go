@@ -12,14 +12,72 @@ func label(k string) string { return "SERVICE_" + k }
 
 func TestFromLabelsDefaults(t *testing.T) {
 	t.Parallel()
-	checks, probs := FromLabels(map[string]string{"CHECK_HTTP": "/health"}, label, target)
+	checks, probs := FromLabels(map[string]string{"CHECK_HTTP": "/health"}, label, target, Rules{})
 	if len(probs) != 0 || len(checks) != 1 {
 		t.Fatalf("checks %v problems %v", checks, probs)
 	}
 	c := checks[0]
-	if c.ID != "node:web:8080:http" || c.HTTP != "http://10.0.0.5:32768/health" || c.Interval != DefaultInterval ||
+	if c.ID != "service:node:web:8080" || c.HTTP != "http://10.0.0.5:32768/health" || c.Interval != DefaultInterval ||
 		c.Timeout != DefaultTimeout || c.InitialStatus != "" || c.Name != "HTTP GET /health" {
 		t.Errorf("check = %+v", c)
+	}
+}
+
+func TestFromLabelsOrderAndIDs(t *testing.T) {
+	t.Parallel()
+	keys := map[string]string{"CHECK_TCP": "true", "CHECK_TTL": "30s", "CHECK_HTTPS": "/h", "CHECK_HTTPS_METHOD": "HEAD",
+		"CHECK_METHOD": "POST", "CHECK_HTTP": "/x", "CHECK_TLS_SKIP_VERIFY": "true"}
+	checks, probs := FromLabels(keys, label, target, Rules{})
+	if len(probs) != 0 {
+		t.Fatalf("problems %v", probs)
+	}
+	var got []string
+	for _, c := range checks {
+		got = append(got, c.ID+" "+c.Method)
+	}
+	want := []string{"service:node:web:8080 POST", "service:node:web:8080:https HEAD", "service:node:web:8080:ttl ", "service:node:web:8080:tcp "}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("checks %q, want %q", got, want)
+	}
+	if !checks[1].TLSSkipVerify || checks[0].TLSSkipVerify {
+		t.Errorf("skip verify on %+v", checks[:2])
+	}
+	if !strings.HasSuffix(checks[2].Notes, "/v1/agent/check/pass/service:node:web:8080:ttl") {
+		t.Errorf("ttl notes %q", checks[2].Notes)
+	}
+	only, _ := FromLabels(map[string]string{"CHECK_TTL": "30s"}, label, target, Rules{})
+	if len(only) != 1 || only[0].ID != "service:node:web:8080" {
+		t.Errorf("a lone TTL check is %+v, want ID service:<service ID>", only)
+	}
+}
+
+func TestFromLabelsGliderlabsRules(t *testing.T) {
+	t.Parallel()
+	gl := Rules{Gliderlabs: true}
+	// One check, the first in gliderlabs's order; the rest are reported as ignored.
+	checks, probs := FromLabels(map[string]string{"CHECK_TCP": "x", "CHECK_TTL": "30s"}, label, target, gl)
+	if len(checks) != 1 || checks[0].Kind != KindTTL || checks[0].ID != "service:node:web:8080" {
+		t.Errorf("checks %+v", checks)
+	}
+	if len(probs) != 1 || probs[0].Key != "SERVICE_CHECK_TCP" || probs[0].Error {
+		t.Errorf("problems %v, want a warning that the TCP check is ignored", probs)
+	}
+	// Any value switches on, "false" with a warning; no timeout unless given.
+	checks, probs = FromLabels(map[string]string{"CHECK_GRPC": "false", "CHECK_GRPC_USE_TLS": "yes", "CHECK_TLS_SKIP_VERIFY": "on"}, label, target, gl)
+	if len(checks) != 1 || !checks[0].GRPCUseTLS || !checks[0].TLSSkipVerify || checks[0].Timeout != 0 || checks[0].Interval != DefaultInterval {
+		t.Errorf("checks %+v", checks)
+	}
+	if len(probs) != 1 || probs[0].Key != "SERVICE_CHECK_GRPC" || probs[0].Error {
+		t.Errorf("problems %v, want one warning on SERVICE_CHECK_GRPC=false", probs)
+	}
+	// Outside gliderlabs mode the same labels are refused, naming what to write.
+	_, probs = FromLabels(map[string]string{"CHECK_GRPC": "yes"}, label, target, Rules{})
+	if len(probs) != 1 || !probs[0].Error || !strings.Contains(probs[0].Message, "write true") {
+		t.Errorf("problems %v", probs)
+	}
+	checks, _ = FromLabels(map[string]string{"CHECK_HTTP": "/h", "CHECK_HTTP_METHOD": "HEAD", "CHECK_TIMEOUT": "2s"}, label, target, gl)
+	if len(checks) != 1 || checks[0].Method != "HEAD" || checks[0].Timeout != 2*time.Second {
+		t.Errorf("checks %+v", checks)
 	}
 }
 
@@ -37,7 +95,7 @@ func TestFromLabelsFailsClosed(t *testing.T) {
 			k, v, _ := strings.Cut(kv, "=")
 			m[k] = v
 		}
-		checks, probs := FromLabels(m, label, target)
+		checks, probs := FromLabels(m, label, target, Rules{})
 		if checks != nil {
 			t.Errorf("%s: checks %v despite an error", keys, checks)
 		}
@@ -74,7 +132,7 @@ func TestMirrorStates(t *testing.T) {
 		t.Errorf("long output kept as %d bytes", len(s.Output))
 	}
 	m := Mirror("svc", SourceDocker, 90*time.Second, "")
-	if m.ID != "svc:health" || m.TTL != 90*time.Second || m.InitialStatus != Critical || m.Kind != KindMirror {
+	if m.ID != "service:svc:health" || MirrorService(m.ID) != "svc" || m.TTL != 90*time.Second || m.InitialStatus != Critical || m.Kind != KindMirror {
 		t.Errorf("mirror = %+v", m)
 	}
 }
@@ -85,8 +143,10 @@ func FuzzFromLabels(f *testing.F) {
 	f.Add("CHECK_HTTPS", "/h?x=1", "CHECK_TLS_SKIP_VERIFY", "true", "CHECK_METHOD", "HEAD")
 	f.Add("CHECK_TTL", "30s", "CHECK_DEREGISTER_AFTER", "1m", "CHECK_INITIAL_STATUS", "Warning")
 	f.Add("CHECK_SCRIPT", "x", "CHECK_GRPC", "true", "CHECK_DOCKER", "false")
+	f.Add("CHECK_GRPC", "false", "CHECK_GRPC_USE_TLS", "yes", "CHECK_TLS_SKIP_VERIFY", "1")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
-		checks, probs := FromLabels(map[string]string{k1: v1, k2: v2, k3: v3}, label, target)
+		rules := Rules{Gliderlabs: len(v1)%2 == 1}
+		checks, probs := FromLabels(map[string]string{k1: v1, k2: v2, k3: v3}, label, target, rules)
 		hasErr := false
 		for _, p := range probs {
 			hasErr = hasErr || p.Error
@@ -98,7 +158,7 @@ func FuzzFromLabels(f *testing.F) {
 			t.Fatal("checks despite an error")
 		}
 		for _, c := range checks {
-			if !strings.HasPrefix(c.ID, target.ServiceID+":") || c.Name == "" {
+			if !strings.HasPrefix(c.ID, "service:"+target.ServiceID) || c.Name == "" {
 				t.Fatalf("check %+v", c)
 			}
 			if c.Kind == KindHTTP || c.Kind == KindHTTPS {

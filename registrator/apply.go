@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,7 +178,7 @@ func (a *applier) loop(ctx context.Context) error {
 func (a *applier) forgetHeld(sid string) {
 	delete(a.held, sid)
 	delete(a.written, sid)
-	delete(a.mirrored, sid+":"+health.KindMirror)
+	delete(a.mirrored, health.MirrorID(sid))
 	a.changed = true
 }
 
@@ -217,7 +216,7 @@ func (a *applier) merge(o observation) {
 		}
 	}
 	for checkID := range a.mirrored {
-		if _, ok := fresh[strings.TrimSuffix(checkID, ":"+health.KindMirror)]; !ok {
+		if _, ok := fresh[health.MirrorService(checkID)]; !ok {
 			delete(a.mirrored, checkID) // the service is gone; a registration writes its state anew
 		}
 	}
@@ -310,7 +309,7 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 			continue
 		}
 		a.held[s.ID], a.written[s.ID], a.changed = s, a.seq.Add(1), true
-		delete(a.mirrored, s.ID+":"+health.KindMirror)
+		delete(a.mirrored, health.MirrorID(s.ID))
 		a.metrics.registrations.Inc()
 		if at := a.store.takeStartEvent(s.ContainerID); !at.IsZero() {
 			a.metrics.lag.Observe(time.Since(at).Seconds())
@@ -322,7 +321,7 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 			Detail: s.ID + " at " + s.Addr()})
 	}
 	for _, m := range p.mirrors {
-		sid := strings.TrimSuffix(m.checkID, ":"+health.KindMirror)
+		sid := health.MirrorService(m.checkID)
 		if _, ok := a.held[sid]; !ok || !a.due(opTTL+m.checkID, nil, now) {
 			continue // its registration failed, or the agent refused the update a moment ago
 		}
@@ -396,7 +395,7 @@ func (a *applier) refreshMirrors(ctx context.Context) (changed bool) {
 		if time.Since(m.at) < a.ttl/3 {
 			continue
 		}
-		if err := a.push(ctx, strings.TrimSuffix(checkID, ":"+health.KindMirror), checkID, m.State); err != nil {
+		if err := a.push(ctx, health.MirrorService(checkID), checkID, m.State); err != nil {
 			// The agent may have lost the service; its watch and the next observation tell.
 			a.log.Warn("refreshing a health check failed", "check", checkID, "err", err)
 			return

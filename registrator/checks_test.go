@@ -32,7 +32,7 @@ func TestDesiredChecks(t *testing.T) {
 			"SERVICE_CHECK_HEADER_X_API_KEY", "k", "SERVICE_CHECK_TLS_SKIP_VERIFY", "true")),
 			checks: map[string][]string{"node1:web-1:8080": {"https https://10.0.0.5:32768/ready?full=1 HEAD X-Api-Key skip-verify"}}},
 		{name: "grpc with tls and ttl", c: web(withLabels("SERVICE_CHECK_GRPC", "true", "SERVICE_CHECK_GRPC_USE_TLS", "true", "SERVICE_CHECK_TTL", "30s")),
-			checks: map[string][]string{"node1:web-1:8080": {"grpc 10.0.0.5:32768 tls", "ttl 30s"}}},
+			checks: map[string][]string{"node1:web-1:8080": {"ttl 30s", "grpc 10.0.0.5:32768 tls"}}},
 		{name: "per-port checks override and add", c: web(two, withLabels("SERVICE_CHECK_HTTP", "/health", "SERVICE_9090_CHECK_HTTP", "", "SERVICE_9090_CHECK_TCP", "true")),
 			checks: map[string][]string{"node1:web-1:8080": {"http http://10.0.0.5:32768/health"}, "node1:web-1:9090": {"tcp 10.0.0.5:32769"}}},
 		{name: "IPv6 target", c: web(func(c *Container) { c.NetworkMode = "host"; c.Ports = []Port{{Port: 8080, Proto: "tcp"}} }, withLabels("SERVICE_CHECK_HTTP", "/h")),
@@ -103,7 +103,7 @@ func TestDesiredChecks(t *testing.T) {
 				var cs []string
 				for _, c := range s.Checks {
 					cs = append(cs, describe(c))
-					if !strings.HasPrefix(c.ID, s.ID+":") {
+					if c.ID != "service:"+s.ID && !strings.HasPrefix(c.ID, "service:"+s.ID+":") {
 						t.Errorf("check ID %q is not in service %q's namespace", c.ID, s.ID)
 					}
 				}

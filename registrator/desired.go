@@ -3,6 +3,7 @@ package registrator
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,17 +23,9 @@ func Desired(c Container, o Options) Result {
 	var r Result
 	l := parseLabels(c, &r)
 
-	if v, ok := l.global["IGNORE"]; ok {
-		ignore, err := strconv.ParseBool(v)
-		if err != nil {
-			r.errorf(l.key("IGNORE"), "not a boolean: %q", v)
-			r.Skipped = "SERVICE_IGNORE has a bad value"
-			return r
-		}
-		if ignore {
-			r.Skipped = "SERVICE_IGNORE=true"
-			return r
-		}
+	if ignore, why := ignored(l, "IGNORE", o, &r); ignore || why != "" {
+		r.Skipped = cmp.Or(why, "SERVICE_IGNORE is set")
+		return r
 	}
 	register, hasRegister := true, false
 	if v, ok := l.global["REGISTER"]; ok {
@@ -84,10 +77,19 @@ func Desired(c Container, o Options) Result {
 	}
 
 	defaultName := imageBase(c.Image)
-	if t := c.Task; t != nil {
+	if t := c.Task; t != nil && !o.Gliderlabs {
 		defaultName = cmp.Or(t.Service, t.Family, defaultName)
 	}
 	extraTags := o.Tags.render(c, o.Host, &r)
+	if c.InspectTagsErr != nil {
+		r.warnf("-tags", "%v", c.InspectTagsErr)
+	}
+	extraTags = append(extraTags, c.InspectTags...)
+	ipFromLabel, ok := addressFromLabel(c, o, &r)
+	if !ok {
+		r.Skipped = "the -useIpFromLabel label has a bad value"
+		return r
+	}
 	ids := map[string]bool{}
 	for _, e := range endpoints {
 		attrs := l.ports[e.port]
@@ -96,24 +98,22 @@ func Desired(c Container, o Options) Result {
 				continue
 			}
 		}
-		if v, ok := attrs["IGNORE"]; ok {
-			ignore, err := strconv.ParseBool(v)
-			if err != nil {
-				r.errorf(l.portKey(e.port, "IGNORE"), "not a boolean: %q; port %d kept out", v, e.port)
-				continue
-			}
-			if ignore {
-				continue
-			}
+		if ignore, why := ignored(l, fmt.Sprintf("%d_IGNORE", e.port), o, &r); ignore || why != "" {
+			continue
 		}
 		s := Service{Address: e.addr.String(), Port: e.servicePort, ContainerID: c.ID}
-
-		name, nameKey := defaultName, "image"
-		if len(endpoints) > 1 {
-			name = fmt.Sprintf("%s-%d", defaultName, e.port)
+		if ipFromLabel.IsValid() {
+			s.Address = ipFromLabel.String()
 		}
+
+		// Several ports under one name would be one service whose instances speak different
+		// protocols: each gets -<port>, unless SERVICE_<port>_NAME names it (as gliderlabs does).
+		name, nameKey := defaultName, "image"
 		if v, ok := l.global["NAME"]; ok {
 			name, nameKey = v, l.key("NAME")
+		}
+		if len(endpoints) > 1 {
+			name = fmt.Sprintf("%s-%d", name, e.port)
 		}
 		if v, ok := attrs["NAME"]; ok {
 			name, nameKey = v, l.portKey(e.port, "NAME")
@@ -158,6 +158,9 @@ func Desired(c Container, o Options) Result {
 				s.Tags = append(s.Tags, t)
 			}
 		}
+		if e.proto == "udp" && !slices.Contains(s.Tags, "udp") {
+			s.Tags = append(s.Tags, "udp")
+		}
 		s.Meta = buildMeta(c, o.Host, l, e.port, &r)
 		if !addChecks(&s, c, o, l, e, &r) {
 			continue
@@ -168,6 +171,54 @@ func Desired(c Container, o Options) Result {
 		r.Skipped = "no port left to register"
 	}
 	return r
+}
+
+// ignored reads SERVICE_IGNORE or SERVICE_<port>_IGNORE (key without the prefix). In gliderlabs mode
+// any non-empty value ignores, even "false"; otherwise it is a boolean, and a bad value keeps the
+// container or port out with why set.
+func ignored(l labels, key string, o Options, r *Result) (ignore bool, why string) {
+	attrs, attr := l.global, key
+	if port, rest, ok := strings.Cut(key, "_"); ok && isDigits(port) {
+		p, _ := strconv.Atoi(port)
+		attrs, attr = l.ports[p], rest
+	}
+	v, ok := attrs[attr]
+	label := l.spelled("SERVICE_" + key)
+	switch {
+	case !ok || (o.Gliderlabs && v == ""):
+		return false, ""
+	case o.Gliderlabs:
+		if b, err := strconv.ParseBool(v); err == nil && !b {
+			r.warnf(label, "%q ignores the container in gliderlabs mode, as gliderlabs/registrator does (any value does); remove the label to register it", v)
+		}
+		return true, ""
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.errorf(label, "not a boolean: %q (gliderlabs/registrator ignored on any value; write true)", v)
+		return false, label + " has a bad value"
+	}
+	return b, ""
+}
+
+// addressFromLabel is the address -useIpFromLabel gives the container: the label's IP, or the
+// address part of a CIDR. A label that is set but holds no IP keeps the container out (false): its
+// owner asked for an address this daemon cannot give.
+func addressFromLabel(c Container, o Options, r *Result) (netip.Addr, bool) {
+	if o.IPFromLabel == "" {
+		return netip.Addr{}, true
+	}
+	v := strings.TrimSpace(c.Labels[o.IPFromLabel])
+	if v == "" {
+		return netip.Addr{}, true
+	}
+	addr, _, _ := strings.Cut(v, "/")
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		r.errorf(o.IPFromLabel, "-useIpFromLabel: %q is not an IP address or CIDR; the container is kept out", v)
+		return netip.Addr{}, false
+	}
+	return ip.Unmap(), true
 }
 
 func (r *Result) errorf(key, format string, args ...any) {
@@ -202,7 +253,8 @@ func addChecks(s *Service, c Container, o Options, l labels, e endpoint, r *Resu
 		}
 	}
 	label := func(k string) string { return cmp.Or(origin[k], "SERVICE_"+k) }
-	checks, probs := health.FromLabels(keys, label, health.Target{ServiceID: s.ID, Address: s.Address, Port: s.Port, Proto: e.proto})
+	target := health.Target{ServiceID: s.ID, Address: s.Address, Port: s.Port, Proto: e.proto}
+	checks, probs := health.FromLabels(keys, label, target, health.Rules{Gliderlabs: o.Gliderlabs})
 	failed := false
 	for _, p := range probs {
 		if p.Error {

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/health"
 	"github.com/ecs-registrator/ecs-registrator/internal/fakeecs"
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
@@ -297,13 +298,13 @@ func TestECSHealthMirrored(t *testing.T) {
 		Labels: map[string]string{"SERVICE_REGISTER": "true"}}))
 	s := e.service(t, id, 10*time.Second, func(s *api.AgentService) bool { return s.Service == name })
 	testenv.Eventually(t, 5*time.Second, "never passing", func() bool { return e.passing(t, name) == 1 })
-	if c := e.checks(t, s.ID)[s.ID+":health"]; c == nil || c.Name != "ECS container health" {
+	if c := e.checks(t, s.ID)[health.MirrorID(s.ID)]; c == nil || c.Name != "ECS container health" {
 		t.Fatalf("mirror check = %+v", c)
 	}
 	fake.SetTask(task.arn, fakeecs.TaskConfig{Service: name, Health: map[string]string{"app": "UNHEALTHY"}})
 	took := testenv.Eventually(t, 5*time.Second, "UNHEALTHY never mirrored", func() bool { return e.passing(t, name) == 0 })
 	t.Logf("ECS UNHEALTHY mirrored %v after the agent reported it (health poll 500ms)", took)
-	if out := e.checks(t, s.ID)[s.ID+":health"].Output; !strings.Contains(out, "probe failed") {
+	if out := e.checks(t, s.ID)[health.MirrorID(s.ID)].Output; !strings.Contains(out, "probe failed") {
 		t.Errorf("output %q", out)
 	}
 }

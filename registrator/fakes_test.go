@@ -275,7 +275,7 @@ func (a *fakeAgent) Register(ctx context.Context, s Service) error {
 	}
 	a.services[s.ID] = s
 	if s.Health != nil {
-		a.ttl[s.ID+":"+health.KindMirror] = health.State{Status: s.Health.Status}
+		a.ttl[health.MirrorID(s.ID)] = health.State{Status: s.Health.Status}
 	}
 	a.writes = append(a.writes, "register "+s.ID)
 	a.bumpLocked()
@@ -289,7 +289,7 @@ func (a *fakeAgent) Deregister(_ context.Context, id string) error {
 		return errAgentDown
 	}
 	delete(a.services, id)
-	delete(a.ttl, id+":"+health.KindMirror)
+	delete(a.ttl, health.MirrorID(id))
 	a.writes = append(a.writes, "deregister "+id)
 	a.bumpLocked()
 	return nil

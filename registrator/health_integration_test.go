@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/hashicorp/consul/api"
 
+	"github.com/ecs-registrator/ecs-registrator/health"
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
 )
@@ -106,14 +107,14 @@ func TestDockerHealthcheckMirrored(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	msgs, errs := d.Events(ctx, events.ListOptions{Filters: filters.NewArgs(filters.Arg("container", id), filters.Arg("type", "container"))})
-	health := make(chan time.Time, 16)
+	healthEv := make(chan time.Time, 16)
 	status := make(chan string, 16)
 	go func() {
 		for {
 			select {
 			case m := <-msgs:
 				if s, ok := strings.CutPrefix(string(m.Action), "health_status: "); ok {
-					health <- time.Unix(0, m.TimeNano)
+					healthEv <- time.Unix(0, m.TimeNano)
 					status <- s
 				}
 			case <-errs:
@@ -132,7 +133,7 @@ func TestDockerHealthcheckMirrored(t *testing.T) {
 		t.Helper()
 		var at time.Time
 		select {
-		case at = <-health:
+		case at = <-healthEv:
 			if got := <-status; got != want {
 				t.Fatalf("docker says %s, want %s", got, want)
 			}
@@ -145,12 +146,12 @@ func TestDockerHealthcheckMirrored(t *testing.T) {
 		testenv.Eventually(t, time.Second, "DNS disagrees", func() bool { return (len(e.dnsAnswers(name)) == 1) == (passing == 1) })
 	}
 	follow("healthy", 1)
-	if c := e.checks(t, sid)[sid+":health"]; c == nil || c.Type != "ttl" || c.Status != api.HealthPassing {
+	if c := e.checks(t, sid)[health.MirrorID(sid)]; c == nil || c.Type != "ttl" || c.Status != api.HealthPassing {
 		t.Fatalf("mirror check = %+v", c)
 	}
 	poke(t, port, "/fail")
 	follow("unhealthy", 0)
-	if out := e.checks(t, sid)[sid+":health"].Output; !strings.Contains(out, "503") {
+	if out := e.checks(t, sid)[health.MirrorID(sid)].Output; !strings.Contains(out, "503") {
 		t.Errorf("unhealthy output %q lacks the probe's output", out)
 	}
 	poke(t, port, "/recover")

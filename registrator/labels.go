@@ -11,29 +11,48 @@ import (
 )
 
 // labels holds a container's SERVICE_ keys with the prefix removed, split into container-level and
-// per-port keys. Labels win over env vars of the same key.
+// per-port keys. Keys are case-insensitive after the prefix, as in gliderlabs/registrator
+// (SERVICE_name is SERVICE_NAME), and held in upper case. Labels win over env vars of the same key.
 type labels struct {
-	global map[string]string         // NAME, TAGS, ..., and Meta keys, upper case as given
+	global map[string]string         // NAME, TAGS, ..., and Meta keys
 	ports  map[int]map[string]string // port -> NAME, TAGS, ...
-	origin map[string]string         // key without prefix -> "label" or "env", for messages
+	given  map[string]string         // key as held -> the key as the container spelled it, for messages
 }
 
-func (l labels) key(k string) string { return "SERVICE_" + k }
+func (l labels) key(k string) string { return l.spelled("SERVICE_" + k) }
 
-func (l labels) portKey(p int, k string) string { return fmt.Sprintf("SERVICE_%d_%s", p, k) }
+func (l labels) portKey(p int, k string) string { return l.spelled(fmt.Sprintf("SERVICE_%d_%s", p, k)) }
+
+func (l labels) spelled(k string) string {
+	if g, ok := l.given[k]; ok {
+		return g
+	}
+	return k
+}
 
 func parseLabels(c Container, r *Result) labels {
-	l := labels{global: map[string]string{}, ports: map[int]map[string]string{}, origin: map[string]string{}}
+	l := labels{global: map[string]string{}, ports: map[int]map[string]string{}, given: map[string]string{}}
 	merged := map[string]string{}
-	for _, kv := range c.Env {
-		k, v, ok := strings.Cut(kv, "=")
-		if ok && strings.HasPrefix(k, "SERVICE_") {
-			merged[k] = v
-		}
-	}
-	for k, v := range c.Labels {
-		if strings.HasPrefix(k, "SERVICE_") {
-			merged[k] = v
+	// Env first, then labels over it. Within one source, two spellings of a key are reported and the
+	// last in sorted order wins, so the outcome does not depend on map order.
+	for _, src := range []map[string]string{envMap(c.Env), c.Labels} {
+		seen := map[string]string{}
+		for _, k := range slices.Sorted(maps.Keys(src)) {
+			rest, ok := strings.CutPrefix(k, "SERVICE_")
+			if !ok {
+				continue
+			}
+			upper := "SERVICE_" + strings.ToUpper(rest)
+			if prev, dup := seen[upper]; dup && src[prev] != src[k] {
+				r.warnf(k, "%s is the same key as %s (keys are case-insensitive after SERVICE_); %q is used", k, prev, src[k])
+			}
+			seen[upper] = k
+			merged[upper] = src[k]
+			if upper != k {
+				l.given[upper] = k
+			} else {
+				delete(l.given, upper)
+			}
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(merged)) {
@@ -42,7 +61,7 @@ func parseLabels(c Container, r *Result) labels {
 		if first, attr, ok := strings.Cut(rest, "_"); ok && isDigits(first) {
 			p, err := strconv.Atoi(first)
 			if err != nil || p < 1 || p > 65535 {
-				r.errorf(k, "%s is not a port number (1-65535); key ignored", first)
+				r.errorf(l.spelled(k), "%s is not a port number (1-65535); key ignored", first)
 				continue
 			}
 			if l.ports[p] == nil {
@@ -54,6 +73,16 @@ func parseLabels(c Container, r *Result) labels {
 		l.global[rest] = v
 	}
 	return l
+}
+
+func envMap(env []string) map[string]string {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 func isDigits(s string) bool {
@@ -136,14 +165,28 @@ func buildMeta(c Container, host ecsmeta.Host, l labels, port int, r *Result) ma
 	return meta
 }
 
+// splitTags splits a SERVICE_TAGS value: a comma list in which \, is a comma inside a tag.
 func splitTags(s string) []string {
 	var tags []string
-	for t := range strings.SplitSeq(s, ",") {
-		t = strings.TrimSpace(t)
-		if t != "" && !slices.Contains(tags, t) {
+	var cur strings.Builder
+	flush := func() {
+		if t := strings.TrimSpace(cur.String()); t != "" && !slices.Contains(tags, t) {
 			tags = append(tags, t)
 		}
+		cur.Reset()
 	}
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s) && s[i+1] == ',':
+			cur.WriteByte(',')
+			i++
+		case s[i] == ',':
+			flush()
+		default:
+			cur.WriteByte(s[i])
+		}
+	}
+	flush()
 	return tags
 }
 

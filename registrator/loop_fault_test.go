@@ -66,7 +66,7 @@ func TestLoopLostMirrorCheckIsRestored(t *testing.T) {
 		s.health = "healthy"
 		l.d.start(s)
 		l.settle()
-		check := "node1:web-1:8080:health"
+		check := "service:node1:web-1:8080:health"
 		l.a.mu.Lock()
 		delete(l.a.ttl, check)
 		l.a.mu.Unlock()

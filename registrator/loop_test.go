@@ -353,7 +353,7 @@ func TestLoopMirrorsHealth(t *testing.T) {
 		s.health = "starting"
 		l.d.start(s)
 		l.settle()
-		check := "node1:web-1:8080:health"
+		check := "service:node1:web-1:8080:health"
 		if st := l.a.ttl[check]; st.Status != "critical" {
 			t.Fatalf("check after start = %+v", st)
 		}

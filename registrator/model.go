@@ -74,6 +74,10 @@ type Container struct {
 	HasHealthcheck bool
 	HealthStatus   string
 	HealthOutput   string
+	// InspectTags are gliderlabs-mode -tags rendered over this container's docker inspect document
+	// (see InspectTagTemplate); InspectTagsErr is why that failed, reported for this container only.
+	InspectTags    []string
+	InspectTagsErr error
 }
 
 // Port is one container port: exposed, and published when HostPort is set.
@@ -93,6 +97,12 @@ type Options struct {
 	Host        ecsmeta.Host
 	Tags        TagTemplates  // extra tags for every service, rendered per container
 	HealthTTL   time.Duration // TTL of the checks that mirror a container's own health
+	// Gliderlabs selects gliderlabs/registrator's label semantics where they differ from this
+	// daemon's (README: "Coming from gliderlabs/registrator").
+	Gliderlabs bool
+	// IPFromLabel names a container label whose value (an IP, or a CIDR) is the service address
+	// (gliderlabs's -useIpFromLabel).
+	IPFromLabel string
 }
 
 // Service is one desired Consul service registration.

@@ -130,7 +130,7 @@ func makePlan(in planInput) plan {
 		if s.Health == nil {
 			continue
 		}
-		checkID := sid + ":" + health.KindMirror
+		checkID := health.MirrorID(sid)
 		if last, ok := in.mirrored[checkID]; registering[sid] || !ok || last.State != *s.Health {
 			p.mirrors = append(p.mirrors, mirrorPush{checkID: checkID, state: *s.Health})
 		}
