@@ -175,7 +175,9 @@ func TestDesired(t *testing.T) {
 			want: []string{"node1:web-1:8080 api 10.0.0.5:32768 [a,b c]"}},
 		{name: "two spellings of one key are reported", c: web(withLabels("SERVICE_name", "api", "SERVICE_NAME", "web")),
 			want: []string{"node1:web-1:8080 api 10.0.0.5:32768 []"}, problems: []string{"warning:SERVICE_name"}},
-		{name: "a label wins over an env var of another spelling", c: web(func(c *Container) { c.Env, c.Labels = []string{"SERVICE_NAME=env"}, map[string]string{"SERVICE_Name": "label"} }),
+		{name: "a label wins over an env var of another spelling", c: web(func(c *Container) {
+			c.Env, c.Labels = []string{"SERVICE_NAME=env"}, map[string]string{"SERVICE_Name": "label"}
+		}),
 			want: []string{"node1:web-1:8080 label 10.0.0.5:32768 []"}},
 		{name: "escaped commas in tags", c: web(withLabels("SERVICE_TAGS", `foo\,bar, baz,,foo\,bar`)),
 			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 [foo,bar baz]"}},
