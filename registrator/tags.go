@@ -91,14 +91,14 @@ func (ts TagTemplates) render(c Container, host ecsmeta.Host, r *Result) []strin
 	for _, t := range ts {
 		b := &limitedWriter{max: maxNameLen + 1}
 		if err := t.Execute(b, d); err != nil {
-			r.warnf("-tags", "template %q failed for this container: %v; tag left out", t.Root.String(), err)
+			r.warnf("-tags", "template %q failed for this container: %v; tag left out", t.tree.Root.String(), err)
 			continue
 		}
 		tag := strings.TrimSpace(b.String())
 		switch {
 		case tag == "":
 		case len(tag) > maxNameLen || strings.ContainsAny(tag, ",\n"):
-			r.warnf("-tags", "template %q rendered %q, which is not a usable tag; left out", t.Root.String(), tag)
+			r.warnf("-tags", "template %q rendered %q, which is not a usable tag; left out", t.tree.Root.String(), tag)
 		default:
 			tags = append(tags, tag)
 		}
