@@ -25,13 +25,16 @@ type observation struct {
 // daemon), plans from the store and the ledger, and carries the plan out. Everything but published is
 // touched by Run's goroutine alone.
 type applier struct {
-	agent    Agent
-	store    *store
-	drain    DrainMode
-	ttl      time.Duration
-	log      *slog.Logger
-	metrics  *metrics
-	activity *activity
+	agent Agent
+	store *store
+	drain DrainMode
+	ttl   time.Duration
+	// keepFailed and migrate are Config.KeepFailed and Config.Migrate, for the planner.
+	keepFailed bool
+	migrate    Migration
+	log        *slog.Logger
+	metrics    *metrics
+	activity   *activity
 
 	observations chan observation
 
@@ -41,6 +44,7 @@ type applier struct {
 	written  map[string]uint64
 	changed  bool // held changed since the last publish
 	foreign  map[string]bool
+	gliders  map[string]Service // foreign services shaped like gliderlabs's (Migration)
 	mirrored map[string]ttlPush
 	deleted  map[string]uint64  // deregistered (at this write count) since an observation that may still show them
 	failing  map[string]failure // op + ID (opRegister...) -> a write the agent refused, retried with backoff
@@ -79,7 +83,7 @@ type applied struct {
 
 func newApplier(agent Agent, st *store, cfg Config, m *metrics, act *activity) *applier {
 	return &applier{
-		agent: agent, store: st, drain: cfg.Drain, ttl: cfg.HealthTTL, log: cfg.Logger.With("component", "apply"),
+		agent: agent, store: st, drain: cfg.Drain, ttl: cfg.HealthTTL, keepFailed: cfg.KeepFailed, migrate: cfg.Migrate, log: cfg.Logger.With("component", "apply"),
 		metrics: m, activity: act,
 		observations: make(chan observation, 1),
 		held:         map[string]Service{}, written: map[string]uint64{}, foreign: map[string]bool{}, mirrored: map[string]ttlPush{},
@@ -220,14 +224,15 @@ func (a *applier) merge(o observation) {
 			delete(a.mirrored, checkID) // the service is gone; a registration writes its state anew
 		}
 	}
-	a.held, a.foreign, a.changed = fresh, o.state.Foreign, true
+	a.held, a.foreign, a.gliders, a.changed = fresh, o.state.Foreign, o.state.Gliderlabs, true
 }
 
 // round plans from the current store and carries the plan out. It reports whether the agent could
 // not be reached, in which case the rest of the plan waits for a retry.
 func (a *applier) round(ctx context.Context) (down bool) {
 	n := a.rounds.Add(1)
-	in := planInput{records: a.store.all(), held: a.held, foreign: a.foreign, mirrored: a.mirrored, drain: a.drain}
+	in := planInput{records: a.store.all(), held: a.held, foreign: a.foreign, mirrored: a.mirrored, drain: a.drain,
+		keepFailed: a.keepFailed, gliderlabs: a.gliders, migrate: a.migrate}
 	p := makePlan(in)
 	planned := map[string]bool{}
 	for _, sid := range p.deregister {
@@ -291,6 +296,11 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 		a.forgetHeld(sid)
 		a.deleted[sid] = a.seq.Add(1)
 		a.metrics.deregistrations.Inc()
+		if e.ID == "" {
+			a.log.Info("removed a gliderlabs/registrator registration that no running container accounts for", "service", sid)
+			a.activity.add(Event{Source: "reconcile", Action: "deregistered", Detail: sid + " (left by gliderlabs)"})
+			continue
+		}
 		name := nameOf(records[e.ContainerID])
 		a.log.Info("deregistered", "service", sid, "container", shortID(e.ContainerID), "name", name)
 		a.activity.add(Event{Container: shortID(e.ContainerID), Name: name, Source: "reconcile", Action: "deregistered", Detail: sid})

@@ -35,11 +35,15 @@ type Agent interface {
 type AgentState struct {
 	Owned   map[string]Service
 	Foreign map[string]bool
+	// Gliderlabs are the foreign services shaped like gliderlabs/registrator's (see Migration): ID,
+	// name, address and port only. Each is in Foreign too.
+	Gliderlabs map[string]Service
 }
 
 // Equal reports whether two reads of the agent found the same services.
 func (s AgentState) Equal(o AgentState) bool {
-	return maps.Equal(s.Foreign, o.Foreign) && maps.EqualFunc(s.Owned, o.Owned, Service.Equal)
+	return maps.Equal(s.Foreign, o.Foreign) && maps.EqualFunc(s.Owned, o.Owned, Service.Equal) &&
+		maps.EqualFunc(s.Gliderlabs, o.Gliderlabs, Service.Equal)
 }
 
 // maintCheckPrefix is the ID prefix of the check Consul adds for a service in maintenance mode.
@@ -158,10 +162,13 @@ func (a *ConsulAgent) Services(ctx context.Context) (AgentState, error) {
 	if err != nil {
 		return AgentState{}, fmt.Errorf("list maintenance checks: %w", err)
 	}
-	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}}
+	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}, Gliderlabs: map[string]Service{}}
 	for id, s := range all {
 		if s.Meta[MetaExternalSource] != ExternalSource {
 			st.Foreign[id] = true
+			if looksGliderlabs(id, s.Meta) {
+				st.Gliderlabs[id] = Service{ID: id, Name: s.Service, Address: s.Address, Port: s.Port}
+			}
 			continue
 		}
 		svc := Service{

@@ -31,6 +31,7 @@ func FromInspect(in container.InspectResponse) Container {
 	if in.State != nil {
 		c.Running = in.State.Running && !in.State.Paused && !in.State.Restarting
 		c.StartedAt, _ = time.Parse(time.RFC3339Nano, in.State.StartedAt)
+		c.ExitCode = in.State.ExitCode
 		if h := in.State.Health; h != nil {
 			c.HealthStatus = h.Status
 			if n := len(h.Log); n > 0 && h.Log[n-1] != nil {

@@ -1,6 +1,7 @@
 package registrator
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -57,12 +58,15 @@ func (r *Registrator) evaluate(ctx context.Context, id string) error {
 			return fmt.Errorf("inspect: %w", err)
 		}
 		c = FromInspect(in)
+		if r.cfg.InspectTags != nil {
+			c.InspectTags, c.InspectTagsErr = r.cfg.InspectTags.Render(in)
+		}
 	} else {
 		c = *rec.container
 	}
 
-	opts := Options{Node: *r.node.Load(), AdvertiseIP: r.cfg.AdvertiseIP, Internal: r.cfg.Internal, OptIn: r.cfg.OptIn,
-		Tags: r.cfg.Tags, HealthTTL: r.cfg.HealthTTL}
+	opts := Options{Node: cmp.Or(r.cfg.IDPrefix, *r.node.Load()), AdvertiseIP: r.cfg.AdvertiseIP, Internal: r.cfg.Internal,
+		OptIn: r.cfg.OptIn, Tags: r.cfg.Tags, HealthTTL: r.cfg.HealthTTL, Gliderlabs: r.cfg.Gliderlabs, IPFromLabel: r.cfg.IPFromLabel}
 	c.Task = nil
 	if r.cfg.ECS != nil {
 		opts.Host = r.cfg.ECS.Host()

@@ -178,17 +178,20 @@ func (d *fakeDocker) setHealth(id, status string) {
 func (d *fakeDocker) kill(id, signal string) { d.emit(id, "kill", map[string]string{"signal": signal}) }
 
 // stop ends the container's run and sends die.
-func (d *fakeDocker) stop(id string) {
+func (d *fakeDocker) stop(id string) { d.exit(id, 0) }
+
+// exit ends the container's run with an exit code and sends die.
+func (d *fakeDocker) exit(id string, code int) {
 	d.mu.Lock()
 	in := d.containers[id]
 	st := *in.State
-	st.Running = false
+	st.Running, st.ExitCode = false, code
 	base := *in.ContainerJSONBase
 	base.State = &st
 	in.ContainerJSONBase = &base
 	d.containers[id] = in
 	d.mu.Unlock()
-	d.emit(id, "die", map[string]string{"exitCode": "0"})
+	d.emit(id, "die", map[string]string{"exitCode": strconv.Itoa(code)})
 }
 
 // remove is docker rm -f: kill, die, destroy.

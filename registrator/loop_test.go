@@ -176,6 +176,44 @@ func TestLoopDrainsFromTheKillEventWithoutInspect(t *testing.T) {
 	})
 }
 
+// -deregister on-success: a container that fails keeps its services, through a restart of the
+// daemon, until it exits 0, runs again or is removed.
+func TestLoopKeepsFailedContainers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		keep := func(c *Config) { c.KeepFailed = true }
+		a := newFakeAgent()
+		l := startLoop(t, nil, a, keep)
+		l.d.start(webSpec("c1", "web-1"))
+		l.d.start(webSpec("c2", "web-2"))
+		l.settle()
+		l.d.exit("c1", 1)
+		l.d.exit("c2", 143) // a signal's code: stopped, not failed
+		l.settle()
+		if _, ok := l.a.service("node1:web-1:8080"); !ok {
+			t.Fatal("the container that exited 1 was deregistered")
+		}
+		if v := l.container("c1"); !strings.Contains(v.Reason, "exited with code 1; kept registered") {
+			t.Errorf("the snapshot does not say why the stopped container is registered: %+v", v)
+		}
+		if _, ok := l.a.service("node1:web-2:8080"); ok {
+			t.Fatal("the container killed by a signal kept its service")
+		}
+		l.stop()
+		l2 := startLoop(t, l.d, a, keep) // a restarted daemon inspects a stopped container: still kept
+		l2.settle()
+		if _, ok := l2.a.service("node1:web-1:8080"); !ok {
+			t.Fatal("a restarted daemon deregistered the failed container")
+		}
+		l2.d.start(webSpec("c1", "web-1"))
+		l2.settle()
+		l2.d.exit("c1", 0)
+		l2.settle()
+		if _, ok := l2.a.service("node1:web-1:8080"); ok {
+			t.Fatal("exit 0 kept the service")
+		}
+	})
+}
+
 func TestLoopMaintenanceDrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := startLoop(t, nil, nil, func(c *Config) { c.Drain = DrainMaintenance })

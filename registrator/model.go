@@ -74,6 +74,8 @@ type Container struct {
 	HasHealthcheck bool
 	HealthStatus   string
 	HealthOutput   string
+	// ExitCode is the last run's exit code, as inspect reports it for a container that is not running.
+	ExitCode int
 	// InspectTags are gliderlabs-mode -tags rendered over this container's docker inspect document
 	// (see InspectTagTemplate); InspectTagsErr is why that failed, reported for this container only.
 	InspectTags    []string

@@ -17,6 +17,11 @@ type planInput struct {
 	foreign  map[string]bool    // IDs of services on the agent that are not ours
 	mirrored map[string]ttlPush // mirror check ID -> the state last written to it
 	drain    DrainMode
+	// keepFailed is -deregister on-success: a container that failed keeps its services.
+	keepFailed bool
+	// gliderlabs are the foreign services shaped like gliderlabs's, for migrate.
+	gliderlabs map[string]Service
+	migrate    Migration
 }
 
 // plan is what the applier does next, in this order: deregister, register, push mirror states.
@@ -55,14 +60,25 @@ func makePlan(in planInput) plan {
 	// rivals only the IDs that have more.
 	best := make(map[string]candidate, len(in.held)+8)
 	rivals := map[string][]candidate{}
+	var heldBy map[string][]Service // container ID -> held services, built when a failed container needs it
 	for id, rec := range in.records {
 		svcs, why := advertised(rec, in.held, in.drain)
 		if why != "" {
 			p.draining[id] = why
 		}
+		failed := false
+		if in.keepFailed && svcs == nil && rec.keptWhy() != "" {
+			if heldBy == nil && len(rec.services) == 0 {
+				heldBy = map[string][]Service{}
+				for _, h := range in.held {
+					heldBy[h.ContainerID] = append(heldBy[h.ContainerID], h)
+				}
+			}
+			svcs, failed = keptServices(rec, heldBy[id], in.mirrored), true
+		}
 		for i := range svcs {
 			s := &svcs[i]
-			c := candidate{rec: rec, svc: s, draining: why != ""}
+			c := candidate{rec: rec, svc: s, draining: why != "" || failed}
 			if b, ok := best[s.ID]; ok {
 				if rank(c, b) < 0 {
 					c, b = b, c
@@ -78,10 +94,15 @@ func makePlan(in planInput) plan {
 	won := make(map[string]*Service, len(best))
 	for sid, c := range best {
 		held, isHeld := in.held[sid]
+		g, glider := in.gliderlabs[sid]
 		switch {
-		case in.foreign[sid]:
+		case in.foreign[sid] && !(glider && in.migrate.adopts(g, c.svc)):
+			msg := fmt.Sprintf("a service with ID %q that ecs-registrator does not own is on the agent; left untouched", sid)
+			if glider {
+				msg += "; it looks like gliderlabs/registrator's: -migrate-gliderlabs takes it over"
+			}
 			for _, c := range append(rivals[sid], c) {
-				p.clash(c.rec.id, fmt.Sprintf("a service with ID %q that ecs-registrator does not own is on the agent; left untouched", sid))
+				p.clash(c.rec.id, msg)
 			}
 		case isHeld && held.ContainerID != c.rec.id && in.records[held.ContainerID] != nil && !in.records[held.ContainerID].evaluated():
 			// Its holder is not inspected yet (a daemon that just started): it may still want it.
@@ -121,6 +142,8 @@ func makePlan(in planInput) plan {
 		}
 		p.deregister = append(p.deregister, sid)
 	}
+
+	p.deregister = append(p.deregister, in.migrate.leftovers(in.gliderlabs, won, in.records)...)
 
 	registering := make(map[string]bool, len(p.register))
 	for _, s := range p.register {
@@ -191,6 +214,24 @@ func advertised(rec *record, held map[string]Service, mode DrainMode) ([]Service
 		out[i] = s
 	}
 	return out, why
+}
+
+// keptServices are what a container that failed keeps advertising (-deregister on-success): its
+// services as last evaluated, else what the agent holds for it (a daemon that restarted since). Its
+// own health is gone with it, so a mirrored check goes critical.
+func keptServices(rec *record, held []Service, mirrored map[string]ttlPush) []Service {
+	svcs := rec.services
+	if len(svcs) == 0 {
+		svcs = held
+	}
+	out := make([]Service, len(svcs))
+	for i, s := range svcs {
+		if _, ok := mirrored[health.MirrorID(s.ID)]; ok || s.Health != nil {
+			s.Health = &health.State{Status: health.Critical, Output: "container " + rec.keptWhy()}
+		}
+		out[i] = s
+	}
+	return out
 }
 
 // drainNote is the maintenance note of a drain. It names the run of the container it belongs to, so

@@ -35,6 +35,11 @@ func killed(signal string) func(*record) {
 
 func died(r *record) { r.diedAt = r.container.StartedAt.Add(2 * time.Second) }
 
+// exited is a die event with an exit code.
+func exited(code int) func(*record) {
+	return func(r *record) { died(r); r.exitCode = &code }
+}
+
 func healthy(status string) func(*record) {
 	return func(r *record) {
 		for i := range r.services {
@@ -57,6 +62,11 @@ func TestPlan(t *testing.T) {
 		foreign  []string
 		mirrored map[string]ttlPush
 		drain    DrainMode
+		// keep is -deregister on-success; gliderlabs are foreign gliderlabs-shaped services (also in
+		// foreign), migrate what to do with them (Hostname "host1").
+		keep       bool
+		gliderlabs []Service
+		migrate    Migration
 		// want: the plan's writes, as "-id" (deregister), "+id@container" (register), "~check=status" (mirror)
 		want    []string
 		clashes map[string]string // container -> a word its clash problem must contain
@@ -126,6 +136,47 @@ func TestPlan(t *testing.T) {
 		{name: "an operator's maintenance is left alone", records: []*record{rec("aaaa", 0, "web1")},
 			held: []Service{with2(held("web1", "aaaa"), func(s *Service) { s.Maintenance = "kernel upgrade" })}},
 		{name: "a foreign service is never deregistered", held: []Service{held("web1", "gone")}, foreign: []string{"web1"}},
+		{name: "on-success: a container that exited 1 keeps its services, its health critical", keep: true,
+			records:  []*record{with(with(rec("aaaa", 0, "web1"), exited(1)), healthy("passing"))},
+			held:     []Service{held("web1", "aaaa")},
+			mirrored: map[string]ttlPush{"service:web1:health": {State: health.State{Status: "passing"}}},
+			want:     []string{"~service:web1:health=critical"}},
+		{name: "on-success: exit 0 deregisters", keep: true, records: []*record{with(rec("aaaa", 0, "web1"), exited(0))},
+			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "on-success: a signal's exit code deregisters", keep: true, records: []*record{with(rec("aaaa", 0, "web1"), exited(137))},
+			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "always: exit 1 deregisters", records: []*record{with(rec("aaaa", 0, "web1"), exited(1))},
+			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "on-success after a daemon restart: what the agent holds is kept", keep: true,
+			records: []*record{with(rec("aaaa", 0), func(r *record) { r.container.Running, r.container.ExitCode = false, 2 })},
+			held:    []Service{held("web1", "aaaa")}},
+		{name: "on-success: a running container takes the ID from a failed one", keep: true,
+			records: []*record{with(rec("aaaa", 0, "web1"), exited(1)), rec("bbbb", 5, "web1")},
+			held:    []Service{held("web1", "aaaa")}, want: []string{"+web1@bbbb"}, clashes: map[string]string{"aaaa": "bbbb"}},
+		{name: "gliderlabs registration adopted in place by ID prefix", migrate: Migration{Adopt: true, Hostname: "host1"},
+			records: []*record{rec("aaaa", 0, "host1:n-aaaa:80")}, foreign: []string{"host1:n-aaaa:80"},
+			gliderlabs: []Service{{ID: "host1:n-aaaa:80", Address: "10.9.9.9", Port: 1}}, want: []string{"+host1:n-aaaa:80@aaaa"}},
+		{name: "gliderlabs registration adopted by address and port", migrate: Migration{Adopt: true, Hostname: "host1"},
+			records: []*record{rec("aaaa", 0, "custom-id")}, foreign: []string{"custom-id"},
+			gliderlabs: []Service{{ID: "custom-id", Address: "10.0.0.5", Port: 8080}}, want: []string{"+custom-id@aaaa"}},
+		{name: "without adopt a gliderlabs registration is foreign, with a hint",
+			records: []*record{rec("aaaa", 0, "host1:n-aaaa:80")}, foreign: []string{"host1:n-aaaa:80"},
+			gliderlabs: []Service{{ID: "host1:n-aaaa:80"}}, clashes: map[string]string{"aaaa": "-migrate-gliderlabs"}},
+		{name: "another host's prefix at another address is not adopted", migrate: Migration{Adopt: true, Hostname: "host1"},
+			records: []*record{rec("aaaa", 0, "host2:n-aaaa:80")}, foreign: []string{"host2:n-aaaa:80"},
+			gliderlabs: []Service{{ID: "host2:n-aaaa:80", Address: "10.9.9.9", Port: 80}}, clashes: map[string]string{"aaaa": "gliderlabs"}},
+		{name: "cleanup removes this host's gliderlabs leftovers that no running container accounts for",
+			migrate: Migration{Adopt: true, Cleanup: true, Hostname: "host1"},
+			records: []*record{
+				with(rec("aaaa", 0), func(r *record) { r.container.Ports = []Port{{Port: 80, Proto: "tcp"}} }),
+				with(rec("bbbb", 0), died),
+			},
+			foreign: []string{"host1:n-aaaa:80", "host1:n-aaaa:81", "host1:n-bbbb:80", "host1:gone:53:udp", "host2:gone:80"},
+			gliderlabs: []Service{{ID: "host1:n-aaaa:80"}, {ID: "host1:n-aaaa:81"}, {ID: "host1:n-bbbb:80"},
+				{ID: "host1:gone:53:udp"}, {ID: "host2:gone:80"}},
+			want: []string{"-host1:gone:53:udp", "-host1:n-aaaa:81", "-host1:n-bbbb:80"}},
+		{name: "cleanup waits while a container is not inspected", migrate: Migration{Cleanup: true, Hostname: "host1"},
+			records: []*record{{id: "cccc"}}, foreign: []string{"host1:gone:80"}, gliderlabs: []Service{{ID: "host1:gone:80"}}},
 		{name: "agent restarted: everything registered again", records: []*record{rec("aaaa", 0, "web1"), rec("bbbb", 0, "web2")},
 			want: []string{"+web1@aaaa", "+web2@bbbb"}},
 	}
@@ -133,7 +184,10 @@ func TestPlan(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			in := planInput{records: map[string]*record{}, held: map[string]Service{}, foreign: map[string]bool{},
-				mirrored: tc.mirrored, drain: tc.drain}
+				mirrored: tc.mirrored, drain: tc.drain, keepFailed: tc.keep, gliderlabs: map[string]Service{}, migrate: tc.migrate}
+			for _, g := range tc.gliderlabs {
+				in.gliderlabs[g.ID] = g
+			}
 			for _, r := range tc.records {
 				in.records[r.id] = r
 			}

@@ -67,9 +67,23 @@ type Config struct {
 	// ECS health). They are refreshed every third of it; default 90s.
 	HealthTTL time.Duration
 	// ECS enriches task containers; nil reads the ECS labels only.
-	ECS    Enricher
-	Tags   TagTemplates
-	Logger *slog.Logger
+	ECS  Enricher
+	Tags TagTemplates
+	// InspectTags is gliderlabs-mode -tags: one template over each container's docker inspect document.
+	InspectTags *InspectTagTemplate
+	// Gliderlabs selects gliderlabs/registrator's label semantics (Options.Gliderlabs).
+	Gliderlabs bool
+	// IPFromLabel is -useIpFromLabel (Options.IPFromLabel).
+	IPFromLabel string
+	// IDPrefix is the first part of default service IDs; empty uses the Consul agent's node name.
+	// gliderlabs mode sets the hostname, as gliderlabs/registrator does.
+	IDPrefix string
+	// KeepFailed is -deregister on-success: a container that exits with a non-zero code that is not a
+	// signal's keeps its services (its mirrored health critical) until it runs again or is removed.
+	KeepFailed bool
+	// Migrate says what happens to services gliderlabs/registrator left on the agent.
+	Migrate Migration
+	Logger  *slog.Logger
 	// Metrics, when set, receives the daemon's Prometheus metrics.
 	Metrics prometheus.Registerer
 }

@@ -76,6 +76,8 @@ func (r *Registrator) Snapshot() Snapshot {
 		v := ContainerView{ID: id, Name: c.Name, Image: c.Image, Running: rec.running(), Draining: rec.drainWhy(),
 			Reason: rec.skipped, Task: rec.task, Services: byContainer[id]}
 		switch {
+		case !v.Running && r.cfg.KeepFailed && rec.keptWhy() != "":
+			v.Reason = rec.keptWhy()
 		case !v.Running && rec.running() != c.Running:
 			v.Reason = "not running"
 		case v.Draining != "" && r.cfg.Drain != DrainMaintenance:

@@ -1,6 +1,7 @@
 package registrator
 
 import (
+	"fmt"
 	"maps"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ type record struct {
 
 	kill       killMark  // the last kill event
 	diedAt     time.Time // Docker's time of the last die event
+	exitCode   *int      // the exit code the last die event reported
 	startEvent time.Time // Docker's time of a start event not yet followed by a registration
 }
 
@@ -42,6 +44,26 @@ func (r *record) evaluated() bool { return r.container != nil }
 func (r *record) running() bool {
 	c := r.container
 	return c != nil && c.Running && !r.diedAt.After(c.StartedAt)
+}
+
+// keptWhy says why a container that is not running keeps its services with -deregister on-success
+// (gliderlabs's rule): it exited with a non-zero code that is not a signal's (128 and up), so it
+// failed and may come back; "" when it does not.
+func (r *record) keptWhy() string {
+	c := r.container
+	if c == nil || r.running() || c.StartedAt.IsZero() {
+		return ""
+	}
+	code := c.ExitCode
+	if r.exitCode != nil && !r.diedAt.Before(c.StartedAt) {
+		code = *r.exitCode
+	} else if c.Running {
+		return "" // died, and the event did not say how
+	}
+	if code == 0 || code&128 != 0 {
+		return ""
+	}
+	return fmt.Sprintf("exited with code %d; kept registered (-deregister on-success)", code)
 }
 
 // drainWhy says why a running container is stopping, "" when it is not: a terminating signal to its

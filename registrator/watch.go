@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -119,7 +120,10 @@ func (r *Registrator) handleEvent(m events.Message) {
 				n.kill = killMark{signal: sig, at: at}
 			}
 		case "die":
-			n.diedAt = at
+			n.diedAt, n.exitCode = at, nil
+			if code, err := strconv.Atoi(m.Actor.Attributes["exitCode"]); err == nil {
+				n.exitCode = &code
+			}
 		case "start":
 			n.startEvent = at
 		}

@@ -51,24 +51,19 @@ type gliderlabsFlags struct {
 
 func (g *gliderlabsFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&g.explicit, "explicit", false, "gliderlabs: register only containers with SERVICE_NAME or SERVICE_<port>_NAME (this daemon's -opt-in)")
-	fs.BoolVar(&g.cleanup, "cleanup", false, "gliderlabs: remove dangling services at resync (not supported yet: refused)")
-	fs.StringVar(&g.deregister, "deregister", "always", "gliderlabs: always (a stopped container is deregistered; on-success is not supported yet)")
-	fs.StringVar(&g.useIPLabel, "useIpFromLabel", "", "gliderlabs: the label whose value is the service address (not supported yet: refused)")
+	fs.BoolVar(&g.cleanup, "cleanup", false, "gliderlabs: remove services gliderlabs left on this host (<hostname>:<container>:<port>) that no running container accounts for")
+	fs.StringVar(&g.deregister, "deregister", "always", "gliderlabs: always, or on-success: a container that exits with a non-zero code (not a signal's) stays registered, its mirrored health critical")
+	fs.StringVar(&g.useIPLabel, "useIpFromLabel", "", "gliderlabs: the container label whose value (an IP, or a CIDR) is the service address")
 	fs.IntVar(&g.retryAttempts, "retry-attempts", 0, "gliderlabs: attempts to reach Consul at start; accepted, but this daemon retries for ever and never exits on an outage")
 	fs.IntVar(&g.retryInterval, "retry-interval", 2000, "gliderlabs: ms between those attempts; accepted, see -retry-attempts")
 	fs.IntVar(&g.ttl, "ttl", 0, "gliderlabs: service TTL; no effect with Consul (as in gliderlabs)")
 	fs.IntVar(&g.ttlRefresh, "ttl-refresh", 0, "gliderlabs: TTL refresh; no effect with Consul (as in gliderlabs)")
 }
 
-// check refuses what is not built yet, with what to do instead.
+// check refuses values gliderlabs refuses too.
 func (g *gliderlabsFlags) check() error {
-	switch {
-	case g.cleanup:
-		return fmt.Errorf("-cleanup is not supported yet: this daemon removes every service it registered once its container is gone; services left by gliderlabs itself must be removed by hand for now")
-	case g.deregister != "always":
-		return fmt.Errorf("-deregister %q is not supported yet (only always, the default)", g.deregister)
-	case g.useIPLabel != "":
-		return fmt.Errorf("-useIpFromLabel is not supported yet")
+	if g.deregister != "always" && g.deregister != "on-success" {
+		return fmt.Errorf("-deregister must be always or on-success, not %q", g.deregister)
 	}
 	return nil
 }
@@ -120,6 +115,11 @@ func (c *config) applyGliderlabs(args []string, g *gliderlabsFlags, set map[stri
 	if set["explicit"] {
 		c.optIn = g.explicit
 	}
+	c.keepFailed = g.deregister == "on-success"
+	c.ipFromLabel = g.useIPLabel
+	if g.cleanup {
+		c.migrate.Cleanup = true
+	}
 	switch len(args) {
 	case 0:
 		return nil
@@ -132,6 +132,7 @@ func (c *config) applyGliderlabs(args []string, g *gliderlabsFlags, set map[stri
 		return err
 	}
 	c.gliderlabs = true
+	c.migrate.Adopt = true // gliderlabs writes over whatever holds an ID it registers; so does its drop-in
 	if !set["consul"] {
 		c.consul = addr
 	}

@@ -71,6 +71,12 @@ type config struct {
 	tagMeta    string
 	tags       string
 	healthTTL  time.Duration
+	// From gliderlabs's flags, or -migrate-gliderlabs.
+	keepFailed  bool
+	ipFromLabel string
+	migrate     registrator.Migration
+
+	inspectTags *registrator.InspectTagTemplate // -tags in gliderlabs mode
 
 	tagTemplates registrator.TagTemplates
 	shown        map[string]string // every flag's value, for the status page; nothing secret is a flag
@@ -102,6 +108,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.tagMeta, "ecs-tag-meta", "", "comma list of task tags copied into service Meta (with -ecs-api)")
 	fs.DurationVar(&c.healthTTL, "health-ttl", registrator.DefaultHealthTTL, "TTL of the checks mirroring Docker and ECS health; refreshed every third of it")
 	fs.StringVar(&c.tags, "tags", "", "comma list of Go templates added to every service's tags, e.g. az-{{.AvailabilityZone}}")
+	var migrate bool
+	fs.BoolVar(&migrate, "migrate-gliderlabs", false, "take over the services gliderlabs/registrator left on this host's agent where this daemon registers the same ID, and remove the ones no running container accounts for")
 	var glider gliderlabsFlags
 	glider.register(fs)
 	fs.Usage = func() {
@@ -136,6 +144,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if err := c.applyGliderlabs(fs.Args(), &glider, set); err != nil {
 		return c, err
+	}
+	if migrate {
+		c.migrate.Adopt, c.migrate.Cleanup = true, true
 	}
 	if c.docker == "" {
 		c.docker = dockerSocketFallback(getenv)
@@ -181,8 +192,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, errors.New("-ecs-tag-meta needs -ecs-api: task tags come from the ECS API")
 	}
 	var err error
-	if c.tagTemplates, err = registrator.ParseTagTemplates(c.tags); err != nil {
-		return c, fmt.Errorf("-tags: %w", err)
+	switch {
+	case c.gliderlabs && c.tags != "":
+		// gliderlabs's -tags: one template over the docker inspect document, then split.
+		if c.inspectTags, err = registrator.ParseInspectTagTemplate(c.tags); err != nil {
+			return c, fmt.Errorf("-tags: %w", err)
+		}
+	default:
+		if c.tagTemplates, err = registrator.ParseTagTemplates(c.tags); err != nil {
+			return c, fmt.Errorf("-tags: %w", err)
+		}
 	}
 	return c, nil
 }
@@ -297,9 +316,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if !ip.IsValid() {
 		log.Warn("no advertise IP found; bridge and host containers cannot be registered until -ip is set")
 	}
+	// gliderlabs's service IDs and its -cleanup start with the hostname; so do this daemon's in
+	// gliderlabs mode, so that a swap keeps every ID.
+	hostname, _ := os.Hostname()
+	idPrefix := ""
+	if cfg.gliderlabs {
+		idPrefix = hostname
+	}
+	cfg.migrate.Hostname = hostname
 	log.Info("starting", "version", version, "advertise_ip", ip.String(), "ip_from", ipFrom,
 		"docker", docker.DaemonHost(), "opt_in", cfg.optIn, "drain", cfg.drain, "resync", cfg.resync, "dry_run", cfg.dryRun,
-		"gliderlabs_mode", cfg.gliderlabs)
+		"gliderlabs_mode", cfg.gliderlabs, "adopt_gliderlabs", cfg.migrate.Adopt, "cleanup_gliderlabs", cfg.migrate.Cleanup)
 
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -321,6 +348,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		Drain:       registrator.DrainMode(cfg.drain),
 		Workers:     cfg.workers,
 		Tags:        cfg.tagTemplates,
+		InspectTags: cfg.inspectTags,
+		Gliderlabs:  cfg.gliderlabs,
+		IPFromLabel: cfg.ipFromLabel,
+		IDPrefix:    idPrefix,
+		KeepFailed:  cfg.keepFailed,
+		Migrate:     cfg.migrate,
 		HealthTTL:   cfg.healthTTL,
 		ECS:         ecs,
 		Logger:      log,

@@ -89,9 +89,19 @@ func TestParseConfig(t *testing.T) {
 			"-retry-interval", "500", "-deregister", "always", "consul://"}, env: env(), check: func(c config) bool { return c.gliderlabs }},
 		{name: "another registry", args: []string{"etcd://127.0.0.1:2379"}, env: env(), wantErr: "only consul://"},
 		{name: "two registries", args: []string{"consul://a:1", "consul://b:2"}, env: env(), wantErr: "unexpected argument"},
-		{name: "cleanup not yet", args: []string{"-cleanup", "consul://"}, env: env(), wantErr: "-cleanup is not supported yet"},
-		{name: "deregister on-success not yet", args: []string{"-deregister", "on-success", "consul://"}, env: env(), wantErr: "on-success"},
-		{name: "useIpFromLabel not yet", args: []string{"-useIpFromLabel", "ip", "consul://"}, env: env(), wantErr: "-useIpFromLabel"},
+		{name: "gliderlabs mode adopts gliderlabs's registrations; -cleanup removes its leftovers", args: []string{"-cleanup", "consul://"}, env: env(),
+			check: func(c config) bool { return c.migrate.Adopt && c.migrate.Cleanup }},
+		{name: "gliderlabs mode without -cleanup removes nothing", args: []string{"consul://"}, env: env(),
+			check: func(c config) bool { return c.migrate.Adopt && !c.migrate.Cleanup && !c.keepFailed }},
+		{name: "own flags: nothing of gliderlabs's is touched", env: env(), check: func(c config) bool { return !c.migrate.Adopt && !c.migrate.Cleanup }},
+		{name: "-migrate-gliderlabs adopts and cleans up", args: []string{"-migrate-gliderlabs"}, env: env(),
+			check: func(c config) bool { return c.migrate.Adopt && c.migrate.Cleanup && !c.gliderlabs }},
+		{name: "deregister on-success", args: []string{"-deregister", "on-success", "consul://"}, env: env(), check: func(c config) bool { return c.keepFailed }},
+		{name: "deregister something else", args: []string{"-deregister", "never", "consul://"}, env: env(), wantErr: "always or on-success"},
+		{name: "useIpFromLabel", args: []string{"-useIpFromLabel", "ip", "consul://"}, env: env(), check: func(c config) bool { return c.ipFromLabel == "ip" }},
+		{name: "gliderlabs -tags is one template over docker inspect", args: []string{"-tags", "{{.Config.Hostname}},x", "consul://"}, env: env(),
+			check: func(c config) bool { return c.inspectTags != nil && len(c.tagTemplates) == 0 }},
+		{name: "gliderlabs -tags refuses httpGet", args: []string{"-tags", `{{httpGet "http://169.254.169.254/"}}`, "consul://"}, env: env(), wantErr: "httpGet"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
