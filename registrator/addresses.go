@@ -25,18 +25,24 @@ func endpointsOf(c Container, o Options, r *Result) ([]endpoint, string) {
 		return nil, "network mode none: no reachable ports"
 	case strings.HasPrefix(mode, "container:"):
 		// An awsvpc task: the app containers share the pause container's network, whose ENI address
-		// only the ECS agent knows. The ports are the container ports.
-		if c.Task == nil {
-			return nil, "shares another container's network (" + mode + "); its address is unknown without ECS task metadata"
-		}
-		if len(c.Task.Addrs) == 0 {
+		// only the ECS agent knows. Otherwise (a sidecar, a pod) the other container's address, which
+		// evaluate looked up. The ports are the container ports.
+		var addr netip.Addr
+		switch {
+		case c.Task != nil && len(c.Task.Addrs) > 0:
+			addr = c.Task.Addrs[0]
+		case c.Task != nil: // ECS puts a task's containers on another's network only in awsvpc mode
 			return nil, "awsvpc task: waiting for the task's ENI address from the ECS agent"
+		case len(c.IPs) > 0:
+			addr = c.IPs[0]
+		default:
+			return nil, "shares another container's network (" + mode + "), which has no IP address"
 		}
 		for _, p := range taskPorts(c) {
-			eps = append(eps, endpoint{port: p.Port, proto: p.Proto, addr: c.Task.Addrs[0], servicePort: p.Port})
+			eps = append(eps, endpoint{port: p.Port, proto: p.Proto, addr: addr, servicePort: p.Port})
 		}
 		if len(eps) == 0 {
-			return nil, "awsvpc task and no container ports in the task definition"
+			return nil, "shares another container's network and exposes no ports"
 		}
 	case mode == "host":
 		if !o.AdvertiseIP.IsValid() {

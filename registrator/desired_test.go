@@ -144,7 +144,12 @@ func TestDesired(t *testing.T) {
 		{name: "internal without container ip", c: web(func(c *Container) { c.IPs = nil }),
 			opts: &Options{Node: "n", Internal: true, OptIn: true}, skipped: "no IP address"},
 		{name: "network none", c: web(func(c *Container) { c.NetworkMode = "none" }), skipped: "network mode none"},
-		{name: "container network needs ecs metadata", c: web(func(c *Container) { c.NetworkMode = "container:abc" }), skipped: "ECS task metadata"},
+		{name: "another container's network: its address, the container ports", c: web(func(c *Container) {
+			c.NetworkMode, c.IPs = "container:abc", []netip.Addr{netip.MustParseAddr("172.17.0.9")}
+			c.Ports = []Port{{Port: 8080, Proto: "tcp"}}
+		}), want: []string{"node1:web-1:8080 web 172.17.0.9:8080 []"}},
+		{name: "another container's network without an address", c: web(func(c *Container) { c.NetworkMode, c.IPs = "container:abc", nil }),
+			skipped: "has no IP address"},
 		{name: "non-numeric port key is meta with its name lowered", c: web(withLabels("SERVICE_HTTP_NAME", "x")),
 			want: []string{"node1:web-1:8080 web 10.0.0.5:32768 []"}, meta: map[string]string{"http_name": "x"}},
 		{name: "port key out of range", c: web(withLabels("SERVICE_70000_NAME", "x")),
@@ -260,7 +265,7 @@ func TestDesired(t *testing.T) {
 		})), want: []string{"node1:web-1:9000 web 2600:1f18::5:9000 []"}},
 		{name: "awsvpc waits for the ENI address", c: web(awsvpc, ecsTask()), skipped: "ENI address"},
 		{name: "awsvpc without ports", c: web(awsvpc, ecsTask(func(t *ecsmeta.Task) { t.Addrs = []netip.Addr{netip.MustParseAddr("10.0.12.34")} })),
-			skipped: "no container ports"},
+			skipped: "exposes no ports"},
 		{name: "ecs host mode uses the task's ports", c: web(func(c *Container) { c.NetworkMode = "host"; c.Ports = nil },
 			ecsTask(func(t *ecsmeta.Task) { t.Ports = []ecsmeta.Port{{ContainerPort: 8443, Protocol: "tcp"}} })),
 			want: []string{"node1:web-1:8443 web 10.0.0.5:8443 []"}},

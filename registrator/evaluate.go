@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -58,6 +59,12 @@ func (r *Registrator) evaluate(ctx context.Context, id string) error {
 			return fmt.Errorf("inspect: %w", err)
 		}
 		c = FromInspect(in)
+		if netID, ok := strings.CutPrefix(c.NetworkMode, "container:"); ok {
+			// Its address is the other container's (a sidecar, a pod): look it up, as gliderlabs does.
+			if other, err := r.docker.ContainerInspect(ctx, netID); err == nil {
+				c.IPs = FromInspect(other).IPs
+			}
+		}
 		if r.cfg.InspectTags != nil {
 			c.InspectTags, c.InspectTagsErr = r.cfg.InspectTags.Render(in)
 		}

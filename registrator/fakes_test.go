@@ -15,6 +15,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
 	"github.com/hashicorp/consul/api"
 
@@ -128,6 +129,8 @@ type spec struct {
 	port       int // container port, published on 30000+port
 	stopSignal string
 	health     string // Docker HEALTHCHECK status; "" for none
+	network    string // network mode, "bridge" when empty; "container:<id>" exposes port unpublished
+	ip         string // the container's address on the bridge network
 }
 
 // start creates (or restarts) the container, running, and sends its start event.
@@ -144,10 +147,18 @@ func (d *fakeDocker) start(s spec) {
 		Config:          &container.Config{Image: "img", Labels: labels, StopSignal: s.stopSignal},
 		NetworkSettings: &container.NetworkSettings{},
 	}
+	if s.network != "" {
+		in.HostConfig.NetworkMode = container.NetworkMode(s.network)
+	}
+	if s.ip != "" {
+		in.NetworkSettings.Networks = map[string]*network.EndpointSettings{"bridge": {IPAddress: s.ip}}
+	}
 	if s.port != 0 {
 		p := nat.Port(strconv.Itoa(s.port) + "/tcp")
 		in.Config.ExposedPorts = nat.PortSet{p: {}}
-		in.NetworkSettings.Ports = nat.PortMap{p: {{HostIP: "0.0.0.0", HostPort: strconv.Itoa(30000 + s.port)}}}
+		if s.network == "" {
+			in.NetworkSettings.Ports = nat.PortMap{p: {{HostIP: "0.0.0.0", HostPort: strconv.Itoa(30000 + s.port)}}}
+		}
 	}
 	if s.health != "" {
 		in.Config.Healthcheck = &container.HealthConfig{Test: []string{"CMD", "/probe"}}

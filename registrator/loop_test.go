@@ -214,6 +214,21 @@ func TestLoopKeepsFailedContainers(t *testing.T) {
 	})
 }
 
+// A container on another container's network (a sidecar, a pod) is registered at that container's
+// address, as gliderlabs does.
+func TestLoopContainerNetworkUsesTheOtherContainersAddress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := startLoop(t, nil, nil)
+		l.d.start(spec{id: "pod", name: "pod", ip: "172.17.0.9"})
+		l.d.start(spec{id: "c1", name: "app", port: 9000, network: "container:pod", labels: map[string]string{"SERVICE_NAME": "app"}})
+		l.settle()
+		s, ok := l.a.service("node1:app:9000")
+		if !ok || s.Addr() != "172.17.0.9:9000" {
+			t.Fatalf("service %+v (registered %v), want it at 172.17.0.9:9000", s, ok)
+		}
+	})
+}
+
 func TestLoopMaintenanceDrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := startLoop(t, nil, nil, func(c *Config) { c.Drain = DrainMaintenance })
