@@ -28,12 +28,14 @@ package registrator
 //	                     cmd/ecs-registrator TestParseConfig (the -useIpFromLabel row)
 //	-tags <tags>         here, TestGliderlabsCorpusFlags: the rendered tags (Container.InspectTags) are
 //	                     appended to every service; the rendering over docker inspect is the tag template
-//	                     tests (TestTagTemplateMatchesTextTemplate, FuzzTagTemplates)
+//	                     tests (TestInspectTagTemplateMatchesTextTemplate, FuzzInspectTagTemplate);
+//	                     end to end: cmd/ecs-registrator TestGliderlabsDropIn
 //	-resync <seconds>    cmd/ecs-registrator TestParseConfig "gliderlabs resync in seconds";
 //	                     end to end: TestGliderlabsCommandLine
-//	-cleanup             cmd/ecs-registrator TestParseConfig (the -cleanup row)
-//	-deregister <mode>   cmd/ecs-registrator TestParseConfig "gliderlabs flags without effect are accepted"
-//	                     (always) and the -deregister on-success row
+//	-cleanup             TestPlan (rows "cleanup ..."); cmd/ecs-registrator TestParseConfig, and end to
+//	                     end TestGliderlabsMigrationNoGap
+//	-deregister <mode>   TestPlan (rows "on-success ...", "always ..."), TestLoopKeepsFailedContainers;
+//	                     cmd/ecs-registrator TestParseConfig
 //	-retry-attempts, -retry-interval, -ttl, -ttl-refresh
 //	                     cmd/ecs-registrator TestParseConfig "gliderlabs flags without effect are accepted";
 //	                     end to end: TestGliderlabsCommandLine
