@@ -91,7 +91,7 @@ type Rules struct {
 	Gliderlabs bool
 }
 
-// CheckID is the ID of a service's check of the given kind. The service's first check (primary) is
+// CheckID is the ID of a service's check of the given kind. The service's primary check is
 // service:<service ID>, the name Consul gives a check registered with its service, so an application
 // that heartbeats its TTL check finds it where gliderlabs/registrator put it. The others add the kind.
 func CheckID(serviceID, kind string, primary bool) string {
@@ -112,7 +112,9 @@ func MirrorService(checkID string) string {
 // FromLabels builds a service's checks from its CHECK_* keys (SERVICE_ prefix and port removed, upper
 // case, the per-port keys already merged over the container-level ones); label names the label a key
 // came from, for messages. A service with an error must not be registered: its owner asked for a check
-// that cannot be made. Checks come in gliderlabs's order: HTTP, HTTPS, TTL, TCP, gRPC.
+// that cannot be made. Checks come in gliderlabs's order: HTTP, HTTPS, TTL, TCP, gRPC. The primary
+// check (ID service:<service ID>) is the TTL check when there is one, so that the ID an application
+// heartbeats never moves when a probe is added, else the first; in gliderlabs mode it is the only one.
 func FromLabels(keys map[string]string, label func(key string) string, t Target, rules Rules) ([]Check, []Problem) {
 	var checks []Check
 	var probs []Problem
@@ -158,6 +160,8 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target,
 		switch {
 		case slices.Contains(scriptKeys, k):
 			bad(k, "script checks are not supported: they would run commands on the Consul agent's host; use SERVICE_CHECK_HTTP, _TCP or _GRPC, or a Docker HEALTHCHECK, which is mirrored into Consul")
+		case !known(k) && rules.Gliderlabs:
+			warn(k, "unknown check key; ignored, as gliderlabs/registrator does (outside gliderlabs mode it keeps the service out)")
 		case !known(k):
 			bad(k, "unknown check key; the check it meant cannot be made, so the service is kept out")
 		}
@@ -286,9 +290,10 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target,
 		}
 		checks = checks[:1]
 	}
+	primary := max(0, slices.IndexFunc(checks, func(c Check) bool { return c.Kind == KindTTL }))
 	for i := range checks {
 		c := &checks[i]
-		c.ID = CheckID(t.ServiceID, c.Kind, i == 0)
+		c.ID = CheckID(t.ServiceID, c.Kind, i == primary)
 		if c.Kind == KindTTL {
 			c.Notes = "the application updates this check: PUT /v1/agent/check/pass/" + c.ID
 		}

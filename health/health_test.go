@@ -35,19 +35,19 @@ func TestFromLabelsOrderAndIDs(t *testing.T) {
 	for _, c := range checks {
 		got = append(got, c.ID+" "+c.Method)
 	}
-	want := []string{"service:node:web:8080 POST", "service:node:web:8080:https HEAD", "service:node:web:8080:ttl ", "service:node:web:8080:tcp "}
+	want := []string{"service:node:web:8080:http POST", "service:node:web:8080:https HEAD", "service:node:web:8080 ", "service:node:web:8080:tcp "}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("checks %q, want %q", got, want)
 	}
 	if !checks[1].TLSSkipVerify || checks[0].TLSSkipVerify {
 		t.Errorf("skip verify on %+v", checks[:2])
 	}
-	if !strings.HasSuffix(checks[2].Notes, "/v1/agent/check/pass/service:node:web:8080:ttl") {
+	if !strings.HasSuffix(checks[2].Notes, "/v1/agent/check/pass/service:node:web:8080") {
 		t.Errorf("ttl notes %q", checks[2].Notes)
 	}
-	only, _ := FromLabels(map[string]string{"CHECK_TTL": "30s"}, label, target, Rules{})
-	if len(only) != 1 || only[0].ID != "service:node:web:8080" {
-		t.Errorf("a lone TTL check is %+v, want ID service:<service ID>", only)
+	probes, _ := FromLabels(map[string]string{"CHECK_TCP": "true", "CHECK_GRPC": "true"}, label, target, Rules{})
+	if len(probes) != 2 || probes[0].ID != "service:node:web:8080" || probes[1].ID != "service:node:web:8080:grpc" {
+		t.Errorf("without a TTL check the first probe is primary: %+v", probes)
 	}
 }
 
@@ -74,6 +74,11 @@ func TestFromLabelsGliderlabsRules(t *testing.T) {
 	_, probs = FromLabels(map[string]string{"CHECK_GRPC": "yes"}, label, target, Rules{})
 	if len(probs) != 1 || !probs[0].Error || !strings.Contains(probs[0].Message, "write true") {
 		t.Errorf("problems %v", probs)
+	}
+	// An unknown check key is Meta to gliderlabs: a warning, not a service kept out.
+	checks, probs = FromLabels(map[string]string{"CHECK_TCP": "1", "CHECK_HTTP_PORT": "9"}, label, target, gl)
+	if len(checks) != 1 || len(probs) != 1 || probs[0].Error || probs[0].Key != "SERVICE_CHECK_HTTP_PORT" {
+		t.Errorf("unknown key in gliderlabs mode: checks %+v problems %v", checks, probs)
 	}
 	checks, _ = FromLabels(map[string]string{"CHECK_HTTP": "/h", "CHECK_HTTP_METHOD": "HEAD", "CHECK_TIMEOUT": "2s"}, label, target, gl)
 	if len(checks) != 1 || checks[0].Method != "HEAD" || checks[0].Timeout != 2*time.Second {

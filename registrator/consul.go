@@ -1,6 +1,7 @@
 package registrator
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -35,15 +36,15 @@ type Agent interface {
 type AgentState struct {
 	Owned   map[string]Service
 	Foreign map[string]bool
-	// Gliderlabs are the foreign services shaped like gliderlabs/registrator's (see Migration): ID,
-	// name, address and port only. Each is in Foreign too.
-	Gliderlabs map[string]Service
+	// Unmarked are the foreign services without an external-source, as gliderlabs/registrator leaves
+	// them (see Migration): ID, name, address and port only. Each is in Foreign too.
+	Unmarked map[string]Service
 }
 
 // Equal reports whether two reads of the agent found the same services.
 func (s AgentState) Equal(o AgentState) bool {
 	return maps.Equal(s.Foreign, o.Foreign) && maps.EqualFunc(s.Owned, o.Owned, Service.Equal) &&
-		maps.EqualFunc(s.Gliderlabs, o.Gliderlabs, Service.Equal)
+		maps.EqualFunc(s.Unmarked, o.Unmarked, Service.Equal)
 }
 
 // maintCheckPrefix is the ID prefix of the check Consul adds for a service in maintenance mode.
@@ -162,12 +163,12 @@ func (a *ConsulAgent) Services(ctx context.Context) (AgentState, error) {
 	if err != nil {
 		return AgentState{}, fmt.Errorf("list maintenance checks: %w", err)
 	}
-	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}, Gliderlabs: map[string]Service{}}
+	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}, Unmarked: map[string]Service{}}
 	for id, s := range all {
 		if s.Meta[MetaExternalSource] != ExternalSource {
 			st.Foreign[id] = true
-			if looksGliderlabs(id, s.Meta) {
-				st.Gliderlabs[id] = Service{ID: id, Name: s.Service, Address: s.Address, Port: s.Port}
+			if _, marked := s.Meta[MetaExternalSource]; !marked {
+				st.Unmarked[id] = Service{ID: id, Name: s.Service, Address: s.Address, Port: s.Port}
 			}
 			continue
 		}
@@ -197,10 +198,17 @@ func (a *ConsulAgent) Register(ctx context.Context, s Service) error {
 	reg := &api.AgentServiceRegistration{
 		ID: s.ID, Name: s.Name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta,
 	}
+	var prev map[string]string
+	if s.replaces && slices.ContainsFunc(s.Checks, func(c health.Check) bool { return c.InitialStatus == "" && c.Kind != health.KindMirror }) {
+		prev = a.checkStatuses(ctx, s.ID)
+	}
 	for _, c := range s.Checks {
 		status := c.InitialStatus
-		if c.Kind == health.KindMirror && s.Health != nil {
+		switch {
+		case c.Kind == health.KindMirror && s.Health != nil:
 			status = s.Health.Status // registered as it is, not as it was at first
+		case status == "" && prev != nil:
+			status = cmp.Or(prev[c.ID], prev[consulType(c.Kind)])
 		}
 		reg.Checks = append(reg.Checks, &api.AgentServiceCheck{
 			CheckID: c.ID, Name: c.Name, Notes: c.Notes, Status: status,
@@ -223,6 +231,36 @@ func (a *ConsulAgent) Register(ctx context.Context, s Service) error {
 		return fmt.Errorf("maintenance mode of %s: %w", s.ID, err)
 	}
 	return nil
+}
+
+// checkStatuses reads the status of a service's checks on the agent, by check ID and by Consul check
+// type (the worst of each type), leaving out mirrored health. Nil if the agent does not answer: the
+// registration then goes ahead with Consul's default.
+func (a *ConsulAgent) checkStatuses(ctx context.Context, serviceID string) map[string]string {
+	cs, err := a.c.Agent().ChecksWithFilterOpts(fmt.Sprintf("ServiceID == %q", serviceID), (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil
+	}
+	rank := map[string]int{api.HealthPassing: 1, api.HealthWarning: 2, api.HealthCritical: 3}
+	out := map[string]string{}
+	for id, c := range cs {
+		if strings.HasSuffix(id, ":"+health.KindMirror) {
+			continue
+		}
+		out[id] = c.Status
+		if rank[c.Status] > rank[out[c.Type]] {
+			out[c.Type] = c.Status
+		}
+	}
+	return out
+}
+
+// consulType is the Consul check type of a check kind.
+func consulType(kind string) string {
+	if kind == health.KindHTTPS {
+		return health.KindHTTP
+	}
+	return kind
 }
 
 func duration(d time.Duration) string {

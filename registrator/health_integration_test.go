@@ -62,17 +62,18 @@ func TestHTTPAndTCPChecksFollowTheEndpoint(t *testing.T) {
 	sid := e.consul.Node + ":" + name + ":8080"
 	testenv.Eventually(t, 10*time.Second, "never passing", func() bool { return e.passing(t, name) == 1 })
 	cs := e.checks(t, sid)
-	if len(cs) != 2 || cs[sid+":http"] == nil || cs[sid+":tcp"] == nil {
+	httpID, tcpID := health.CheckID(sid, health.KindHTTP, true), health.CheckID(sid, health.KindTCP, false)
+	if len(cs) != 2 || cs[httpID] == nil || cs[tcpID] == nil {
 		t.Fatalf("checks = %v, want http and tcp", keys(cs))
 	}
-	if got := cs[sid+":http"].Type; got != "http" {
+	if got := cs[httpID].Type; got != "http" {
 		t.Errorf("http check type %q", got)
 	}
 
 	poke(t, port, "/fail")
 	took := testenv.Eventually(t, 2*time.Second, "still passing 2 intervals after the endpoint failed", func() bool { return e.passing(t, name) == 0 })
 	t.Logf("out of the passing set %v after /health started failing (interval 1s)", took)
-	if st := e.checks(t, sid)[sid+":tcp"].Status; st != api.HealthPassing {
+	if st := e.checks(t, sid)[tcpID].Status; st != api.HealthPassing {
 		t.Errorf("tcp check %s while the port still answers", st)
 	}
 	poke(t, port, "/recover")
@@ -90,7 +91,7 @@ func TestGRPCCheck(t *testing.T) {
 	poke(t, hostPort(t, d, id, "8080/tcp"), "/fail")
 	testenv.Eventually(t, 3*time.Second, "NOT_SERVING never made it critical", func() bool { return e.passing(t, name) == 0 })
 	sid := e.consul.Node + ":" + name + ":8080"
-	if c := e.checks(t, sid)[sid+":grpc"]; c == nil || c.Type != "grpc" || c.Status != api.HealthCritical {
+	if c := e.checks(t, sid)[health.CheckID(sid, health.KindGRPC, true)]; c == nil || c.Type != "grpc" || c.Status != api.HealthCritical {
 		t.Fatalf("grpc check = %+v", c)
 	}
 }
@@ -201,4 +202,48 @@ func TestInvalidCheckKeptOut(t *testing.T) {
 		t.Fatalf("problems %v, skipped %q", probs, why)
 	}
 	testenv.Eventually(t, 5*time.Second, "good service never passing", func() bool { return e.passing(t, goodName) == 1 })
+}
+
+// A daemon upgraded from a version that named checks <service ID>:<kind> re-registers its services
+// with the new check IDs; a check under a new ID starts with the status of the one it replaces, so the
+// instance never leaves the passing set (Consul would hold the new one critical until its first probe,
+// up to an interval later).
+func TestUpgradeRenamesChecksWithoutAGap(t *testing.T) {
+	t.Parallel()
+	d := testenv.Docker(t)
+	consul := testenv.StartConsul(t)
+	a := consul.API()
+	name := unique(t, "upgraded")
+	id := testenv.Start(t, d, testenv.Workload{Name: name, TCP: []int{8080}, Publish: true, Labels: map[string]string{
+		"SERVICE_NAME": name, "SERVICE_CHECK_HTTP": "/health", "SERVICE_CHECK_INTERVAL": "1h"}})
+	port := hostPort(t, d, id, "8080/tcp")
+	sid := consul.Node + ":" + name + ":8080"
+	// What the previous version registered: its ownership Meta, an older fingerprint, the old check ID.
+	err := a.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: sid, Name: name, Address: "127.0.0.1", Port: port,
+		Meta: map[string]string{"external-source": "ecs-registrator", "container-id": id, "container-name": name, "ecsr-checks": "0123456789ab"},
+		Checks: api.AgentServiceChecks{{CheckID: sid + ":http", Name: "HTTP GET /health", Status: api.HealthPassing,
+			HTTP: fmt.Sprintf("http://127.0.0.1:%d/health", port), Interval: "1h", Timeout: "5s"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, "the old registration never passed", func() bool {
+		out, _, err := a.Health().Service(name, "", true, nil)
+		return err == nil && len(out) == 1
+	})
+	watch := testenv.WatchPassing(t, a, name, nil)
+	e := run(t, d, consul)
+	newID := health.CheckID(sid, health.KindHTTP, true)
+	testenv.EventuallyExplain(t, 10*time.Second, func() bool {
+		cs := e.checks(t, sid)
+		return len(cs) == 1 && cs[newID] != nil
+	}, func() string { return fmt.Sprintf("checks %v, want only %s", keys(e.checks(t, sid)), newID) })
+	if st := e.checks(t, sid)[newID].Status; st != api.HealthPassing {
+		t.Errorf("the renamed check is %s, want passing as the one it replaced", st)
+	}
+	watch.Stop()
+	fewest, observed := watch.Fewest()
+	t.Logf("%d states of the passing set through the upgrade, fewest instances %d", observed, fewest)
+	if fewest != 1 {
+		t.Errorf("the instance left the passing set during the upgrade (fewest %d)", fewest)
+	}
 }

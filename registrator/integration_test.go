@@ -210,7 +210,7 @@ func TestSeveralPortsAndUDP(t *testing.T) {
 			t.Errorf("service %s: got %+v, want name %s", id, svcs[id], svcName)
 		}
 	}
-	if s := svcs[node+":"+name+":5353:udp"]; s != nil && (s.Port != hostPort(t, d, id, "5353/udp") || !slices.Equal(s.Tags, []string{"dns"})) {
+	if s := svcs[node+":"+name+":5353:udp"]; s != nil && (s.Port != hostPort(t, d, id, "5353/udp") || !slices.Equal(s.Tags, []string{"dns", "udp"})) {
 		t.Errorf("udp service %+v", s)
 	}
 }
@@ -234,7 +234,7 @@ func TestOptInIgnoreAndBadLabelsStayPerContainer(t *testing.T) {
 	// each to report why it is out, then check Consul holds nothing for it.
 	for _, c := range []struct{ id, reason, problem string }{
 		{plain, "not opted in", ""},
-		{ignored, "SERVICE_IGNORE=true", ""},
+		{ignored, "SERVICE_IGNORE is set", ""},
 		{bad, "SERVICE_IGNORE has a bad value", "SERVICE_IGNORE"},
 		{badName, "no port left", "SERVICE_NAME"},
 	} {
@@ -320,7 +320,7 @@ func TestOptOutRegistersEveryContainerWithAPort(t *testing.T) {
 	ignored, _ := hostWorkload(t, d, "ignored", map[string]string{"SERVICE_IGNORE": "1"})
 	testenv.Eventually(t, 5*time.Second, "ignored container not looked at", func() bool {
 		_, why := e.problems(ignored)
-		return why == "SERVICE_IGNORE=true"
+		return why == "SERVICE_IGNORE is set"
 	})
 	if len(e.services(t, ignored)) != 0 {
 		t.Fatal("SERVICE_IGNORE=true registered with opt-in off")

@@ -50,6 +50,7 @@ var (
 	nameRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	dnsLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`)
 	idRE       = regexp.MustCompile(`^[^/?#%\s]+$`)
+	hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 )
 
 // Container is what the desired-state function needs to know about one container. FromInspect builds it
@@ -122,6 +123,10 @@ type Service struct {
 	Checks []health.Check
 	// Health is the state of the check that mirrors the container's own health, nil without one.
 	Health *health.State
+	// replaces is set by the planner on a registration over one the agent holds: checks whose ID
+	// changed (an upgrade, a check added) start with the status of the check they replace, not
+	// critical until Consul's first probe.
+	replaces bool
 }
 
 // Equal reports whether two registrations are the same for Consul's purposes (nil and empty are alike).

@@ -19,9 +19,9 @@ type planInput struct {
 	drain    DrainMode
 	// keepFailed is -deregister on-success: a container that failed keeps its services.
 	keepFailed bool
-	// gliderlabs are the foreign services shaped like gliderlabs's, for migrate.
-	gliderlabs map[string]Service
-	migrate    Migration
+	// unmarked are the foreign services without an external-source, for migrate.
+	unmarked map[string]Service
+	migrate  Migration
 }
 
 // plan is what the applier does next, in this order: deregister, register, push mirror states.
@@ -33,6 +33,8 @@ type plan struct {
 	clashes map[string][]Problem
 	// draining are the running containers that are stopping, with why.
 	draining map[string]string
+	// released are the registrations gliderlabs/registrator left that are deregistered, with why.
+	released map[string]string
 }
 
 type mirrorPush struct {
@@ -94,12 +96,12 @@ func makePlan(in planInput) plan {
 	won := make(map[string]*Service, len(best))
 	for sid, c := range best {
 		held, isHeld := in.held[sid]
-		g, glider := in.gliderlabs[sid]
+		g, unmarked := in.unmarked[sid]
 		switch {
-		case in.foreign[sid] && !(glider && in.migrate.adopts(g, c.svc)):
+		case in.foreign[sid] && !(unmarked && in.migrate.adopts(g, c.svc)):
 			msg := fmt.Sprintf("a service with ID %q that ecs-registrator does not own is on the agent; left untouched", sid)
-			if glider {
-				msg += "; it looks like gliderlabs/registrator's: -migrate-gliderlabs takes it over"
+			if unmarked && !in.migrate.Adopt {
+				msg += "; if gliderlabs/registrator left it, -migrate-gliderlabs takes it over"
 			}
 			for _, c := range append(rivals[sid], c) {
 				p.clash(c.rec.id, msg)
@@ -130,8 +132,12 @@ func makePlan(in planInput) plan {
 		case have.Maintenance != "" && want.Maintenance == "":
 			// Registering again keeps the maintenance check; start over to lift it.
 			p.deregister = append(p.deregister, sid)
+			ok = false
 		}
-		p.register = append(p.register, *want)
+		w := *want
+		_, adopted := in.unmarked[sid]
+		w.replaces = ok || adopted
+		p.register = append(p.register, w)
 	}
 	for sid, h := range in.held {
 		if _, ok := won[sid]; ok || in.foreign[sid] {
@@ -143,7 +149,10 @@ func makePlan(in planInput) plan {
 		p.deregister = append(p.deregister, sid)
 	}
 
-	p.deregister = append(p.deregister, in.migrate.leftovers(in.gliderlabs, won, in.records)...)
+	p.released = in.migrate.released(in, won)
+	for sid := range p.released {
+		p.deregister = append(p.deregister, sid)
+	}
 
 	registering := make(map[string]bool, len(p.register))
 	for _, s := range p.register {
