@@ -13,6 +13,9 @@ type endpoint struct {
 	proto       string
 	addr        netip.Addr
 	servicePort int
+	// unreachable: published on loopback only. Never registered, but gliderlabs counts it among a
+	// container's ports.
+	unreachable bool
 }
 
 // endpointsOf works out the reachable address and port of each container port for the network mode, or
@@ -73,6 +76,7 @@ func endpointsOf(c Container, o Options, r *Result) ([]endpoint, string) {
 			if ip, err := netip.ParseAddr(p.HostIP); err == nil && !ip.IsUnspecified() {
 				if ip.IsLoopback() && !o.AdvertiseIP.IsLoopback() {
 					r.warnf("", "port %d/%s is published on %s only, which other hosts cannot reach; not registered", p.Port, p.Proto, ip)
+					eps = append(eps, endpoint{port: p.Port, proto: p.Proto, unreachable: true})
 					continue
 				}
 				addr = ip
@@ -82,7 +86,7 @@ func endpointsOf(c Container, o Options, r *Result) ([]endpoint, string) {
 			}
 			eps = append(eps, endpoint{port: p.Port, proto: p.Proto, addr: addr, servicePort: p.HostPort})
 		}
-		if len(eps) == 0 {
+		if !slices.ContainsFunc(eps, func(e endpoint) bool { return !e.unreachable }) {
 			return nil, "no published ports (publish with -p, or use -internal)"
 		}
 	}

@@ -44,7 +44,7 @@ type applier struct {
 	written  map[string]uint64
 	changed  bool // held changed since the last publish
 	foreign  map[string]bool
-	gliders  map[string]Service // foreign services shaped like gliderlabs's (Migration)
+	unmarked map[string]Service // foreign services without an external-source (Migration)
 	mirrored map[string]ttlPush
 	deleted  map[string]uint64  // deregistered (at this write count) since an observation that may still show them
 	failing  map[string]failure // op + ID (opRegister...) -> a write the agent refused, retried with backoff
@@ -204,19 +204,25 @@ func (a *applier) merge(o observation) {
 			fresh[id] = s
 		}
 	}
+	foreign, unmarked := o.state.Foreign, o.state.Unmarked
 	for id, seq := range a.written {
+		_, adopted := unmarked[id]
 		switch {
 		case seq <= o.seq:
 			delete(a.written, id) // the read saw it
-		case o.state.Foreign[id]: // someone else took the ID since: theirs
+		case foreign[id] && !adopted: // someone else took the ID since: theirs
 			delete(a.written, id)
 		default:
+			// Written since the read began; an unmarked service under its ID is the one it took over.
 			fresh[id] = a.held[id]
+			foreign, unmarked = without(foreign, id), without(unmarked, id)
 		}
 	}
 	for id, seq := range a.deleted {
 		if seq <= o.seq {
 			delete(a.deleted, id)
+		} else if foreign[id] {
+			foreign, unmarked = without(foreign, id), without(unmarked, id) // removed since the read began
 		}
 	}
 	for checkID := range a.mirrored {
@@ -224,7 +230,18 @@ func (a *applier) merge(o observation) {
 			delete(a.mirrored, checkID) // the service is gone; a registration writes its state anew
 		}
 	}
-	a.held, a.foreign, a.gliders, a.changed = fresh, o.state.Foreign, o.state.Gliderlabs, true
+	a.held, a.foreign, a.unmarked, a.changed = fresh, foreign, unmarked, true
+}
+
+// without returns m without key k, copying m only when it holds k: an observation's maps are shared
+// with the agent watch, which compares reads.
+func without[V any](m map[string]V, k string) map[string]V {
+	if _, ok := m[k]; !ok {
+		return m
+	}
+	c := maps.Clone(m)
+	delete(c, k)
+	return c
 }
 
 // round plans from the current store and carries the plan out. It reports whether the agent could
@@ -232,7 +249,7 @@ func (a *applier) merge(o observation) {
 func (a *applier) round(ctx context.Context) (down bool) {
 	n := a.rounds.Add(1)
 	in := planInput{records: a.store.all(), held: a.held, foreign: a.foreign, mirrored: a.mirrored, drain: a.drain,
-		keepFailed: a.keepFailed, gliderlabs: a.gliders, migrate: a.migrate}
+		keepFailed: a.keepFailed, unmarked: a.unmarked, migrate: a.migrate}
 	p := makePlan(in)
 	planned := map[string]bool{}
 	for _, sid := range p.deregister {
@@ -297,8 +314,8 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 		a.deleted[sid] = a.seq.Add(1)
 		a.metrics.deregistrations.Inc()
 		if e.ID == "" {
-			a.log.Info("removed a gliderlabs/registrator registration that no running container accounts for", "service", sid)
-			a.activity.add(Event{Source: "reconcile", Action: "deregistered", Detail: sid + " (left by gliderlabs)"})
+			a.log.Info("removed a registration gliderlabs/registrator left", "service", sid, "why", p.released[sid])
+			a.activity.add(Event{Source: "reconcile", Action: "deregistered", Detail: sid + " (left by gliderlabs: " + p.released[sid] + ")"})
 			continue
 		}
 		name := nameOf(records[e.ContainerID])

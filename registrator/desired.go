@@ -37,10 +37,10 @@ func Desired(c Container, o Options) Result {
 		}
 		register, hasRegister = b, true
 	}
-	_, hasName := l.global["NAME"]
+	_, hasName := l.value(l.global, "NAME", o)
 	portNamed := false
 	for _, attrs := range l.ports {
-		if _, ok := attrs["NAME"]; ok {
+		if _, ok := l.value(attrs, "NAME", o); ok {
 			portNamed = true
 		}
 	}
@@ -90,32 +90,39 @@ func Desired(c Container, o Options) Result {
 		r.Skipped = "the -useIpFromLabel label has a bad value"
 		return r
 	}
-	ids := map[string]bool{}
+	var registrable []endpoint
 	for _, e := range endpoints {
-		attrs := l.ports[e.port]
-		if onlyNamedPorts {
-			if _, ok := attrs["NAME"]; !ok {
-				continue
-			}
+		if _, named := l.value(l.ports[e.port], "NAME", o); e.unreachable || onlyNamedPorts && !named {
+			continue
 		}
 		if ignore, why := ignored(l, fmt.Sprintf("%d_IGNORE", e.port), o, &r); ignore || why != "" {
 			continue
 		}
+		registrable = append(registrable, e)
+	}
+	// Several ports under one name would be one service whose instances speak different protocols:
+	// each gets -<port>, unless SERVICE_<port>_NAME names it. gliderlabs counts every published port,
+	// ignored or not; this daemon the ports it registers, so ignoring one does not rename the other.
+	several := len(registrable) > 1
+	if o.Gliderlabs {
+		several = len(endpoints) > 1
+	}
+	ids := map[string]bool{}
+	for _, e := range registrable {
+		attrs := l.ports[e.port]
 		s := Service{Address: e.addr.String(), Port: e.servicePort, ContainerID: c.ID}
-		if ipFromLabel.IsValid() {
-			s.Address = ipFromLabel.String()
+		if ipFromLabel != "" {
+			s.Address = ipFromLabel
 		}
 
-		// Several ports under one name would be one service whose instances speak different
-		// protocols: each gets -<port>, unless SERVICE_<port>_NAME names it (as gliderlabs does).
 		name, nameKey := defaultName, "image"
-		if v, ok := l.global["NAME"]; ok {
+		if v, ok := l.value(l.global, "NAME", o); ok {
 			name, nameKey = v, l.key("NAME")
 		}
-		if len(endpoints) > 1 {
+		if several {
 			name = fmt.Sprintf("%s-%d", name, e.port)
 		}
-		if v, ok := attrs["NAME"]; ok {
+		if v, ok := l.value(attrs, "NAME", o); ok {
 			name, nameKey = v, l.portKey(e.port, "NAME")
 		}
 		if err := checkName(name); err != nil {
@@ -132,10 +139,10 @@ func Desired(c Container, o Options) Result {
 			s.ID += ":udp"
 		}
 		idKey := ""
-		if v, ok := l.global["ID"]; ok {
+		if v, ok := l.value(l.global, "ID", o); ok {
 			s.ID, idKey = v, l.key("ID")
 		}
-		if v, ok := attrs["ID"]; ok {
+		if v, ok := l.value(attrs, "ID", o); ok {
 			s.ID, idKey = v, l.portKey(e.port, "ID")
 		}
 		if err := checkID(s.ID); err != nil {
@@ -201,24 +208,27 @@ func ignored(l labels, key string, o Options, r *Result) (ignore bool, why strin
 	return b, ""
 }
 
-// addressFromLabel is the address -useIpFromLabel gives the container: the label's IP, or the
-// address part of a CIDR. A label that is set but holds no IP keeps the container out (false): its
-// owner asked for an address this daemon cannot give.
-func addressFromLabel(c Container, o Options, r *Result) (netip.Addr, bool) {
+// addressFromLabel is the address -useIpFromLabel gives the container: the label's IP, the address
+// part of a CIDR, or a host name (gliderlabs takes the value as it is); "" when the label is not set.
+// A value that is none of these keeps the container out (false): its owner asked for an address this
+// daemon cannot give.
+func addressFromLabel(c Container, o Options, r *Result) (string, bool) {
 	if o.IPFromLabel == "" {
-		return netip.Addr{}, true
+		return "", true
 	}
 	v := strings.TrimSpace(c.Labels[o.IPFromLabel])
 	if v == "" {
-		return netip.Addr{}, true
+		return "", true
 	}
 	addr, _, _ := strings.Cut(v, "/")
-	ip, err := netip.ParseAddr(addr)
-	if err != nil {
-		r.errorf(o.IPFromLabel, "-useIpFromLabel: %q is not an IP address or CIDR; the container is kept out", v)
-		return netip.Addr{}, false
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		return ip.Unmap().String(), true
 	}
-	return ip.Unmap(), true
+	if !strings.Contains(v, "/") && hostnameRE.MatchString(v) && len(v) <= maxNameLen {
+		return v, true
+	}
+	r.errorf(o.IPFromLabel, "-useIpFromLabel: %q is not an IP address, CIDR or host name; the container is kept out", v)
+	return "", false
 }
 
 func (r *Result) errorf(key, format string, args ...any) {

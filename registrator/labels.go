@@ -75,6 +75,16 @@ func parseLabels(c Container, r *Result) labels {
 	return l
 }
 
+// value is a key's value from attrs (container-level or one port's). In gliderlabs mode an empty
+// value is no value, as gliderlabs reads it: SERVICE_NAME= keeps the default name.
+func (l labels) value(attrs map[string]string, k string, o Options) (string, bool) {
+	v, ok := attrs[k]
+	if o.Gliderlabs && v == "" {
+		return "", false
+	}
+	return v, ok
+}
+
 func envMap(env []string) map[string]string {
 	m := make(map[string]string, len(env))
 	for _, kv := range env {

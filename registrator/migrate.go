@@ -47,55 +47,77 @@ func parseGliderlabsID(id string) (g gliderlabsID, ok bool) {
 	return g, true
 }
 
-// looksGliderlabs reports whether a foreign service may be a gliderlabs registration: no
-// external-source (gliderlabs sets none; other tools that register do) and gliderlabs's ID shape.
-func looksGliderlabs(id string, meta map[string]string) bool {
-	if _, set := meta[MetaExternalSource]; set {
-		return false
-	}
-	_, ok := parseGliderlabsID(id)
-	return ok
-}
-
-// adopts reports whether the want registration takes over the gliderlabs registration g with its ID.
+// adopts reports whether want takes over the unmarked registration g of the same ID: one with
+// gliderlabs's ID shape and this host's prefix, or one naming the same address and port (a
+// gliderlabs SERVICE_ID).
 func (m Migration) adopts(g Service, want *Service) bool {
 	if !m.Adopt {
 		return false
 	}
-	if id, _ := parseGliderlabsID(g.ID); id.host == m.Hostname && m.Hostname != "" {
+	if id, ok := parseGliderlabsID(g.ID); ok && m.Hostname != "" && id.host == m.Hostname {
 		return true
 	}
 	return g.Address == want.Address && g.Port == want.Port
 }
 
-// leftovers are the gliderlabs registrations of this host that no running container accounts for
-// and nobody takes over: what Cleanup removes. Nothing is removed while a container is not yet
-// inspected, since it may be the one that accounts for a registration.
-func (m Migration) leftovers(gl map[string]Service, won map[string]*Service, records map[string]*record) []string {
-	if !m.Cleanup || m.Hostname == "" || len(gl) == 0 {
+// released are the unmarked registrations to deregister, with why; nothing while a container is not
+// yet inspected, since it may be the one that accounts for a registration. With Adopt: one this daemon
+// would take over but does not advertise now (its container is stopping or has stopped), and a
+// duplicate of one it holds for the same container and port (its IDs use another prefix). With
+// Cleanup: one of this host's that no running container accounts for.
+func (m Migration) released(in planInput, won map[string]*Service) map[string]string {
+	if (!m.Adopt && !m.Cleanup) || len(in.unmarked) == 0 {
 		return nil
 	}
-	running := map[string]*Container{}
-	for _, rec := range records {
+	byName := make(map[string]*record, len(in.records))
+	wanted := map[string]*Service{}
+	for _, rec := range in.records {
 		if !rec.evaluated() {
 			return nil
 		}
-		if rec.running() || rec.keptWhy() != "" {
-			running[rec.container.Name] = rec.container
+		byName[rec.container.Name] = rec
+		for i, s := range rec.services {
+			if _, ok := in.unmarked[s.ID]; ok {
+				wanted[s.ID] = &rec.services[i]
+			}
 		}
 	}
-	var out []string
-	for sid := range gl {
-		id, _ := parseGliderlabsID(sid)
-		if _, taken := won[sid]; taken || id.host != m.Hostname {
+	out := map[string]string{}
+	for sid, g := range in.unmarked {
+		if _, taken := won[sid]; taken {
 			continue
 		}
-		if c := running[id.container]; c != nil && slices.ContainsFunc(taskPorts(*c), func(p Port) bool {
-			return p.Port == id.port && p.Proto == id.proto
-		}) {
+		if w := wanted[sid]; w != nil && m.adopts(g, w) {
+			out[sid] = "its container is not running or is stopping"
 			continue
 		}
-		out = append(out, sid)
+		id, ok := parseGliderlabsID(sid)
+		if !ok || id.host != m.Hostname || m.Hostname == "" {
+			continue
+		}
+		rec := byName[id.container]
+		switch {
+		case m.Adopt && rec != nil && holdsSame(in.held, rec.id, g):
+			out[sid] = "a duplicate of this daemon's registration of the same container and port"
+		case !m.Cleanup:
+		case rec == nil:
+			out[sid] = "no such container"
+		case !rec.running() && !(in.keepFailed && rec.keptWhy() != ""):
+			out[sid] = "its container is not running"
+		case !slices.ContainsFunc(taskPorts(*rec.container), func(p Port) bool { return p.Port == id.port && p.Proto == id.proto }):
+			out[sid] = "its container has no such port"
+		}
 	}
 	return out
+}
+
+// holdsSame reports whether the agent holds a registration of this daemon for the container at g's
+// address and port.
+func holdsSame(held map[string]Service, containerID string, g Service) bool {
+	for _, h := range held {
+		if h.ContainerID == containerID && h.Address == g.Address && h.Port == g.Port {
+			return true
+		}
+	}
+	return false
 }

@@ -62,11 +62,11 @@ func TestPlan(t *testing.T) {
 		foreign  []string
 		mirrored map[string]ttlPush
 		drain    DrainMode
-		// keep is -deregister on-success; gliderlabs are foreign gliderlabs-shaped services (also in
-		// foreign), migrate what to do with them (Hostname "host1").
-		keep       bool
-		gliderlabs []Service
-		migrate    Migration
+		// keep is -deregister on-success; unmarked are foreign services without an external-source
+		// (also in foreign), migrate what to do with them (Hostname "host1").
+		keep     bool
+		unmarked []Service
+		migrate  Migration
 		// want: the plan's writes, as "-id" (deregister), "+id@container" (register), "~check=status" (mirror)
 		want    []string
 		clashes map[string]string // container -> a word its clash problem must contain
@@ -145,6 +145,8 @@ func TestPlan(t *testing.T) {
 			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "on-success: a signal's exit code deregisters", keep: true, records: []*record{with(rec("aaaa", 0, "web1"), exited(137))},
 			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "on-success: a container stopped with SIGTERM that exits 1 stays out", keep: true,
+			records: []*record{with(with(rec("aaaa", 0, "web1"), killed("15")), exited(1))}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "always: exit 1 deregisters", records: []*record{with(rec("aaaa", 0, "web1"), exited(1))},
 			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "on-success after a daemon restart: what the agent holds is kept", keep: true,
@@ -155,16 +157,33 @@ func TestPlan(t *testing.T) {
 			held:    []Service{held("web1", "aaaa")}, want: []string{"+web1@bbbb"}, clashes: map[string]string{"aaaa": "bbbb"}},
 		{name: "gliderlabs registration adopted in place by ID prefix", migrate: Migration{Adopt: true, Hostname: "host1"},
 			records: []*record{rec("aaaa", 0, "host1:n-aaaa:80")}, foreign: []string{"host1:n-aaaa:80"},
-			gliderlabs: []Service{{ID: "host1:n-aaaa:80", Address: "10.9.9.9", Port: 1}}, want: []string{"+host1:n-aaaa:80@aaaa"}},
+			unmarked: []Service{{ID: "host1:n-aaaa:80", Address: "10.9.9.9", Port: 1}}, want: []string{"+host1:n-aaaa:80@aaaa"}},
 		{name: "gliderlabs registration adopted by address and port", migrate: Migration{Adopt: true, Hostname: "host1"},
 			records: []*record{rec("aaaa", 0, "custom-id")}, foreign: []string{"custom-id"},
-			gliderlabs: []Service{{ID: "custom-id", Address: "10.0.0.5", Port: 8080}}, want: []string{"+custom-id@aaaa"}},
-		{name: "without adopt a gliderlabs registration is foreign, with a hint",
+			unmarked: []Service{{ID: "custom-id", Address: "10.0.0.5", Port: 8080}}, want: []string{"+custom-id@aaaa"}},
+		{name: "without adopt an unmarked registration is foreign, with a hint",
 			records: []*record{rec("aaaa", 0, "host1:n-aaaa:80")}, foreign: []string{"host1:n-aaaa:80"},
-			gliderlabs: []Service{{ID: "host1:n-aaaa:80"}}, clashes: map[string]string{"aaaa": "-migrate-gliderlabs"}},
+			unmarked: []Service{{ID: "host1:n-aaaa:80"}}, clashes: map[string]string{"aaaa": "-migrate-gliderlabs"}},
 		{name: "another host's prefix at another address is not adopted", migrate: Migration{Adopt: true, Hostname: "host1"},
 			records: []*record{rec("aaaa", 0, "host2:n-aaaa:80")}, foreign: []string{"host2:n-aaaa:80"},
-			gliderlabs: []Service{{ID: "host2:n-aaaa:80", Address: "10.9.9.9", Port: 80}}, clashes: map[string]string{"aaaa": "gliderlabs"}},
+			unmarked: []Service{{ID: "host2:n-aaaa:80", Address: "10.9.9.9", Port: 80}}, clashes: map[string]string{"aaaa": "does not own"}},
+		{name: "adopt: a registration of a stopping container is released", migrate: Migration{Adopt: true, Hostname: "host1"},
+			records: []*record{with(rec("aaaa", 0, "host1:n-aaaa:80"), killed("15"))}, foreign: []string{"host1:n-aaaa:80"},
+			unmarked: []Service{{ID: "host1:n-aaaa:80"}}, want: []string{"-host1:n-aaaa:80"}},
+		{name: "adopt: a registration of a container that died is released", migrate: Migration{Adopt: true, Hostname: "host1"},
+			records: []*record{with(rec("aaaa", 0, "custom"), died)}, foreign: []string{"custom"},
+			unmarked: []Service{{ID: "custom", Address: "10.0.0.5", Port: 8080}}, want: []string{"-custom"}},
+		{name: "adopt: gliderlabs's copy under another prefix goes once ours is held", migrate: Migration{Adopt: true, Hostname: "host1"},
+			records: []*record{with(rec("aaaa", 0, "node1:n-aaaa:8080"), func(r *record) { r.container.Ports = []Port{{Port: 8080, Proto: "tcp"}} })},
+			held:    []Service{held("node1:n-aaaa:8080", "aaaa")}, foreign: []string{"host1:n-aaaa:8080", "host1:n-aaaa:9090"},
+			unmarked: []Service{{ID: "host1:n-aaaa:8080", Address: "10.0.0.5", Port: 8080}, {ID: "host1:n-aaaa:9090", Address: "10.0.0.5", Port: 9090}},
+			want:     []string{"-host1:n-aaaa:8080"}},
+		{name: "adopt: not before ours is held", migrate: Migration{Adopt: true, Hostname: "host1"},
+			records: []*record{rec("aaaa", 0, "node1:n-aaaa:8080")}, foreign: []string{"host1:n-aaaa:8080"},
+			unmarked: []Service{{ID: "host1:n-aaaa:8080", Address: "10.0.0.5", Port: 8080}}, want: []string{"+node1:n-aaaa:8080@aaaa"}},
+		{name: "cleanup keeps a failed container's registration only with on-success", migrate: Migration{Cleanup: true, Hostname: "host1"},
+			records: []*record{with(rec("aaaa", 0), exited(1))}, foreign: []string{"host1:n-aaaa:80"},
+			unmarked: []Service{{ID: "host1:n-aaaa:80"}}, want: []string{"-host1:n-aaaa:80"}},
 		{name: "cleanup removes this host's gliderlabs leftovers that no running container accounts for",
 			migrate: Migration{Adopt: true, Cleanup: true, Hostname: "host1"},
 			records: []*record{
@@ -172,11 +191,11 @@ func TestPlan(t *testing.T) {
 				with(rec("bbbb", 0), died),
 			},
 			foreign: []string{"host1:n-aaaa:80", "host1:n-aaaa:81", "host1:n-bbbb:80", "host1:gone:53:udp", "host2:gone:80"},
-			gliderlabs: []Service{{ID: "host1:n-aaaa:80"}, {ID: "host1:n-aaaa:81"}, {ID: "host1:n-bbbb:80"},
+			unmarked: []Service{{ID: "host1:n-aaaa:80"}, {ID: "host1:n-aaaa:81"}, {ID: "host1:n-bbbb:80"},
 				{ID: "host1:gone:53:udp"}, {ID: "host2:gone:80"}},
 			want: []string{"-host1:gone:53:udp", "-host1:n-aaaa:81", "-host1:n-bbbb:80"}},
 		{name: "cleanup waits while a container is not inspected", migrate: Migration{Cleanup: true, Hostname: "host1"},
-			records: []*record{{id: "cccc"}}, foreign: []string{"host1:gone:80"}, gliderlabs: []Service{{ID: "host1:gone:80"}}},
+			records: []*record{{id: "cccc"}}, foreign: []string{"host1:gone:80"}, unmarked: []Service{{ID: "host1:gone:80"}}},
 		{name: "agent restarted: everything registered again", records: []*record{rec("aaaa", 0, "web1"), rec("bbbb", 0, "web2")},
 			want: []string{"+web1@aaaa", "+web2@bbbb"}},
 	}
@@ -184,9 +203,9 @@ func TestPlan(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			in := planInput{records: map[string]*record{}, held: map[string]Service{}, foreign: map[string]bool{},
-				mirrored: tc.mirrored, drain: tc.drain, keepFailed: tc.keep, gliderlabs: map[string]Service{}, migrate: tc.migrate}
-			for _, g := range tc.gliderlabs {
-				in.gliderlabs[g.ID] = g
+				mirrored: tc.mirrored, drain: tc.drain, keepFailed: tc.keep, unmarked: map[string]Service{}, migrate: tc.migrate}
+			for _, g := range tc.unmarked {
+				in.unmarked[g.ID] = g
 			}
 			for _, r := range tc.records {
 				in.records[r.id] = r

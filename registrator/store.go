@@ -48,10 +48,14 @@ func (r *record) running() bool {
 
 // keptWhy says why a container that is not running keeps its services with -deregister on-success
 // (gliderlabs's rule): it exited with a non-zero code that is not a signal's (128 and up), so it
-// failed and may come back; "" when it does not.
+// failed and may come back; "" when it does not. A container that was being stopped (a terminating
+// signal to this run, ECS stopping its task) is not kept, whatever its code: it was drained.
 func (r *record) keptWhy() string {
 	c := r.container
-	if c == nil || r.running() || c.StartedAt.IsZero() {
+	if c == nil || r.running() || c.StartedAt.IsZero() || r.task != nil && r.task.Stopping() {
+		return ""
+	}
+	if !r.kill.at.IsZero() && !r.kill.at.Before(c.StartedAt) && Terminating(r.kill.signal, c.StopSignal) {
 		return ""
 	}
 	code := c.ExitCode

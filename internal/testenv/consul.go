@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -321,4 +322,56 @@ func (c *Consul) Writes() int {
 		total += int(n)
 	}
 	return total
+}
+
+// PassingWatch follows a service's passing set through blocking queries, so that every state Consul
+// goes through is seen without polling, and keeps the fewest instances counted in one.
+type PassingWatch struct {
+	mu       sync.Mutex
+	fewest   int
+	observed int
+	stop     context.CancelFunc
+	done     sync.WaitGroup
+}
+
+// WatchPassing starts watching service's passing set; count says how many of its instances matter
+// (nil counts them all). Stop ends the watch.
+func WatchPassing(t testing.TB, a *api.Client, service string, count func([]*api.ServiceEntry) int) *PassingWatch {
+	if count == nil {
+		count = func(es []*api.ServiceEntry) int { return len(es) }
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	w := &PassingWatch{fewest: -1, stop: stop}
+	t.Cleanup(w.Stop)
+	w.done.Go(func() {
+		idx := uint64(0)
+		for ctx.Err() == nil {
+			out, meta, err := a.Health().Service(service, "", true, (&api.QueryOptions{WaitIndex: idx, WaitTime: 5 * time.Second}).WithContext(ctx))
+			if err != nil {
+				continue
+			}
+			idx = meta.LastIndex
+			n := count(out)
+			w.mu.Lock()
+			if w.fewest < 0 || n < w.fewest {
+				w.fewest = n
+			}
+			w.observed++
+			w.mu.Unlock()
+		}
+	})
+	return w
+}
+
+// Stop ends the watch; it may be called more than once.
+func (w *PassingWatch) Stop() {
+	w.stop()
+	w.done.Wait()
+}
+
+// Fewest is the fewest instances seen in one state of the passing set, and the states seen.
+func (w *PassingWatch) Fewest() (fewest, observed int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fewest, w.observed
 }
