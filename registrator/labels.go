@@ -31,28 +31,40 @@ func (l labels) spelled(k string) string {
 }
 
 func parseLabels(c Container, r *Result) labels {
-	l := labels{global: map[string]string{}, ports: map[int]map[string]string{}, given: map[string]string{}}
+	l := labels{global: map[string]string{}, ports: map[int]map[string]string{}}
 	merged := map[string]string{}
 	// Env first, then labels over it. Within one source, two spellings of a key are reported and the
 	// last in sorted order wins, so the outcome does not depend on map order.
-	for _, src := range []map[string]string{envMap(c.Env), c.Labels} {
-		seen := map[string]string{}
-		for _, k := range slices.Sorted(maps.Keys(src)) {
-			rest, ok := strings.CutPrefix(k, "SERVICE_")
-			if !ok {
-				continue
-			}
-			upper := "SERVICE_" + strings.ToUpper(rest)
-			if prev, dup := seen[upper]; dup && src[prev] != src[k] {
-				r.warnf(k, "%s is the same key as %s (keys are case-insensitive after SERVICE_); %q is used", k, prev, src[k])
-			}
-			seen[upper] = k
-			merged[upper] = src[k]
-			if upper != k {
-				l.given[upper] = k
+	var env, lab []kv
+	for _, e := range c.Env {
+		if k, v, ok := strings.Cut(e, "="); ok && strings.HasPrefix(k, "SERVICE_") {
+			env = append(env, kv{k, v})
+		}
+	}
+	for k, v := range c.Labels {
+		if strings.HasPrefix(k, "SERVICE_") {
+			lab = append(lab, kv{k, v})
+		}
+	}
+	for _, src := range [][]kv{env, lab} {
+		slices.SortFunc(src, func(a, b kv) int { return strings.Compare(a.k, b.k) })
+		for i, e := range src {
+			upper := "SERVICE_" + strings.ToUpper(e.k[len("SERVICE_"):])
+			if upper != e.k {
+				// Another spelling of the key earlier in this source?
+				for _, prev := range src[:i] {
+					if strings.EqualFold(prev.k, e.k) && prev.v != e.v {
+						r.warnf(e.k, "%s is the same key as %s (keys are case-insensitive after SERVICE_); %q is used", e.k, prev.k, e.v)
+					}
+				}
+				if l.given == nil {
+					l.given = map[string]string{}
+				}
+				l.given[upper] = e.k
 			} else {
 				delete(l.given, upper)
 			}
+			merged[upper] = e.v
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(merged)) {
@@ -75,6 +87,8 @@ func parseLabels(c Container, r *Result) labels {
 	return l
 }
 
+type kv struct{ k, v string }
+
 // value is a key's value from attrs (container-level or one port's). In gliderlabs mode an empty
 // value is no value, as gliderlabs reads it: SERVICE_NAME= keeps the default name.
 func (l labels) value(attrs map[string]string, k string, o Options) (string, bool) {
@@ -83,16 +97,6 @@ func (l labels) value(attrs map[string]string, k string, o Options) (string, boo
 		return "", false
 	}
 	return v, ok
-}
-
-func envMap(env []string) map[string]string {
-	m := make(map[string]string, len(env))
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		}
-	}
-	return m
 }
 
 func isDigits(s string) bool {
