@@ -61,19 +61,33 @@ func FuzzMetadataPath(f *testing.F) {
 	})
 }
 
-// FuzzHostFromValues: instance metadata values from anywhere give a plausible Host or an error.
+// FuzzHostFromValues: instance metadata values from anywhere give a plausible Host or an error. The
+// address is local-ipv4, or ipv6 on an IPv6-only instance (ipv6only).
 func FuzzHostFromValues(f *testing.F) {
-	f.Add("i-0abc1234def567890", "eu-west-1b", "eu-west-1", "10.0.1.23")
-	f.Add("i-1", "<html>", "eu", "::1")
-	f.Add("", "us-east-1a", "us-east-1", "300.1.1.1")
-	f.Fuzz(func(t *testing.T, id, az, region, ip string) {
-		h, err := hostFromValues(map[string]string{"instance-id": id, "placement/availability-zone": az,
-			"placement/region": region, "local-ipv4": ip})
+	f.Add("i-0abc1234def567890", "eu-west-1b", "eu-west-1", "10.0.1.23", false)
+	f.Add("i-0abc1234def567890", "eu-west-1b", "eu-west-1", "2001:db8:1234:1a00:9691:9503:25ad:1761", true)
+	f.Add("i-1", "<html>", "eu", "::1", false)
+	f.Add("i-1", "eu-west-1a", "eu-west-1", "fe80::1%eth0", true)
+	f.Add("i-1", "eu-west-1a", "eu-west-1", "::ffff:10.0.1.23", true)
+	f.Add("", "us-east-1a", "us-east-1", "300.1.1.1", false)
+	f.Fuzz(func(t *testing.T, id, az, region, ip string, ipv6only bool) {
+		v := map[string]string{"instance-id": id, "placement/availability-zone": az, "placement/region": region}
+		if ipv6only {
+			v["ipv6"] = ip
+		} else {
+			v["local-ipv4"] = ip
+		}
+		h, err := hostFromValues(v)
 		if err != nil {
 			return
 		}
-		if !h.LocalIPv4.Is4() || !strings.HasPrefix(h.InstanceID, "i-") || !strings.HasPrefix(h.AvailabilityZone, h.Region) ||
-			strings.ContainsAny(h.InstanceID+h.AvailabilityZone+h.Region, " \n<>") {
+		addrOK := h.LocalIPv4.Is4() && !h.IPv6.IsValid() && h.Addr() == h.LocalIPv4
+		if ipv6only {
+			addrOK = !h.LocalIPv4.IsValid() && h.IPv6.Is6() && !h.IPv6.Is4In6() && h.IPv6.Zone() == "" &&
+				h.IPv6.IsGlobalUnicast() && h.Addr() == h.IPv6
+		}
+		if !addrOK || !strings.HasPrefix(h.InstanceID, "i-") ||
+			!strings.HasPrefix(h.AvailabilityZone, h.Region) || strings.ContainsAny(h.InstanceID+h.AvailabilityZone+h.Region, " \n<>") {
 			t.Fatalf("accepted %+v", h)
 		}
 	})

@@ -125,4 +125,6 @@ type Host struct {
 	AvailabilityZone string
 	Region           string
 	LocalIPv4        netip.Addr
+	// IPv6 is set only on an IPv6-only instance (no local-ipv4); a dual-stack host's is not looked up.
+	IPv6 netip.Addr
 }

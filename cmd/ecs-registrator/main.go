@@ -386,27 +386,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	return nil
 }
 
-// advertiseIP is -ip when given, else EC2's local-ipv4, else the address of the interface that holds
-// the default route. Instance metadata gets two seconds: off EC2 it never answers.
-func advertiseIP(ctx context.Context, flagIP string, c *imds.Client) (netip.Addr, string, ecsmeta.Host) {
-	if flagIP != "" {
-		return netip.MustParseAddr(flagIP), "flag", ecsmeta.Host{}
-	}
-	if c != nil {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		h, err := ecsmeta.LookupHost(ctx, c)
-		cancel()
-		if err == nil {
-			return h.LocalIPv4, "instance metadata", h
-		}
-		// ecsmeta keeps asking in the background, and says once that it gets no answer.
-	}
-	if ip, ok := defaultRouteIP("/proc/net/route"); ok {
-		return ip, "default route", ecsmeta.Host{}
-	}
-	return netip.Addr{}, "none", ecsmeta.Host{}
-}
-
 func splitList(s string) []string {
 	var out []string
 	for v := range strings.SplitSeq(s, ",") {
@@ -415,33 +394,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// defaultRouteIP reads the kernel's routing table (no packet is sent) and returns the first IPv4
-// address of the default route's interface.
-func defaultRouteIP(routes string) (netip.Addr, bool) {
-	data, err := os.ReadFile(routes)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	for _, line := range strings.Split(string(data), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 2 || f[1] != "00000000" {
-			continue
-		}
-		iface, err := net.InterfaceByName(f[0])
-		if err != nil {
-			continue
-		}
-		addrs, err := iface.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() {
-				return p.Addr(), true
-			}
-		}
-	}
-	return netip.Addr{}, false
 }

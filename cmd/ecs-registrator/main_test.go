@@ -120,24 +120,6 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
-func TestDefaultRouteIP(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	routes := filepath.Join(dir, "route")
-	table := "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n" +
-		"lo\t00000000\t0100007F\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
-	if err := os.WriteFile(routes, []byte(table), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ip, ok := defaultRouteIP(routes)
-	if !ok || !ip.IsLoopback() {
-		t.Fatalf("default route via lo gave %v %v, want 127.0.0.1", ip, ok)
-	}
-	if _, ok := defaultRouteIP(filepath.Join(dir, "missing")); ok {
-		t.Fatal("a missing routing table gave an address")
-	}
-}
-
 // daemon runs the real binary.
 type daemon struct {
 	cmd    *exec.Cmd
@@ -289,7 +271,7 @@ func TestSIGTERMExitsCleanlyAndLeavesRegistrations(t *testing.T) {
 // shared dockerd here holds other tests' task containers.)
 func TestPlainDockerHostDefaults(t *testing.T) {
 	t.Parallel()
-	ip, ok := defaultRouteIP("/proc/net/route")
+	ip, ok := defaultRouteAddr("/proc/net", interfaceIPv4)
 	if !ok {
 		t.Skip("this machine has no default route")
 	}

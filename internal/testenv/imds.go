@@ -3,6 +3,7 @@ package testenv
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,11 +26,55 @@ var IMDSValues = map[string]string{
 // IMDS is AWS's EC2 metadata emulator (amazon-ec2-metadata-mock) serving IMDSv2 only.
 type IMDS struct {
 	URL string
-	cmd *exec.Cmd
+	// Launched is when the emulator was started. It counts its notice delays from its own start,
+	// in whole Unix seconds: a notice raised d after it shows first at the whole second
+	// Unix(Launched)+d or, if the process took past a second boundary to start, one second later.
+	Launched time.Time
+	cmd      *exec.Cmd
 }
 
-// StartIMDS runs the emulator on a free loopback port until the test ends.
+// IMDSNotices says when the emulator raises the notices that a host is going away, counted from its
+// start; zero never raises it. By default neither is raised: the emulator's own default raises both
+// at once, which would drain every daemon that reads it.
+type IMDSNotices struct {
+	Spot           time.Duration // spot/instance-action appears ("terminate", two minutes ahead): -d
+	ASGTermination time.Duration // autoscaling/target-lifecycle-state turns Terminated: --asg-termination-delay-sec
+}
+
+// never is a delay no test outlives: ten years.
+const never = 10 * 365 * 24 * 3600
+
+// IMDSIPv6 is the address of the IPv6-only instance IMDSIPv6Only describes.
+const IMDSIPv6 = "2001:db8:1234:1a00:9691:9503:25ad:1761"
+
+// IMDSIPv6Only is the emulator's metadata configuration for an IPv6-only instance: IMDSValues, but
+// local-ipv4 and the interface's local-ipv4s are not set (404, as EC2 answers for an IPv6-only
+// instance) and ipv6 is IMDSIPv6. The emulator has no ipv6 item of its own; its local-ipv4 item,
+// moved to ipv6's path, serves it.
+func IMDSIPv6Only() map[string]any {
+	values := maps.Clone(IMDSValues)
+	values["local-ipv4"] = IMDSIPv6
+	return map[string]any{
+		"paths":  map[string]any{"local-ipv4": "/latest/meta-data/ipv6", "mac-local-ipv4s": ""},
+		"values": values,
+	}
+}
+
+// StartIMDS runs the emulator on a free loopback port until the test ends, serving IMDSValues.
 func StartIMDS(t testing.TB) *IMDS {
+	t.Helper()
+	return StartIMDSConfig(t, map[string]any{"values": IMDSValues})
+}
+
+// StartIMDSConfig is StartIMDS serving a metadata configuration of the emulator's ("paths" and
+// "values" by the emulator's keys; its docs/configuration.md).
+func StartIMDSConfig(t testing.TB, metadata map[string]any) *IMDS {
+	t.Helper()
+	return StartIMDSNotices(t, metadata, IMDSNotices{})
+}
+
+// StartIMDSNotices is StartIMDSConfig raising the given notices on the emulator's timers.
+func StartIMDSNotices(t testing.TB, metadata map[string]any, notices IMDSNotices) *IMDS {
 	t.Helper()
 	Real(t)
 	bin := filepath.Join(CacheDir(), "bin", "ec2-metadata-mock")
@@ -40,7 +85,7 @@ func StartIMDS(t testing.TB) *IMDS {
 		}
 		bin = p
 	}
-	cfg, err := json.Marshal(map[string]any{"imdsv2": true, "metadata": map[string]any{"values": IMDSValues}})
+	cfg, err := json.Marshal(map[string]any{"imdsv2": true, "metadata": metadata, "mock-delay-sec": never, "asg-termination-delay-sec": never})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,12 +99,21 @@ func StartIMDS(t testing.TB) *IMDS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-n", "127.0.0.1", "-p", strconv.Itoa(port), "-I", "-c", cfgPath)
+	args := []string{"-n", "127.0.0.1", "-p", strconv.Itoa(port), "-I", "-c", cfgPath}
+	// Flags win over the configuration file's "never".
+	if notices.Spot > 0 {
+		args = append(args, "-d", strconv.Itoa(int(notices.Spot.Seconds())))
+	}
+	if notices.ASGTermination > 0 {
+		args = append(args, "--asg-termination-delay-sec", strconv.Itoa(int(notices.ASGTermination.Seconds())))
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
+	launched := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	m := &IMDS{URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd}
+	m := &IMDS{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Launched: launched, cmd: cmd}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
