@@ -31,8 +31,8 @@ func BenchmarkAgentPoll(b *testing.B) {
 				t.Containers = []AgentContainer{tmpl.Containers[0]}
 				t.Containers[0].DockerId = fmt.Sprintf("%064x", i)
 				body.Tasks = append(body.Tasks, t)
-				s.Lookup(t.Containers[0].DockerId, map[string]string{LabelCluster: "prod", LabelTaskARN: t.Arn,
-					LabelContainerName: "app", LabelFamily: t.Family, LabelRevision: t.Version}, nil, true)
+				s.Lookup(ref(t.Containers[0].DockerId, map[string]string{LabelCluster: "prod", LabelTaskARN: t.Arn,
+					LabelContainerName: "app", LabelFamily: t.Family, LabelRevision: t.Version}, nil, true))
 			}
 			raw, err := json.Marshal(body)
 			if err != nil {

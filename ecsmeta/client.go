@@ -65,12 +65,17 @@ func (c *agentClient) taskByDockerID(ctx context.Context, id string) (AgentTask,
 	return DecodeAgentTask(b)
 }
 
-// tmdsTask reads the task of the container whose metadata path (/v4/<uuid>) is given.
-func (c *agentClient) tmdsTask(ctx context.Context, path string) (TMDSTask, error) {
+// tmdsTask reads the task of the container whose metadata path (/v4/<uuid>) is given; withTags
+// reads /taskWithTags, for which the agent asks ECS for the tags.
+func (c *agentClient) tmdsTask(ctx context.Context, path string, withTags bool) (TMDSTask, error) {
 	if err := c.limiter.Wait(ctx); err != nil {
 		return TMDSTask{}, err
 	}
-	b, err := c.get(ctx, c.tmds+path+"/task")
+	sub := "/task"
+	if withTags {
+		sub = "/taskWithTags"
+	}
+	b, err := c.get(ctx, c.tmds+path+sub)
 	if err != nil {
 		return TMDSTask{}, err
 	}

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -122,43 +121,43 @@ func apiEndpoint(region string) string {
 	return "https://ecs." + region + ".amazonaws.com"
 }
 
-// describe returns one task's service and tags. The region is the task ARN's.
-func (a *ecsAPI) describe(ctx context.Context, t Task) (apiTask, error) {
+// describeMany returns the service and tags of up to 100 tasks of one cluster, by task ARN. A task
+// the answer lists as a failure (MISSING) is missing from the map, with why in failed.
+func (a *ecsAPI) describeMany(ctx context.Context, region, cluster string, arns []string) (map[string]apiTask, map[string]string, error) {
 	a.init()
-	region := cmp.Or(t.Region(), os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
-	if region == "" {
-		return apiTask{}, errors.New("ecs DescribeTasks: no region in the task ARN or AWS_REGION")
-	}
-	body, err := json.Marshal(map[string]any{"cluster": t.Cluster, "tasks": []string{t.ARN}, "include": []string{"TAGS"}})
+	body, err := json.Marshal(map[string]any{"cluster": cluster, "tasks": arns, "include": []string{"TAGS"}})
 	if err != nil {
-		return apiTask{}, err
+		return nil, nil, err
 	}
 	var out struct {
 		Failures []struct{ Arn, Reason string }
 		Tasks    []struct {
-			Group string
-			Tags  []struct{ Key, Value string }
+			TaskArn string
+			Group   string
+			Tags    []struct{ Key, Value string }
 		}
 	}
 	if err := a.call(ctx, region, "DescribeTasks", body, &out); err != nil {
-		return apiTask{}, fmt.Errorf("ecs DescribeTasks: %w", err)
+		return nil, nil, fmt.Errorf("ecs DescribeTasks: %w", err)
 	}
-	for _, f := range out.Failures {
-		return apiTask{}, fmt.Errorf("ecs DescribeTasks: %s: %s", f.Arn, f.Reason)
-	}
-	if len(out.Tasks) != 1 {
-		return apiTask{}, fmt.Errorf("ecs DescribeTasks: %d tasks in the answer, want 1", len(out.Tasks))
-	}
-	res := apiTask{tags: map[string]string{}}
-	if svc, ok := strings.CutPrefix(out.Tasks[0].Group, "service:"); ok {
-		res.service = svc
-	}
-	for _, tag := range out.Tasks[0].Tags {
-		if tag.Key != "" {
-			res.tags[tag.Key] = tag.Value
+	res := make(map[string]apiTask, len(out.Tasks))
+	for _, t := range out.Tasks {
+		at := apiTask{tags: map[string]string{}}
+		if svc, ok := strings.CutPrefix(t.Group, "service:"); ok {
+			at.service = svc
 		}
+		for _, tag := range t.Tags {
+			if tag.Key != "" {
+				at.tags[tag.Key] = tag.Value
+			}
+		}
+		res[t.TaskArn] = at
 	}
-	return res, nil
+	failed := map[string]string{}
+	for _, f := range out.Failures {
+		failed[f.Arn] = f.Reason
+	}
+	return res, failed, nil
 }
 
 // call makes one signed JSON 1.1 request and decodes the answer into out. An error answer becomes

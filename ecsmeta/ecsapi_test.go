@@ -34,14 +34,18 @@ func fakeECS(t *testing.T, fail *atomic.Bool) *endpoint {
 			_, _ = w.Write([]byte(`{"__type":"ClusterNotFoundException","message":"Cluster not found."}`))
 			return
 		}
-		if len(in.Tasks) != 1 || len(in.Include) != 1 || in.Include[0] != "TAGS" {
+		if len(in.Tasks) < 1 || len(in.Tasks) > 100 || len(in.Include) != 1 || in.Include[0] != "TAGS" {
 			t.Errorf("DescribeTasks input = %s", b)
 		}
-		_, _ = w.Write([]byte(`{"failures":[],"tasks":[{"taskArn":"` + in.Tasks[0] + `","clusterArn":"arn:aws:ecs:us-west-2:111122223333:cluster/prod",` +
-			`"group":"service:curl-api-svc","startedBy":"ecs-svc/1234567890123456789","lastStatus":"RUNNING","desiredStatus":"RUNNING",` +
-			`"createdAt":1.714557600123E9,"healthStatus":"UNKNOWN","availabilityZone":"us-west-2b",` +
-			`"containers":[{"name":"curl","runtimeId":"` + awsvpcApp + `","lastStatus":"RUNNING","networkInterfaces":[{"privateIpv4Address":"10.0.2.61"}]}],` +
-			`"tags":[{"key":"team","value":"payments"},{"key":"cost-center","value":"secret-ish"}]}]}`))
+		var tasks []string
+		for _, arn := range in.Tasks {
+			tasks = append(tasks, `{"taskArn":"`+arn+`","clusterArn":"arn:aws:ecs:us-west-2:111122223333:cluster/prod",`+
+				`"group":"service:curl-api-svc","startedBy":"ecs-svc/1234567890123456789","lastStatus":"RUNNING","desiredStatus":"RUNNING",`+
+				`"createdAt":1.714557600123E9,"healthStatus":"UNKNOWN","availabilityZone":"us-west-2b",`+
+				`"containers":[{"name":"curl","runtimeId":"`+awsvpcApp+`","lastStatus":"RUNNING","networkInterfaces":[{"privateIpv4Address":"10.0.2.61"}]}],`+
+				`"tags":[{"key":"team","value":"payments"},{"key":"cost-center","value":"secret-ish"}]}`)
+		}
+		_, _ = w.Write([]byte(`{"failures":[],"tasks":[` + strings.Join(tasks, ",") + `]}`))
 	})
 }
 
@@ -59,8 +63,8 @@ func TestSourceECSAPI(t *testing.T) {
 	// Task metadata without ServiceName (an agent older than 1.63.1): the API supplies it.
 	noService := strings.Replace(string(fixture(t, "tmds-task-awsvpc.json")), `,"ServiceName":"curl-svc"`, "", 1)
 	tmds := newEndpoint(t, serveBody([]byte(noService), 200))
-	s, n := runSource(t, Config{TMDSURL: tmds.URL, API: true, TagMeta: []string{"team"}})
-	s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+	s, n := runSource(t, Config{TMDSURL: tmds.URL, API: true, TagMeta: []string{"team"}, DescribeWindow: time.Millisecond, DescribeInterval: time.Millisecond})
+	s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, true))
 	testenv.Eventually(t, 10*time.Second, "API failure never recorded", func() bool {
 		st := status(s, DepAPI)
 		return st.Used && !st.Up && strings.Contains(st.LastError, "ClusterNotFoundException")
@@ -68,7 +72,7 @@ func TestSourceECSAPI(t *testing.T) {
 	fail.Store(false)
 	var task Task
 	testenv.Eventually(t, 10*time.Second, "service and tags never arrived", func() bool {
-		task, _ = s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+		task, _ = s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, true))
 		return task.Service != "" && n.count(awsvpcApp) > 0
 	})
 	if task.Service != "curl-api-svc" || len(task.Tags) != 1 || task.Tags["team"] != "payments" {
@@ -76,7 +80,7 @@ func TestSourceECSAPI(t *testing.T) {
 	}
 	calls := api.requests.Load()
 	for range 50 {
-		s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+		s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, true))
 	}
 	if got := api.requests.Load(); got != calls {
 		t.Errorf("lookups called the ECS API %d more times; it is cached per task", got-calls)
@@ -110,7 +114,7 @@ func TestECSAPITaskRoleCredentials(t *testing.T) {
 	t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token)
 	t.Setenv("AWS_ENDPOINT_URL_ECS", api.URL)
 
-	got, err := (&ecsAPI{}).describe(t.Context(), Task{Cluster: "prod", ARN: awsvpcARN})
+	got, err := newDescriber(&ecsAPI{}, time.Millisecond, time.Millisecond).describe(t.Context(), Task{Cluster: "prod", ARN: awsvpcARN})
 	if err != nil || got.service != "curl-api-svc" || got.tags["team"] != "payments" {
 		t.Fatalf("describe = %+v, %v", got, err)
 	}
@@ -133,7 +137,7 @@ func TestECSAPIRefusesAnUntrustedCredentialsURI(t *testing.T) {
 	t.Setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "")
 	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.0.0.9/creds")
 	t.Setenv("AWS_REGION", "us-west-2")
-	_, err := (&ecsAPI{}).describe(t.Context(), Task{Cluster: "prod", ARN: awsvpcARN})
+	_, err := newDescriber(&ecsAPI{}, time.Millisecond, time.Millisecond).describe(t.Context(), Task{Cluster: "prod", ARN: awsvpcARN})
 	if err == nil || !strings.Contains(err.Error(), "plain http only to loopback") {
 		t.Errorf("describe with an untrusted credentials URI: %v", err)
 	}

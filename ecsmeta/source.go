@@ -24,9 +24,12 @@ type Config struct {
 	TMDSURL  string       // task metadata v4 base, e.g. http://127.0.0.1:51679; "" disables
 	IMDS     *imds.Client // nil disables instance metadata
 	Host     Host         // already known host identity (main looked it up at start); zero if not
-	API      bool         // call ECS DescribeTasks for the service name and tags
-	TagMeta  []string     // task tags copied to Meta (ECS API only)
-	Poll     time.Duration
+	API      bool         // call ECS DescribeTasks for the service name and tags task metadata lacks
+	TagMeta  []string     // task tags copied to Meta: from /taskWithTags, else the ECS API
+	// DescribeWindow is how long a DescribeTasks batch waits for more requests (default 1s), and
+	// DescribeInterval the least time between two calls for one cluster (default 30s).
+	DescribeWindow, DescribeInterval time.Duration
+	Poll                             time.Duration
 	// HealthPoll is how often task metadata is read again for a task whose containers have an ECS
 	// health check (its status changes; nothing else there does). Default 5s, the shortest interval a
 	// task definition's health check may have.
@@ -57,16 +60,18 @@ type DepStatus struct {
 // answers at once from what is known; Run fetches the rest in the background and says which containers
 // have news.
 type Source struct {
-	cfg    Config
-	log    *slog.Logger
-	client *agentClient
-	api    *ecsAPI
+	cfg      Config
+	log      *slog.Logger
+	client   *agentClient
+	api      *ecsAPI
+	describe *describer
 
 	mu      sync.Mutex // never held across a network call
 	host    Host
 	agent   AgentMetadata         // the ECS agent's cluster and container instance, once read
 	tasks   map[string]*taskState // by task ARN
 	owner   map[string]string     // Docker ID -> task ARN
+	known   map[string]apiTask    // task ARN -> what a daemon before this one wrote (Remember)
 	deps    map[string]*DepStatus
 	ctx     context.Context // Run's; nil before Run
 	notify  func(string)
@@ -77,13 +82,19 @@ type Source struct {
 type taskState struct {
 	labels     Task
 	containers map[string]string // Docker ID -> task metadata path ("" when the env lacks it)
-	agent      *AgentTask
-	tmds       *TMDSTask
-	tmdsAt     time.Time // when tmds was read
-	api        *apiTask
-	wake       chan struct{}
-	cancel     context.CancelFunc
-	started    bool
+	// wanted: a container of the task asks to be registered (only then is the ECS API asked);
+	// dockerHealth: the containers whose health Docker reports, whose task metadata health is not polled.
+	wanted       map[string]bool
+	dockerHealth map[string]bool
+	agent        *AgentTask
+	tmds         *TMDSTask
+	tmdsAt       time.Time // when tmds was read
+	tmdsFailed   bool      // a task metadata read failed: the ECS API need not wait for it
+	// api is the service and tags from the ECS API, /taskWithTags, or a daemon before this one.
+	api     *apiTask
+	wake    chan struct{}
+	cancel  context.CancelFunc
+	started bool
 }
 
 // New returns a Source; nothing is fetched until Run.
@@ -100,15 +111,24 @@ func New(cfg Config) *Source {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.DescribeWindow <= 0 {
+		cfg.DescribeWindow = time.Second
+	}
+	if cfg.DescribeInterval <= 0 {
+		cfg.DescribeInterval = 30 * time.Second
+	}
+	api := &ecsAPI{}
 	s := &Source{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "ecs"),
-		client: newAgentClient(cfg.AgentURL, cfg.TMDSURL, cfg.Timeout),
-		api:    &ecsAPI{},
-		host:   cfg.Host,
-		tasks:  map[string]*taskState{},
-		owner:  map[string]string{},
-		deps:   map[string]*DepStatus{},
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "ecs"),
+		client:   newAgentClient(cfg.AgentURL, cfg.TMDSURL, cfg.Timeout),
+		api:      api,
+		describe: newDescriber(api, cfg.DescribeWindow, cfg.DescribeInterval),
+		host:     cfg.Host,
+		tasks:    map[string]*taskState{},
+		owner:    map[string]string{},
+		known:    map[string]apiTask{},
+		deps:     map[string]*DepStatus{},
 	}
 	for name, on := range map[string]bool{DepAgent: cfg.AgentURL != "", DepTMDS: cfg.TMDSURL != "", DepIMDS: cfg.IMDS != nil, DepAPI: cfg.API} {
 		s.deps[name] = &DepStatus{Name: name, Enabled: on}
@@ -144,35 +164,88 @@ func (s *Source) Status() []DepStatus {
 	return out
 }
 
+// Ref is what Lookup is told of a container.
+type Ref struct {
+	ID      string
+	Labels  map[string]string
+	Env     []string
+	Running bool
+	// Wanted: the container asks to be registered. Only a task with such a container is ever described
+	// through the ECS API.
+	Wanted bool
+	// DockerHealth: Docker reports the container's health (a HEALTHCHECK, which is what an ECS health
+	// check is on EC2), so task metadata is not polled for it.
+	DockerHealth bool
+}
+
+// Known is what a daemon before this one wrote into a task's services' Meta: its service name and the
+// tags it copied (by Meta key, lower case).
+type Known struct {
+	TaskARN, Service string
+	Tags             map[string]string
+}
+
+// Remember takes what a daemon before this one learnt, so that a restarted daemon (a rolling update
+// of the daemon service restarts every host's at once) does not ask the ECS API again. Call it before
+// the containers are looked up.
+func (s *Source) Remember(known []Known) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range known {
+		if _, ok := s.known[k.TaskARN]; ok || k.Service == "" {
+			continue
+		}
+		// Meta keys are lower case: find each tag asked for under its lower-cased name.
+		tags := map[string]string{}
+		for _, tag := range s.cfg.TagMeta {
+			if v, ok := k.Tags[strings.ToLower(tag)]; ok {
+				tags[tag] = v
+			} else if v, ok := k.Tags[tag]; ok {
+				tags[tag] = v
+			}
+		}
+		s.known[k.TaskARN] = apiTask{service: k.Service, tags: tags}
+	}
+}
+
 // Lookup returns what is known now of the ECS task of a container, never waiting on the network. ok is
 // false for a container ECS did not start. For a running container it also makes sure the rest of its
 // task's metadata is being fetched.
-func (s *Source) Lookup(id string, labels map[string]string, env []string, running bool) (Task, bool) {
-	t, ok := FromLabels(labels)
+func (s *Source) Lookup(c Ref) (Task, bool) {
+	id := c.ID
+	t, ok := FromLabels(c.Labels)
 	if !ok {
 		return t, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ts := s.tasks[t.ARN]
-	if ts == nil && running && !t.Pause() {
-		ts = &taskState{labels: t, containers: map[string]string{}, wake: make(chan struct{}, 1)}
+	if ts == nil && c.Running && !t.Pause() {
+		ts = &taskState{labels: t, containers: map[string]string{}, wanted: map[string]bool{}, dockerHealth: map[string]bool{},
+			wake: make(chan struct{}, 1)}
+		if k, ok := s.known[t.ARN]; ok && s.knownEnough(k) {
+			ts.api = &k
+			delete(s.known, t.ARN)
+		}
 		s.tasks[t.ARN] = ts
 	}
 	if ts == nil {
 		return s.mergeLocked(t, nil, id), true
 	}
 	_, known := ts.containers[id]
+	if c.Running && (ts.wanted[id] != c.Wanted || ts.dockerHealth[id] != c.DockerHealth) {
+		ts.wanted[id], ts.dockerHealth[id] = c.Wanted, c.DockerHealth
+		if known {
+			s.wakeLocked(ts) // it may need the API, or no more health polling, now
+		}
+	}
 	switch {
-	case !known && running && !t.Pause():
-		ts.containers[id] = metadataPath(env)
+	case !known && c.Running && !t.Pause():
+		ts.containers[id] = metadataPath(c.Env)
 		s.owner[id] = t.ARN
 		s.startLocked(ts)
-		select {
-		case ts.wake <- struct{}{}:
-		default:
-		}
-	case known && !running:
+		s.wakeLocked(ts)
+	case known && !c.Running:
 		// A stopped container needs nothing more; its task's fetching ends with its last running
 		// container, though ECS keeps stopped containers for hours.
 		s.releaseLocked(id)
@@ -187,6 +260,24 @@ func (s *Source) Forget(id string) {
 	s.releaseLocked(id)
 }
 
+// knownEnough reports whether what a daemon before this one wrote answers all the ECS API would: the
+// service, and every tag asked for (a tag missing from Meta may be one it never got).
+func (s *Source) knownEnough(k apiTask) bool {
+	for _, tag := range s.cfg.TagMeta {
+		if _, ok := k.tags[tag]; !ok {
+			return false
+		}
+	}
+	return k.service != ""
+}
+
+func (s *Source) wakeLocked(ts *taskState) {
+	select {
+	case ts.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (s *Source) releaseLocked(id string) {
 	arn, ok := s.owner[id]
 	if !ok {
@@ -195,6 +286,8 @@ func (s *Source) releaseLocked(id string) {
 	delete(s.owner, id)
 	ts := s.tasks[arn]
 	delete(ts.containers, id)
+	delete(ts.wanted, id)
+	delete(ts.dockerHealth, id)
 	if len(ts.containers) == 0 {
 		if ts.cancel != nil {
 			ts.cancel()
@@ -275,7 +368,7 @@ func (s *Source) fetchMissing(ctx context.Context, ts *taskState) (failed bool) 
 			}
 		}
 	}
-	if s.cfg.TMDSURL != "" && (ts.tmds == nil || hasHealth(ts.tmds) && time.Since(ts.tmdsAt) >= s.cfg.HealthPoll) {
+	if s.cfg.TMDSURL != "" && (ts.tmds == nil || s.pollsHealthLocked(ts) && time.Since(ts.tmdsAt) >= s.cfg.HealthPoll) {
 		for _, id := range slices.Sorted(maps.Keys(ts.containers)) {
 			if p := ts.containers[id]; p != "" {
 				path = p
@@ -283,7 +376,9 @@ func (s *Source) fetchMissing(ctx context.Context, ts *taskState) (failed bool) 
 			}
 		}
 	}
-	needAPI := s.cfg.API && ts.api == nil
+	// Tags come with the task metadata (/taskWithTags) until it has given them once.
+	withTags := len(s.cfg.TagMeta) > 0 && ts.api == nil && ts.tmds == nil
+	needAPI := s.needsAPILocked(ts)
 	t := ts.labels
 	s.mu.Unlock()
 
@@ -302,28 +397,51 @@ func (s *Source) fetchMissing(ctx context.Context, ts *taskState) (failed bool) 
 		}
 	}
 	if path != "" {
-		tt, err := s.client.tmdsTask(ctx, path)
+		tt, err := s.client.tmdsTask(ctx, path, withTags)
 		if err == nil && tt.TaskARN != t.ARN {
 			err = errors.New("task metadata: " + path + " is task " + tt.TaskARN + ", the container's labels say " + t.ARN)
 		}
 		s.record(ctx, DepTMDS, answered(err))
 		if err != nil {
 			failed = true
-		} else {
 			s.mu.Lock()
-			same := ts.tmds != nil && reflect.DeepEqual(*ts.tmds, tt)
-			ts.tmdsAt = time.Now()
+			ts.tmdsFailed = true
+			s.mu.Unlock()
+		} else {
+			var tagged *apiTask
+			if withTags {
+				switch terr := tt.tagsError(); {
+				case terr != nil:
+					s.log.Debug("task tags not in task metadata; the ECS API is asked instead (with -ecs-api)", "task", t.ARN, "err", terr)
+				case tt.ServiceName != "" || !s.cfg.API:
+					tagged = &apiTask{service: tt.ServiceName, tags: tt.TaskTags}
+				}
+				tt.TaskTags, tt.ContainerInstanceTags, tt.Errors = nil, nil, nil
+			}
+			s.mu.Lock()
+			same := ts.tmds != nil && reflect.DeepEqual(*ts.tmds, tt) && tagged == nil
+			ts.tmdsAt, ts.tmdsFailed = time.Now(), false
 			if same {
 				s.mu.Unlock()
 			} else {
 				s.mu.Unlock()
-				s.update(ts, func() { ts.tmds = &tt })
+				s.update(ts, func() {
+					ts.tmds = &tt
+					if tagged != nil {
+						ts.api = tagged
+					}
+				})
 			}
 		}
 	}
+	if path != "" {
+		s.mu.Lock()
+		needAPI = s.needsAPILocked(ts) // what task metadata said, or that it did not answer
+		s.mu.Unlock()
+	}
 	if needAPI {
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		at, err := s.api.describe(rctx, t)
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		at, err := s.describe.describe(rctx, t)
 		cancel()
 		if s.record(ctx, DepAPI, err) {
 			s.update(ts, func() { ts.api = &at })
@@ -334,16 +452,37 @@ func (s *Source) fetchMissing(ctx context.Context, ts *taskState) (failed bool) 
 	return failed
 }
 
-// watchesHealth reports whether a task's containers have ECS health checks, whose status is read again
-// every HealthPoll.
+// watchesHealth reports whether task metadata is read again every HealthPoll for a container's health.
 func (s *Source) watchesHealth(ts *taskState) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cfg.TMDSURL != "" && hasHealth(ts.tmds)
+	return s.pollsHealthLocked(ts)
 }
 
-func hasHealth(t *TMDSTask) bool {
-	return t != nil && slices.ContainsFunc(t.Containers, func(c TMDSContainer) bool { return c.Health != nil })
+// pollsHealthLocked reports whether a container of the task has an ECS health check that only task
+// metadata shows. On EC2 an ECS health check is a Docker HEALTHCHECK, which the daemon follows from
+// Docker's events: no polling.
+func (s *Source) pollsHealthLocked(ts *taskState) bool {
+	if s.cfg.TMDSURL == "" || ts.tmds == nil {
+		return false
+	}
+	return slices.ContainsFunc(ts.tmds.Containers, func(c TMDSContainer) bool {
+		_, ours := ts.containers[c.DockerId]
+		return c.Health != nil && ours && !ts.dockerHealth[c.DockerId]
+	})
+}
+
+// needsAPILocked reports whether the ECS API is to be asked about a task now: it is enabled, a
+// container of the task asks to be registered, and task metadata (when there is any) has been read
+// and lacks the service name, or the tags asked for.
+func (s *Source) needsAPILocked(ts *taskState) bool {
+	if !s.cfg.API || ts.api != nil || !slices.Contains(slices.Collect(maps.Values(ts.wanted)), true) {
+		return false
+	}
+	if s.cfg.TMDSURL != "" && ts.tmds == nil && !ts.tmdsFailed && slices.ContainsFunc(slices.Collect(maps.Values(ts.containers)), func(p string) bool { return p != "" }) {
+		return false // task metadata first: it may say all
+	}
+	return ts.tmds == nil || ts.tmds.ServiceName == "" || len(s.cfg.TagMeta) > 0
 }
 
 // update applies f to a task's state and tells the registrator about each of its containers.

@@ -127,12 +127,12 @@ func TestSourceEnrichesAwsvpcTask(t *testing.T) {
 	s, n := runSource(t, Config{AgentURL: agent.URL, TMDSURL: tmds.URL})
 
 	// The first answer comes from the labels alone.
-	task, ok := s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+	task, ok := s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, true))
 	if !ok || task.Family != "curltest" || task.Revision != "26" || task.Container != "curl" {
 		t.Fatalf("first lookup = %+v, %v", task, ok)
 	}
 	testenv.Eventually(t, 10*time.Second, "metadata never arrived", func() bool {
-		task, _ = s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+		task, _ = s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, true))
 		return task.Service != "" && len(task.Addrs) > 0 && n.count(awsvpcApp) > 0
 	})
 	if task.Service != "curl-svc" || task.AvailabilityZone != "us-west-2b" || task.Addrs[0].String() != "10.0.12.34" ||
@@ -140,7 +140,7 @@ func TestSourceEnrichesAwsvpcTask(t *testing.T) {
 		t.Errorf("enriched = %+v", task)
 	}
 	for range 100 {
-		s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+		s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, true))
 	}
 	if got := tmds.requests.Load(); got != 1 {
 		t.Errorf("task metadata asked %d times for one task, want 1", got)
@@ -150,7 +150,7 @@ func TestSourceEnrichesAwsvpcTask(t *testing.T) {
 	before := n.count(awsvpcApp)
 	desired.Store(StatusStopped)
 	testenv.Eventually(t, 10*time.Second, "stopping task never noticed", func() bool {
-		task, _ = s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+		task, _ = s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, true))
 		return task.Stopping() && n.count(awsvpcApp) > before
 	})
 	// The poll read the agent's own metadata before its first task list.
@@ -174,15 +174,15 @@ func (s *Source) taskCount() int {
 func TestSourceNoTasksNoRequests(t *testing.T) {
 	agent := newEndpoint(t, serveBody([]byte(`{"Tasks":[]}`), 200))
 	s, _ := runSource(t, Config{AgentURL: agent.URL, TMDSURL: agent.URL})
-	if _, ok := s.Lookup("c1", map[string]string{"SERVICE_NAME": "x"}, nil, true); ok {
+	if _, ok := s.Lookup(ref("c1", map[string]string{"SERVICE_NAME": "x"}, nil, true)); ok {
 		t.Fatal("a container without ECS labels has a task")
 	}
 	// The pause container and stopped containers are never fetched for.
 	pause := map[string]string{LabelTaskARN: awsvpcARN, LabelContainerName: PauseContainer}
-	if task, ok := s.Lookup("p1", pause, nil, true); !ok || !task.Pause() {
+	if task, ok := s.Lookup(ref("p1", pause, nil, true)); !ok || !task.Pause() {
 		t.Fatal("pause container not recognised")
 	}
-	s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, false)
+	s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, false))
 	// With no task cached the poll skips its request and no fetch loop exists.
 	if n := s.taskCount(); n != 0 {
 		t.Fatalf("%d tasks cached with no running task container", n)
@@ -220,7 +220,7 @@ func TestSourceDegradation(t *testing.T) {
 			agent := newEndpoint(t, tc.bad)
 			tmds := newEndpoint(t, tc.bad)
 			s, n := runSource(t, Config{AgentURL: agent.URL, TMDSURL: tmds.URL, Timeout: 500 * time.Millisecond})
-			task, ok := s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+			task, ok := s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, true))
 			if !ok || task.Family != "curltest" {
 				t.Fatalf("labels lost: %+v", task)
 			}
@@ -234,7 +234,7 @@ func TestSourceDegradation(t *testing.T) {
 			agent.set(good)
 			tmds.set(serveBody(tmdsBody, 200))
 			testenv.Eventually(t, 10*time.Second, "metadata never arrived after recovery", func() bool {
-				task, _ = s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+				task, _ = s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, true))
 				return task.Service == "curl-svc" && len(task.Addrs) == 1 && n.count(awsvpcApp) > 0
 			})
 			if st := status(s, DepTMDS); !st.Up {
@@ -261,10 +261,10 @@ func TestSourceStoppedTaskEndsItsFetching(t *testing.T) {
 	agent := newEndpoint(t, agentFor(t, &desired))
 	tmds := newEndpoint(t, serveBody(fixture(t, "tmds-task-awsvpc.json"), 200)) // with an ECS health check
 	s, _ := runSource(t, Config{AgentURL: agent.URL, TMDSURL: tmds.URL, HealthPoll: 20 * time.Millisecond})
-	s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+	s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, true))
 	testenv.Eventually(t, 10*time.Second, "health never polled", func() bool { return tmds.requests.Load() >= 3 })
 
-	if task, ok := s.Lookup(awsvpcApp, awsvpcLabels, awsvpcEnv, false); !ok || task.Family != "curltest" {
+	if task, ok := s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, false)); !ok || task.Family != "curltest" {
 		t.Fatalf("a stopped task container still has its labels' task: %+v, %v", task, ok)
 	}
 	if n := s.taskCount(); n != 0 {
@@ -280,5 +280,35 @@ func TestSourceStoppedTaskEndsItsFetching(t *testing.T) {
 	}
 	if got := agent.requests.Load() - polls; got != 0 {
 		t.Errorf("%d agent polls with no running task container", got)
+	}
+}
+
+// ref is a container that asks to be registered, whose health Docker does not report.
+func ref(id string, labels map[string]string, env []string, running bool) Ref {
+	return Ref{ID: id, Labels: labels, Env: env, Running: running, Wanted: true}
+}
+
+// A container whose health Docker reports (an ECS health check is a Docker HEALTHCHECK on EC2) is not
+// polled through task metadata; one whose health only task metadata shows is, every HealthPoll.
+func TestSourcePollsHealthOnlyWhereDockerCannotSeeIt(t *testing.T) {
+	body := fixture(t, "tmds-task-awsvpc.json") // the container has an ECS health check
+	docker := newEndpoint(t, serveBody(body, 200))
+	tmdsOnly := newEndpoint(t, serveBody(body, 200))
+	cfg := Config{HealthPoll: 20 * time.Millisecond}
+	cfg.TMDSURL = docker.URL
+	withDocker, _ := runSource(t, cfg)
+	cfg.TMDSURL = tmdsOnly.URL
+	withoutDocker, _ := runSource(t, cfg)
+	c := ref(awsvpcApp, awsvpcLabels, awsvpcEnv, true)
+	withoutDocker.Lookup(c)
+	c.DockerHealth = true
+	withDocker.Lookup(c)
+	// The control polls ten times; in the same time the other read its task once.
+	testenv.Eventually(t, 10*time.Second, "task metadata health never polled", func() bool { return tmdsOnly.requests.Load() >= 10 })
+	if n := docker.requests.Load(); n != 1 {
+		t.Errorf("%d task metadata reads for a container whose health Docker reports, want 1", n)
+	}
+	if task, _ := withDocker.Lookup(c); task.Service != "curl-svc" {
+		t.Errorf("task = %+v; its metadata was read once", task)
 	}
 }

@@ -67,21 +67,47 @@ type WireNetwork struct {
 
 // TMDSTask is GET ${ECS_CONTAINER_METADATA_URI_V4}/task.
 type TMDSTask struct {
-	Cluster            string
-	TaskARN            string
-	Family             string
-	Revision           string
-	DesiredStatus      string `json:",omitempty"`
-	KnownStatus        string
-	Limits             map[string]float64 `json:",omitempty"`
-	PullStartedAt      string             `json:",omitempty"`
-	PullStoppedAt      string             `json:",omitempty"`
-	AvailabilityZone   string             `json:",omitempty"`
-	LaunchType         string             `json:",omitempty"`
+	Cluster          string
+	TaskARN          string
+	Family           string
+	Revision         string
+	DesiredStatus    string `json:",omitempty"`
+	KnownStatus      string
+	Limits           map[string]float64 `json:",omitempty"`
+	PullStartedAt    string             `json:",omitempty"`
+	PullStoppedAt    string             `json:",omitempty"`
+	AvailabilityZone string             `json:",omitempty"`
+	// TaskTags and ContainerInstanceTags come from /taskWithTags only: the agent asks ECS
+	// (ListTagsForResource, with the container instance role) on every request. No tags: absent.
+	TaskTags              map[string]string `json:",omitempty"`
+	ContainerInstanceTags map[string]string `json:",omitempty"`
+	LaunchType            string            `json:",omitempty"`
+	// Errors says which tags the agent could not read (ErrorField "TaskTags", ...).
+	Errors             []TMDSError `json:",omitempty"`
 	Containers         []TMDSContainer
 	VPCID              string `json:",omitempty"`
 	ServiceName        string `json:",omitempty"`
 	AvailabilityZoneID string `json:",omitempty"`
+}
+
+// TMDSError is an entry of a /taskWithTags answer's Errors: a part of the answer the agent could not get.
+type TMDSError struct {
+	ErrorField   string `json:",omitempty"`
+	ErrorCode    string `json:",omitempty"`
+	ErrorMessage string `json:",omitempty"`
+	StatusCode   int    `json:",omitempty"`
+	RequestId    string `json:",omitempty"`
+	ResourceARN  string `json:",omitempty"`
+}
+
+// tagsError is why a /taskWithTags answer has no task tags, nil when it has them (or the task has none).
+func (t TMDSTask) tagsError() error {
+	for _, e := range t.Errors {
+		if e.ErrorField == "TaskTags" {
+			return fmt.Errorf("task metadata: no task tags: %s %s", e.ErrorCode, e.ErrorMessage)
+		}
+	}
+	return nil
 }
 
 // TMDSContainer is one container of a TMDSTask.

@@ -17,23 +17,26 @@ var attrKeys = map[string]bool{"NAME": true, "TAGS": true, "ID": true, "IGNORE":
 // isCheckKey reports keys the health package owns (SERVICE_CHECK_*, SERVICE_<port>_CHECK_*); never Meta.
 func isCheckKey(k string) bool { return k == "CHECK" || strings.HasPrefix(k, "CHECK_") }
 
-// Desired computes the services a container should have in Consul. It is a pure function: everything it
-// depends on is in its arguments, and bad input becomes a Problem, never a panic.
-func Desired(c Container, o Options) Result {
+// Wanted reports whether a container's labels ask for it to be registered, whatever its state and
+// ports: only such a container's ECS task is worth an ECS API call.
+func Wanted(c Container, o Options) bool {
 	var r Result
-	l := parseLabels(c, &r)
+	skip, _ := optedIn(parseLabels(c, &r), o, &r)
+	return skip == ""
+}
 
-	if ignore, why := ignored(l, "IGNORE", o, &r); ignore || why != "" {
-		r.Skipped = cmp.Or(why, "SERVICE_IGNORE is set")
-		return r
+// optedIn reads the keys that decide whether a container is registered at all (SERVICE_IGNORE,
+// SERVICE_REGISTER, the names under -opt-in): why it is not, or whether only its named ports are.
+func optedIn(l labels, o Options, r *Result) (skip string, onlyNamedPorts bool) {
+	if ignore, why := ignored(l, "IGNORE", o, r); ignore || why != "" {
+		return cmp.Or(why, "SERVICE_IGNORE is set"), false
 	}
 	register, hasRegister := true, false
 	if v, ok := l.global["REGISTER"]; ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			r.errorf(l.key("REGISTER"), "not a boolean: %q", v)
-			r.Skipped = "SERVICE_REGISTER has a bad value"
-			return r
+			return "SERVICE_REGISTER has a bad value", false
 		}
 		register, hasRegister = b, true
 	}
@@ -46,10 +49,24 @@ func Desired(c Container, o Options) Result {
 	}
 	switch {
 	case hasRegister && !register:
-		r.Skipped = "SERVICE_REGISTER=false"
-		return r
+		return "SERVICE_REGISTER=false", false
 	case o.OptIn && !hasName && !portNamed && !hasRegister:
-		r.Skipped = "not opted in: no SERVICE_NAME, SERVICE_<port>_NAME or SERVICE_REGISTER=true"
+		return "not opted in: no SERVICE_NAME, SERVICE_<port>_NAME or SERVICE_REGISTER=true", false
+	}
+	// Opting in only through per-port names registers only those ports: a sidecar's metrics port is not
+	// published by surprise.
+	return "", o.OptIn && portNamed && !hasName && !(hasRegister && register)
+}
+
+// Desired computes the services a container should have in Consul. It is a pure function: everything it
+// depends on is in its arguments, and bad input becomes a Problem, never a panic.
+func Desired(c Container, o Options) Result {
+	var r Result
+	l := parseLabels(c, &r)
+	skip, onlyNamedPorts := optedIn(l, o, &r)
+	switch {
+	case skip != "":
+		r.Skipped = skip
 		return r
 	case c.Task != nil && c.Task.Pause():
 		r.Skipped = "ECS pause container of an awsvpc task: never registered"
@@ -61,9 +78,6 @@ func Desired(c Container, o Options) Result {
 		r.Skipped = "stopping: deregistered until it runs again"
 		return r
 	}
-	// Opting in only through per-port names registers only those ports: a sidecar's metrics port is not
-	// published by surprise.
-	onlyNamedPorts := o.OptIn && portNamed && !hasName && !(hasRegister && register)
 
 	endpoints, why := endpointsOf(c, o, &r)
 	if len(endpoints) == 0 {

@@ -54,15 +54,23 @@ func (k ecsTask) container(name string, w testenv.Workload) testenv.Workload {
 }
 
 // runECS starts a registrator with an ecsmeta.Source reading the fake agent (and IMDS when given).
-func runECS(t *testing.T, d *client.Client, fake *fakeecs.Agent, imdsURL string) *env {
+func runECS(t *testing.T, d *client.Client, fake *fakeecs.Agent, imdsURL string, mod ...func(*ecsmeta.Config)) *env {
+	t.Helper()
+	return runECSWith(t, d, testenv.StartConsul(t), fake, imdsURL, mod...)
+}
+
+func runECSWith(t *testing.T, d *client.Client, consul *testenv.Consul, fake *fakeecs.Agent, imdsURL string, mod ...func(*ecsmeta.Config)) *env {
 	t.Helper()
 	cfg := ecsmeta.Config{AgentURL: fake.AgentURL(), TMDSURL: fake.TMDSURL(), Poll: time.Second}
 	if imdsURL != "" {
 		t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imdsURL)
 		cfg.IMDS = ecsmeta.NewIMDS()
 	}
+	for _, m := range mod {
+		m(&cfg)
+	}
 	src := ecsmeta.New(cfg)
-	e := run(t, d, testenv.StartConsul(t), func(c *registrator.Config) { c.ECS = src })
+	e := run(t, d, consul, func(c *registrator.Config) { c.ECS = src })
 	e.ecs = src
 	return e
 }
@@ -306,5 +314,117 @@ func TestECSHealthMirrored(t *testing.T) {
 	t.Logf("ECS UNHEALTHY mirrored %v after the agent reported it (health poll 500ms)", took)
 	if out := e.checks(t, s.ID)[health.MirrorID(s.ID)].Output; !strings.Contains(out, "probe failed") {
 		t.Errorf("output %q", out)
+	}
+}
+
+// The ECS API at fleet scale. A thousand hosts share one DescribeTasks throttle: only tasks that ask
+// to be registered are described, in batches; a restarted daemon reads back what it wrote into Meta;
+// a service name task metadata gives costs no call. Not parallel: the ECS API endpoint is set in the
+// environment.
+func TestECSAPICallsAtFleetScale(t *testing.T) {
+	d := testenv.Docker(t)
+	fake := fakeecs.Start(t, d)
+	describe := fake.StartAPI(t)
+	consul := testenv.StartConsul(t)
+	withAPI := func(c *ecsmeta.Config) { c.API, c.TagMeta = true, []string{"team"} }
+	e := runECSWith(t, d, consul, fake, "", withAPI)
+	e.waitReady(t)
+
+	// 30 tasks that opt in and 30 that do not, task metadata without ServiceName (an older agent) and
+	// tags it may not read: the ECS API is needed for the first 30.
+	wanted := map[string]bool{}
+	var ids []string
+	for i := range 60 {
+		task := newTask(t, "fleet")
+		fake.SetTask(task.arn, fakeecs.TaskConfig{Service: fmt.Sprintf("fleet-%d", i), NoServiceName: true, TagsDenied: true,
+			Tags: map[string]string{"team": fmt.Sprintf("t%d", i)}})
+		labels := map[string]string{}
+		if i%2 == 0 {
+			labels["SERVICE_REGISTER"] = "true"
+			wanted[task.arn] = true
+		}
+		id := testenv.Start(t, d, task.container("app", testenv.Workload{TCP: []int{8080}, Publish: true, Labels: labels}))
+		if i%2 == 0 {
+			ids = append(ids, id)
+		}
+	}
+	for _, id := range ids {
+		e.service(t, id, 60*time.Second, func(s *api.AgentService) bool {
+			return strings.HasPrefix(s.Meta[registrator.MetaECSService], "fleet-") && s.Meta["team"] != ""
+		})
+	}
+	calls := describe.Calls()
+	named := 0
+	for _, c := range calls {
+		for _, arn := range c {
+			named++
+			if !wanted[arn] {
+				t.Errorf("DescribeTasks named %s, whose container did not opt in", arn)
+			}
+		}
+	}
+	t.Logf("30 opted-in and 30 other tasks: %d DescribeTasks calls naming %d tasks", len(calls), named)
+	if len(calls) > 5 || named != len(wanted) {
+		t.Errorf("%d calls naming %d tasks; want them batched (at most 5 calls), each of the %d tasks named once", len(calls), named, len(wanted))
+	}
+
+	// A daemon restart (a rolling update of the daemon service): what it wrote into Meta answers.
+	e.stop()
+	before := len(describe.Calls())
+	e2 := runECSWith(t, d, consul, fake, "", withAPI)
+	e2.waitReady(t)
+	for _, id := range ids {
+		e2.service(t, id, 10*time.Second, func(s *api.AgentService) bool { return s.Meta[registrator.MetaECSService] != "" })
+	}
+	after := describe.Calls()[before:]
+	t.Logf("restart with 30 known tasks: %d DescribeTasks calls", len(after))
+	if len(after) > 1 {
+		t.Errorf("a restart with 30 known tasks made %d DescribeTasks calls (%v), want at most 1", len(after), after)
+	}
+}
+
+// Task metadata that gives the service name, and no tag Meta asked for: no ECS API call at all.
+func TestECSAPINotCalledWhenTaskMetadataSuffices(t *testing.T) {
+	d := testenv.Docker(t)
+	fake := fakeecs.Start(t, d)
+	describe := fake.StartAPI(t)
+	e := runECS(t, d, fake, "", func(c *ecsmeta.Config) { c.API = true })
+	e.waitReady(t)
+	var ids []string
+	for i := range 10 {
+		task := newTask(t, "tmds")
+		fake.SetTask(task.arn, fakeecs.TaskConfig{Service: fmt.Sprintf("tmds-%d", i)})
+		ids = append(ids, testenv.Start(t, d, task.container("app", testenv.Workload{TCP: []int{8080}, Publish: true,
+			Labels: map[string]string{"SERVICE_REGISTER": "true"}})))
+	}
+	for _, id := range ids {
+		e.service(t, id, 30*time.Second, func(s *api.AgentService) bool { return strings.HasPrefix(s.Meta[registrator.MetaECSService], "tmds-") })
+	}
+	if calls := describe.Calls(); len(calls) != 0 {
+		t.Errorf("%d DescribeTasks calls (%v); task metadata gave every service name", len(calls), calls)
+	}
+}
+
+// Tags asked for come from /taskWithTags, for which the agent (its instance role) asks ECS; the
+// daemon's own API use stays at zero.
+func TestECSTagsFromTaskMetadata(t *testing.T) {
+	d := testenv.Docker(t)
+	fake := fakeecs.Start(t, d)
+	describe := fake.StartAPI(t)
+	e := runECS(t, d, fake, "", func(c *ecsmeta.Config) { c.API, c.TagMeta = true, []string{"team"} })
+	e.waitReady(t)
+	task := newTask(t, "tagged")
+	fake.SetTask(task.arn, fakeecs.TaskConfig{Service: "tagged", Tags: map[string]string{"team": "payments", "secret": "x"}})
+	id := testenv.Start(t, d, task.container("app", testenv.Workload{TCP: []int{8080}, Publish: true,
+		Labels: map[string]string{"SERVICE_REGISTER": "true"}}))
+	s := e.service(t, id, 30*time.Second, func(s *api.AgentService) bool { return s.Meta["team"] == "payments" })
+	if _, leaked := s.Meta["secret"]; leaked {
+		t.Errorf("a tag not asked for reached Meta: %v", s.Meta)
+	}
+	if calls := describe.Calls(); len(calls) != 0 {
+		t.Errorf("%d DescribeTasks calls; the tags came with task metadata", len(calls))
+	}
+	if n := fake.TagReads(); n != 2 {
+		t.Errorf("the agent read tags %d times for one task; once per task (two ListTagsForResource) is the cost", n)
 	}
 }

@@ -77,7 +77,8 @@ func (r *Registrator) evaluate(ctx context.Context, id string) error {
 	c.Task = nil
 	if r.cfg.ECS != nil {
 		opts.Host = r.cfg.ECS.Host()
-		if t, ok := r.cfg.ECS.Lookup(c.ID, c.Labels, c.Env, c.Running); ok {
+		ref := ecsmeta.Ref{ID: c.ID, Labels: c.Labels, Env: c.Env, Running: c.Running, Wanted: Wanted(c, opts), DockerHealth: c.HasHealthcheck}
+		if t, ok := r.cfg.ECS.Lookup(ref); ok {
 			c.Task = &t
 		}
 	} else if t, ok := ecsmeta.FromLabels(c.Labels); ok {

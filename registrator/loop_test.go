@@ -489,17 +489,28 @@ type fakeECS struct {
 	tasks   map[string]ecsmeta.Task
 	changed func(string)
 	forgot  []string
-	stopped []string // containers looked up as not running
+	stopped []string               // containers looked up as not running
+	refs    map[string]ecsmeta.Ref // the last lookup of each container
+	known   []ecsmeta.Known
 }
 
-func (f *fakeECS) Lookup(id string, _ map[string]string, _ []string, running bool) (ecsmeta.Task, bool) {
+func (f *fakeECS) Lookup(c ecsmeta.Ref) (ecsmeta.Task, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !running {
-		f.stopped = append(f.stopped, id)
+	if !c.Running {
+		f.stopped = append(f.stopped, c.ID)
 	}
-	t, ok := f.tasks[id]
+	if f.refs == nil {
+		f.refs = map[string]ecsmeta.Ref{}
+	}
+	f.refs[c.ID] = c
+	t, ok := f.tasks[c.ID]
 	return t, ok
+}
+func (f *fakeECS) Remember(known []ecsmeta.Known) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.known = append(f.known, known...)
 }
 func (f *fakeECS) Forget(id string) {
 	f.mu.Lock()
@@ -558,6 +569,36 @@ func TestLoopECSStoppedDrainsWithoutInspect(t *testing.T) {
 		l.settle()
 		if !slices.Contains(e.forgot, "c1") {
 			t.Error("the enricher was not told the container is gone")
+		}
+	})
+}
+
+// The enricher is told which containers want registering (only their tasks are worth an ECS API
+// call) and which have a Docker HEALTHCHECK (no task metadata polling), and a restarted daemon hands it
+// what it wrote into Meta about each task, so it does not ask ECS again.
+func TestLoopTellsTheEnricherWhatItNeeds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		task := ecsmeta.Task{Cluster: "prod", ARN: "arn:aws:ecs:eu-west-1:1:task/prod/abc", Family: "web", Revision: "3",
+			Container: "app", Service: "web-svc", Tags: map[string]string{"team": "core"}}
+		e := &fakeECS{tasks: map[string]ecsmeta.Task{"c1": task, "c2": task}}
+		a := newFakeAgent()
+		l := startLoop(t, nil, a, func(c *Config) { c.ECS = e })
+		l.d.start(spec{id: "c1", name: "web-1", port: 8080, labels: map[string]string{"SERVICE_NAME": "web"}, health: "healthy"})
+		l.d.start(spec{id: "c2", name: "sidecar-1", port: 9000})
+		l.settle()
+		e.mu.Lock()
+		c1, c2 := e.refs["c1"], e.refs["c2"]
+		e.mu.Unlock()
+		if !c1.Wanted || !c1.DockerHealth || c2.Wanted || c2.DockerHealth {
+			t.Errorf("lookups: c1 %+v, c2 %+v; want c1 wanted with Docker health, c2 neither", c1, c2)
+		}
+		l.stop()
+		e2 := &fakeECS{tasks: e.tasks}
+		startLoop(t, l.d, a, func(c *Config) { c.ECS = e2 }).settle()
+		e2.mu.Lock()
+		defer e2.mu.Unlock()
+		if len(e2.known) != 1 || e2.known[0].TaskARN != task.ARN || e2.known[0].Service != "web-svc" || e2.known[0].Tags["team"] != "core" {
+			t.Errorf("a restarted daemon remembered %+v; want the task, its service and its tag from Meta", e2.known)
 		}
 	})
 }

@@ -30,7 +30,10 @@ type Docker interface {
 type Enricher interface {
 	// Lookup returns what is known now of a container's ECS task, without waiting on the network;
 	// ok is false for a container ECS did not start. A container that is not running needs no more.
-	Lookup(id string, labels map[string]string, env []string, running bool) (task ecsmeta.Task, ok bool)
+	Lookup(c ecsmeta.Ref) (task ecsmeta.Task, ok bool)
+	// Remember takes what this daemon wrote into its services' Meta before it restarted, so that it
+	// does not ask the ECS API again.
+	Remember(known []ecsmeta.Known)
 	// Forget drops a container that is gone.
 	Forget(id string)
 	// Host returns the host's EC2 identity, zero while unknown.
@@ -208,6 +211,7 @@ func (r *Registrator) Run(ctx context.Context) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	r.requestSync()
+	r.rememberTasks(ctx)
 	g.Go(func() error { return r.applier.Run(ctx) })
 	g.Go(func() error { return r.watchDocker(ctx) })
 	g.Go(func() error { return r.syncLoop(ctx) })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/internal/retry"
 )
 
@@ -115,4 +116,35 @@ func (r *Registrator) waitSettled(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// rememberTasks hands the enricher what this daemon wrote into its services' Meta before it restarted,
+// before any container is evaluated: a rolling update of the daemon service restarts every host's
+// daemon at once, and none of them need ask the ECS API about tasks it already described. The agent
+// answered a moment ago (waitForNode); if it does not now, the first full sync goes on without.
+func (r *Registrator) rememberTasks(ctx context.Context) {
+	if r.cfg.ECS == nil {
+		return
+	}
+	st, err := r.agent.Services(ctx)
+	if err != nil {
+		r.log.Debug("could not read the agent's services for their ECS Meta", "err", err)
+		return
+	}
+	r.cfg.ECS.Remember(knownTasks(st.Owned))
+}
+
+// knownTasks is what this daemon wrote into its services' Meta about their ECS tasks: the service
+// name and the task tags it copied (Meta keys are lower case; every other key is passed, the enricher
+// keeps the ones it asks for).
+func knownTasks(owned map[string]Service) []ecsmeta.Known {
+	var out []ecsmeta.Known
+	for _, s := range owned {
+		arn := s.Meta[MetaECSTaskARN]
+		if arn == "" || s.Meta[MetaECSService] == "" {
+			continue
+		}
+		out = append(out, ecsmeta.Known{TaskARN: arn, Service: s.Meta[MetaECSService], Tags: s.Meta})
+	}
+	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/internal/retry"
 )
 
@@ -134,7 +135,7 @@ func (r *Registrator) handleEvent(m events.Message) {
 	if action == "die" && r.cfg.ECS != nil && cur.evaluated() {
 		// No inspect follows: tell the enricher here that the container stopped, so that a stopped
 		// task's background fetching ends although ECS keeps its containers for hours.
-		r.cfg.ECS.Lookup(id, cur.container.Labels, cur.container.Env, false)
+		r.cfg.ECS.Lookup(ecsmeta.Ref{ID: id, Labels: cur.container.Labels, Env: cur.container.Env})
 	}
 	r.noteDrain(old, cur)
 	if !stop || !cur.evaluated() {

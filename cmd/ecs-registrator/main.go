@@ -105,7 +105,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.agentURI, "ecs-agent-uri", "http://127.0.0.1:51678", "ECS agent introspection API (\"\" disables)")
 	fs.StringVar(&c.tmdsURI, "ecs-tmds-uri", "http://127.0.0.1:51679", "ECS task metadata endpoint, reached from the host (\"\" disables)")
 	fs.BoolVar(&c.ecsAPI, "ecs-api", false, "call ECS DescribeTasks for service names and task tags (needs ecs:DescribeTasks)")
-	fs.StringVar(&c.tagMeta, "ecs-tag-meta", "", "comma list of task tags copied into service Meta (with -ecs-api)")
+	fs.StringVar(&c.tagMeta, "ecs-tag-meta", "", "comma list of task tags copied into service Meta (from task metadata /taskWithTags, else -ecs-api)")
 	fs.DurationVar(&c.healthTTL, "health-ttl", registrator.DefaultHealthTTL, "TTL of the checks mirroring Docker and ECS health; refreshed every third of it")
 	fs.StringVar(&c.tags, "tags", "", "comma list of Go templates added to every service's tags, e.g. az-{{.AvailabilityZone}}")
 	var migrate bool
@@ -188,8 +188,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			return c, fmt.Errorf("%s must be an http:// URL, not %q", u.flag, u.v)
 		}
 	}
-	if c.tagMeta != "" && !c.ecsAPI {
-		return c, errors.New("-ecs-tag-meta needs -ecs-api: task tags come from the ECS API")
+	if c.tagMeta != "" && !c.ecsAPI && c.tmdsURI == "" {
+		return c, errors.New("-ecs-tag-meta needs task metadata (-ecs-tmds-uri) or -ecs-api: task tags come from one of them")
 	}
 	var err error
 	switch {

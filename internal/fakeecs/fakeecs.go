@@ -48,6 +48,13 @@ type TaskConfig struct {
 	ENIv6            string
 	DesiredStatus    string            // default RUNNING
 	Health           map[string]string // container name -> HEALTHY or UNHEALTHY
+	// NoServiceName: task metadata omits ServiceName, as agents before 1.63.1 do; the ECS API still
+	// knows the service.
+	NoServiceName bool
+	// Tags are the task's tags, in /taskWithTags and the ECS API; TagsDenied makes /taskWithTags report
+	// that the agent may not read them (its instance role lacks ecs:ListTagsForResource).
+	Tags       map[string]string
+	TagsDenied bool
 }
 
 // Agent serves both APIs on loopback ports that stay the same across Stop and Start.
@@ -59,9 +66,10 @@ type Agent struct {
 	docker  *client.Client
 	cluster string
 
-	mu      sync.Mutex
-	tasks   map[string]TaskConfig
-	inspect map[string]inspected // Docker ID -> last inspect, while its state is the same
+	mu       sync.Mutex
+	tagReads atomic.Int64 // ListTagsForResource calls the agent made for /taskWithTags
+	tasks    map[string]TaskConfig
+	inspect  map[string]inspected // Docker ID -> last inspect, while its state is the same
 }
 
 type inspected struct {
@@ -282,6 +290,9 @@ func (a *Agent) metadata(w http.ResponseWriter, r *http.Request) {
 					writeJSON(w, 200, c.tmds(t))
 				case "task":
 					writeJSON(w, 200, t.tmdsTask())
+				case "taskWithTags":
+					a.tagReads.Add(2) // the agent asks ECS for the task's and the instance's tags
+					writeJSON(w, 200, t.tmdsTaskWithTags())
 				default:
 					writeJSON(w, 404, "V4 task metadata handler: unknown path")
 				}
@@ -440,6 +451,9 @@ func (t *task) tmdsTask() ecsmeta.TMDSTask {
 	tt := ecsmeta.TMDSTask{Cluster: t.cluster, TaskARN: t.arn, Family: t.family, Revision: t.revision,
 		DesiredStatus: t.desired(), KnownStatus: t.known(), Limits: map[string]float64{"CPU": 0.25, "Memory": 512},
 		AvailabilityZone: t.cfg.AvailabilityZone, LaunchType: "EC2", ServiceName: t.cfg.Service, Containers: []ecsmeta.TMDSContainer{}}
+	if t.cfg.NoServiceName {
+		tt.ServiceName = ""
+	}
 	if t.cfg.ENI != "" {
 		tt.VPCID = "vpc-0abc"
 	}
@@ -448,6 +462,24 @@ func (t *task) tmdsTask() ecsmeta.TMDSTask {
 	}
 	return tt
 }
+
+// tmdsTaskWithTags is /taskWithTags: the task and, as the agent asks ECS for them on each request,
+// its tags, or an error entry when the agent may not read them.
+func (t *task) tmdsTaskWithTags() ecsmeta.TMDSTask {
+	tt := t.tmdsTask()
+	if t.cfg.TagsDenied {
+		tt.Errors = []ecsmeta.TMDSError{{ErrorField: "TaskTags", ErrorCode: "AccessDeniedException", StatusCode: 400, ResourceARN: t.arn,
+			ErrorMessage: "User: arn:aws:sts::111122223333:assumed-role/ecsInstanceRole/i-0abc is not authorized to perform: ecs:ListTagsForResource"}}
+		return tt
+	}
+	if len(t.cfg.Tags) > 0 {
+		tt.TaskTags = maps.Clone(t.cfg.Tags)
+	}
+	return tt
+}
+
+// TagReads is the number of ListTagsForResource calls the agent made to answer /taskWithTags.
+func (a *Agent) TagReads() int64 { return a.tagReads.Load() }
 
 func (c *fcontainer) tmds(t *task) ecsmeta.TMDSContainer {
 	tc := ecsmeta.TMDSContainer{DockerId: c.id, Name: c.name, DockerName: c.dockerName, Image: c.image, ImageID: c.imageID,
