@@ -249,7 +249,7 @@ func without[V any](m map[string]V, k string) map[string]V {
 func (a *applier) round(ctx context.Context) (down bool) {
 	n := a.rounds.Add(1)
 	in := planInput{records: a.store.all(), held: a.held, foreign: a.foreign, mirrored: a.mirrored, drain: a.drain,
-		keepFailed: a.keepFailed, unmarked: a.unmarked, migrate: a.migrate}
+		keepFailed: a.keepFailed, unmarked: a.unmarked, migrate: a.migrate, hostDrain: a.store.hostDrain().why}
 	p := makePlan(in)
 	planned := map[string]bool{}
 	for _, sid := range p.deregister {

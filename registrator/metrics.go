@@ -25,6 +25,7 @@ type metrics struct {
 	registrations   prometheus.Counter
 	deregistrations prometheus.Counter
 	drains          prometheus.Counter
+	hostDrains      prometheus.Counter
 	healthUpdates   prometheus.Counter
 	errors          *prometheus.CounterVec
 }
@@ -38,7 +39,9 @@ func newMetrics(r *Registrator, reg prometheus.Registerer) *metrics {
 		registrations:   prometheus.NewCounter(prometheus.CounterOpts{Name: "ecsr_registrations_total", Help: "Service registrations written to Consul."}),
 		deregistrations: prometheus.NewCounter(prometheus.CounterOpts{Name: "ecsr_deregistrations_total", Help: "Service deregistrations written to Consul."}),
 		drains:          prometheus.NewCounter(prometheus.CounterOpts{Name: "ecsr_drains_total", Help: "Containers taken out of the passing set because they were stopping."}),
-		healthUpdates:   prometheus.NewCounter(prometheus.CounterOpts{Name: "ecsr_health_updates_total", Help: "Mirrored health statuses written to Consul, refreshes included."}),
+		hostDrains: prometheus.NewCounter(prometheus.CounterOpts{Name: "ecsr_host_drains_total",
+			Help: "Times the whole host started draining: an EC2 Spot interruption notice or an Auto Scaling termination in instance metadata."}),
+		healthUpdates: prometheus.NewCounter(prometheus.CounterOpts{Name: "ecsr_health_updates_total", Help: "Mirrored health statuses written to Consul, refreshes included."}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ecsr_errors_total",
 			Help: "Errors by reason: docker_events, docker_list, docker_inspect, consul_read, consul_register, consul_deregister, consul_check_update, bad_definition."}, []string{"reason"}),
 	}
@@ -57,10 +60,13 @@ func newMetrics(r *Registrator, reg prometheus.Registerer) *metrics {
 		}
 		return 0
 	}
-	reg.MustRegister(m.reconcile, m.lag, m.registrations, m.deregistrations, m.drains, m.healthUpdates, m.errors,
+	reg.MustRegister(m.reconcile, m.lag, m.registrations, m.deregistrations, m.drains, m.hostDrains, m.healthUpdates, m.errors,
 		gauge("ecsr_docker_connected", "1 while the Docker event stream is up.", func() float64 { return b2f(r.dockerUp.Load()) }),
 		gauge("ecsr_consul_connected", "1 while the Consul agent answers.", func() float64 { return b2f(r.consulUp.Load()) }),
 		gauge("ecsr_ready", "1 once the first full sync is done.", func() float64 { return b2f(r.ready.Load()) }),
+		gauge("ecsr_host_draining", "1 while the host is going away and every container on it is drained.", func() float64 {
+			return b2f(r.store.hostDrain().why != "")
+		}),
 		gauge("ecsr_containers_watched", "Containers the daemon knows.", func() float64 { return float64(r.store.len()) }),
 		gauge("ecsr_services_owned", "Services the daemon holds in the Consul agent.", func() float64 {
 			return float64(len(r.applier.last().held))

@@ -22,6 +22,9 @@ type planInput struct {
 	// unmarked are the foreign services without an external-source, for migrate.
 	unmarked map[string]Service
 	migrate  Migration
+	// hostDrain is why the whole host is going away, "" while it is not: every running container
+	// drains, and none is registered anew.
+	hostDrain string
 }
 
 // plan is what the applier does next, in this order: deregister, register, push mirror states.
@@ -64,12 +67,13 @@ func makePlan(in planInput) plan {
 	rivals := map[string][]candidate{}
 	var heldBy map[string][]Service // container ID -> held services, built when a failed container needs it
 	for id, rec := range in.records {
-		svcs, why := advertised(rec, in.held, in.drain)
+		svcs, why := advertised(rec, in.held, in.drain, in.hostDrain)
 		if why != "" {
 			p.draining[id] = why
 		}
 		failed := false
-		if in.keepFailed && svcs == nil && rec.keptWhy() != "" {
+		// A host that is going keeps nothing of a failed container: it is not coming back here.
+		if in.keepFailed && in.hostDrain == "" && svcs == nil && rec.keptWhy() != "" {
 			if heldBy == nil && len(rec.services) == 0 {
 				heldBy = map[string][]Service{}
 				for _, h := range in.held {
@@ -122,8 +126,13 @@ func makePlan(in planInput) plan {
 
 	for sid, want := range won {
 		have, ok := in.held[sid]
-		if have.Maintenance != "" && !strings.HasPrefix(have.Maintenance, drainReason) && want.Maintenance == "" {
+		if have.Maintenance != "" && !ownMaintenance(have.Maintenance) && want.Maintenance == "" {
 			have.Maintenance = "" // an operator's maintenance is theirs to lift
+		}
+		if have.Maintenance != "" && want.Maintenance != "" {
+			// In maintenance either way: Consul keeps the note it has until the maintenance is lifted,
+			// so registering again for another note would only repeat itself.
+			have.Maintenance = want.Maintenance
 		}
 		switch {
 		case !ok:
@@ -143,8 +152,8 @@ func makePlan(in planInput) plan {
 		if _, ok := won[sid]; ok || in.foreign[sid] {
 			continue
 		}
-		if rec := in.records[h.ContainerID]; rec != nil && !rec.evaluated() {
-			continue // not inspected yet: what it wants is unknown
+		if rec := in.records[h.ContainerID]; rec != nil && !rec.evaluated() && (in.hostDrain == "" || in.drain == DrainMaintenance) {
+			continue // not inspected yet: what it wants is unknown (and on a host that is going, it wants out)
 		}
 		p.deregister = append(p.deregister, sid)
 	}
@@ -192,13 +201,18 @@ func rank(a, b candidate) int {
 
 // advertised is what a container should have on the agent now, and why it is draining if it is.
 // A stopping container is deregistered, or in maintenance mode keeps its services with Consul's
-// maintenance check naming this run of the container.
-func advertised(rec *record, held map[string]Service, mode DrainMode) ([]Service, string) {
+// maintenance check naming this run of the container. On a host that is going away (hostDrain)
+// every running container drains the same way, its maintenance note saying why; and nothing the
+// agent does not hold yet is registered.
+func advertised(rec *record, held map[string]Service, mode DrainMode, hostDrain string) ([]Service, string) {
 	if !rec.running() {
 		return nil, ""
 	}
 	why := rec.drainWhy()
 	if mode != DrainMaintenance {
+		if why == "" && hostDrain != "" {
+			why = hostDrainWhy(hostDrain)
+		}
 		if why != "" {
 			return nil, why
 		}
@@ -214,13 +228,19 @@ func advertised(rec *record, held map[string]Service, mode DrainMode) ([]Service
 			}
 		}
 	}
+	if why == "" && hostDrain != "" {
+		why, note = hostDrainWhy(hostDrain), hostDrainNote(hostDrain)
+	}
 	if why == "" {
 		return rec.services, ""
 	}
-	out := make([]Service, len(rec.services))
-	for i, s := range rec.services {
+	out := make([]Service, 0, len(rec.services))
+	for _, s := range rec.services {
+		if h, ok := held[s.ID]; hostDrain != "" && !(ok && h.ContainerID == rec.id) {
+			continue // a host that is going registers nothing new, not even in maintenance
+		}
 		s.Maintenance = note
-		out[i] = s
+		out = append(out, s)
 	}
 	return out, why
 }
@@ -241,6 +261,12 @@ func keptServices(rec *record, held []Service, mirrored map[string]ttlPush) []Se
 		out[i] = s
 	}
 	return out
+}
+
+// ownMaintenance reports whether a maintenance note is one of the daemon's drains, which it lifts
+// itself; any other maintenance is an operator's.
+func ownMaintenance(note string) bool {
+	return strings.HasPrefix(note, drainReason) || strings.HasPrefix(note, hostDrainReason)
 }
 
 // drainNote is the maintenance note of a drain. It names the run of the container it belongs to, so

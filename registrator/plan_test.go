@@ -55,6 +55,12 @@ func TestPlan(t *testing.T) {
 		return s
 	}
 	a := rec("aaaa", 0, "web1")
+	const spot = "EC2 Spot interruption notice: terminate at 2026-11-28T10:02:00Z"
+	hostMaint := func(sid, containerID string) Service {
+		s := held(sid, containerID)
+		s.Maintenance = hostDrainNote(spot)
+		return s
+	}
 	tests := []struct {
 		name     string
 		records  []*record
@@ -70,6 +76,10 @@ func TestPlan(t *testing.T) {
 		// want: the plan's writes, as "-id" (deregister), "+id@container" (register), "~check=status" (mirror)
 		want    []string
 		clashes map[string]string // container -> a word its clash problem must contain
+		// host is why the whole host is going away; note, when set, is the maintenance note every
+		// registration in maintenance must carry.
+		host string
+		note string
 	}{
 		{name: "new container is registered", records: []*record{rec("aaaa", 0, "web1")},
 			want: []string{"+web1@aaaa"}},
@@ -196,6 +206,34 @@ func TestPlan(t *testing.T) {
 			want: []string{"-host1:gone:53:udp", "-host1:n-aaaa:81", "-host1:n-bbbb:80"}},
 		{name: "cleanup waits while a container is not inspected", migrate: Migration{Cleanup: true, Hostname: "host1"},
 			records: []*record{{id: "cccc"}}, foreign: []string{"host1:gone:80"}, unmarked: []Service{{ID: "host1:gone:80"}}},
+		{name: "host drain: every running container is deregistered", host: spot,
+			records: []*record{rec("aaaa", 0, "web1"), rec("bbbb", 0, "web2", "web3")},
+			held:    []Service{held("web1", "aaaa"), held("web2", "bbbb"), held("web3", "bbbb")}, want: []string{"-web1", "-web2", "-web3"}},
+		{name: "host drain: a new container is kept out", host: spot, records: []*record{rec("aaaa", 0, "web1"), rec("cccc", 9, "web4")},
+			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "host drain in maintenance: what is held goes into maintenance saying why; new ones stay out", host: spot, drain: DrainMaintenance,
+			records: []*record{rec("aaaa", 0, "web1"), rec("cccc", 9, "web4")}, held: []Service{held("web1", "aaaa")},
+			want: []string{"+web1@aaaa maint"}, note: hostDrainNote(spot)},
+		{name: "host drain in maintenance: once in maintenance nothing is written", host: spot, drain: DrainMaintenance,
+			records: []*record{rec("aaaa", 0, "web1")}, held: []Service{hostMaint("web1", "aaaa")}},
+		{name: "host drain in maintenance: a new container that is stopped is not registered either", host: spot, drain: DrainMaintenance,
+			records: []*record{with(rec("cccc", 9, "web4"), killed("9"))}},
+		{name: "host drain in maintenance: a container already stopping keeps its own note", host: spot, drain: DrainMaintenance,
+			records: []*record{with(rec("aaaa", 0, "web1"), killed("15"))}, held: []Service{held("web1", "aaaa")},
+			want: []string{"+web1@aaaa maint"}, note: drainNote(t0)},
+		{name: "host drain in maintenance: an operator's maintenance is not written over", host: spot, drain: DrainMaintenance,
+			records: []*record{rec("aaaa", 0, "web1")},
+			held:    []Service{with2(held("web1", "aaaa"), func(s *Service) { s.Maintenance = "kernel upgrade" })}},
+		{name: "host drain: a failed container is not kept (on-success)", host: spot, keep: true,
+			records: []*record{with(rec("aaaa", 0, "web1"), exited(1))}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "host drain: what a container not yet inspected holds goes too", host: spot,
+			records: []*record{{id: "aaaa"}}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "host drain in maintenance: a container not yet inspected is waited for", host: spot, drain: DrainMaintenance,
+			records: []*record{{id: "aaaa"}}, held: []Service{held("web1", "aaaa")}},
+		{name: "host drain: a foreign service is never touched", host: spot, records: []*record{rec("aaaa", 0, "web1")},
+			foreign: []string{"hand-made"}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "host drain lifted: maintenance is lifted by starting over", drain: DrainMaintenance,
+			records: []*record{rec("aaaa", 0, "web1")}, held: []Service{hostMaint("web1", "aaaa")}, want: []string{"-web1", "+web1@aaaa"}},
 		{name: "agent restarted: everything registered again", records: []*record{rec("aaaa", 0, "web1"), rec("bbbb", 0, "web2")},
 			want: []string{"+web1@aaaa", "+web2@bbbb"}},
 	}
@@ -203,7 +241,8 @@ func TestPlan(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			in := planInput{records: map[string]*record{}, held: map[string]Service{}, foreign: map[string]bool{},
-				mirrored: tc.mirrored, drain: tc.drain, keepFailed: tc.keep, unmarked: map[string]Service{}, migrate: tc.migrate}
+				mirrored: tc.mirrored, drain: tc.drain, keepFailed: tc.keep, unmarked: map[string]Service{}, migrate: tc.migrate,
+				hostDrain: tc.host}
 			for _, g := range tc.unmarked {
 				in.unmarked[g.ID] = g
 			}
@@ -219,6 +258,18 @@ func TestPlan(t *testing.T) {
 			p := makePlan(in)
 			if got := planWrites(p); !slices.Equal(got, tc.want) {
 				t.Errorf("plan = %q, want %q", got, tc.want)
+			}
+			for _, s := range p.register {
+				if tc.note != "" && s.Maintenance != tc.note {
+					t.Errorf("%s registered with the note %q, want %q", s.ID, s.Maintenance, tc.note)
+				}
+			}
+			if tc.host != "" {
+				for id, r := range in.records {
+					if r.running() && p.draining[id] == "" {
+						t.Errorf("%s runs on a host that is going and is not draining", id)
+					}
+				}
 			}
 			for id, word := range tc.clashes {
 				if len(p.clashes[id]) != 1 || !strings.Contains(p.clashes[id][0].Message, word) {

@@ -89,6 +89,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// Metrics, when set, receives the daemon's Prometheus metrics.
 	Metrics prometheus.Registerer
+	// HostLifecycle, when set, drains the whole host while it is going away (hostdrain.go); nil never does.
+	HostLifecycle HostLifecycle
 }
 
 // Registrator keeps the Consul agent in step with Docker. Create it with New and run it with Run.
@@ -209,9 +211,13 @@ func (r *Registrator) Run(ctx context.Context) error {
 	if err := r.waitForDocker(ctx); err != nil {
 		return err
 	}
-	g, ctx := errgroup.WithContext(ctx)
-	r.requestSync()
 	r.rememberTasks(ctx)
+	g, ctx := errgroup.WithContext(ctx)
+	if r.cfg.HostLifecycle != nil {
+		r.noteHost() // before the first plan: a daemon started on a host that is going registers nothing
+		g.Go(func() error { return r.watchHost(ctx) })
+	}
+	r.requestSync()
 	g.Go(func() error { return r.applier.Run(ctx) })
 	g.Go(func() error { return r.watchDocker(ctx) })
 	g.Go(func() error { return r.syncLoop(ctx) })

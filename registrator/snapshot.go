@@ -18,6 +18,7 @@ type Snapshot struct {
 	AdvertiseIP string
 	Docker      Dependency // Detail is the Engine API version
 	Consul      Dependency
+	Host        HostState
 	Containers  []ContainerView // sorted by name
 	Events      []Event         // newest first
 }
@@ -29,6 +30,14 @@ type Dependency struct {
 	LastError string
 	Detail    string
 	LastEvent time.Time // Docker: the last event seen
+}
+
+// HostState is whether the whole host is going away.
+type HostState struct {
+	// Draining is why the host is going away (an EC2 Spot interruption notice, an Auto Scaling
+	// termination), "" while it is not.
+	Draining string
+	Since    time.Time // when the daemon learnt it
 }
 
 // ContainerView is one container and what the daemon did about it.
@@ -63,6 +72,10 @@ func (r *Registrator) Snapshot() Snapshot {
 	if last := r.lastEvent.Load(); last > 0 {
 		snap.Docker.LastEvent = time.Unix(0, last)
 	}
+	host := r.store.hostDrain()
+	if host.why != "" {
+		snap.Host = HostState{Draining: host.why, Since: host.since}
+	}
 	done := r.applier.last()
 	byContainer := map[string][]Service{}
 	for _, s := range done.held {
@@ -75,11 +88,19 @@ func (r *Registrator) Snapshot() Snapshot {
 		c := rec.container
 		v := ContainerView{ID: id, Name: c.Name, Image: c.Image, Running: rec.running(), Draining: rec.drainWhy(),
 			Reason: rec.skipped, Task: rec.task, Services: byContainer[id]}
+		hostGoing := v.Draining == "" && v.Running && host.why != "" && len(rec.services) > 0
+		if hostGoing {
+			v.Draining = hostDrainWhy(host.why)
+		}
 		switch {
 		case !v.Running && r.cfg.KeepFailed && rec.keptWhy() != "":
 			v.Reason = rec.keptWhy()
 		case !v.Running && rec.running() != c.Running:
 			v.Reason = "not running"
+		case hostGoing && r.cfg.Drain != DrainMaintenance:
+			v.Reason = "the host is going away: deregistered, and kept out while it goes"
+		case hostGoing && len(v.Services) == 0 && v.Reason == "":
+			v.Reason = "the host is going away: new containers are kept out"
 		case v.Draining != "" && r.cfg.Drain != DrainMaintenance:
 			v.Reason = "stopping: deregistered until it runs again"
 		}

@@ -91,6 +91,7 @@ func (r *record) drainWhy() string {
 type store struct {
 	mu      sync.Mutex
 	records map[string]*record
+	host    hostDrain     // whether the whole host is going away (hostdrain.go)
 	changed chan struct{} // capacity 1: a change since the planner last read the store
 }
 
@@ -157,6 +158,30 @@ func (s *store) all() map[string]*record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.records)
+}
+
+// setHost records why the host is going away ("" when it is not) and tells the planner; it returns
+// what it replaced, and whether that was different.
+func (s *store) setHost(why string, now time.Time) (was string, changed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was = s.host.why
+	if was == why {
+		return was, false
+	}
+	if was != "" && why != "" {
+		now = s.host.since // another notice for a host already going: it has been going since the first
+	}
+	s.host = hostDrain{why: why, since: now}
+	s.notify()
+	return was, true
+}
+
+// hostDrain returns the host's state as the planner sees it.
+func (s *store) hostDrain() hostDrain {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.host
 }
 
 func (s *store) ids() []string {

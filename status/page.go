@@ -43,6 +43,7 @@ func Render(w interface{ Write([]byte) (int, error) }, snap Snapshot, f Filter) 
 	var p page
 	p.header(snap)
 	p.put("<main>\n")
+	p.host(snap.Time, snap.Host, snap.Daemon.Config["drain"])
 	p.dependencies(snap.Time, snap.Dependencies)
 	p.containers(snap.Containers, f)
 	p.events(snap.Events)
@@ -65,6 +66,24 @@ func (p *page) header(snap Snapshot) {
 		p.put("  <span><b>not ready</b>: first sync not done</span>\n")
 	}
 	p.put(`  <span class="mute">as of `, esc(snap.Time.UTC().Format(time.RFC3339)), "</span>\n</header>\n")
+}
+
+// host writes the line that says the whole host is draining, and why; nothing while it is not.
+func (p *page) host(now time.Time, h Host, drain string) {
+	if !h.Draining {
+		return
+	}
+	p.put(`<p class="host-draining" id="host-draining"><span class="pill draining">host draining</span> `, esc(h.Reason))
+	if !h.Since.IsZero() {
+		p.put(` <span class="mute">since `, esc(ago(now, h.Since)), "</span>")
+	}
+	p.put("<br>Every container on this host is ")
+	if drain == "maintenance" {
+		p.put("in maintenance")
+	} else {
+		p.put("deregistered")
+	}
+	p.put(" and new containers are kept out, until the host is gone.</p>\n\n")
 }
 
 func (p *page) dependencies(now time.Time, deps []Dependency) {
@@ -318,6 +337,7 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-
 .up, .registered, .passing { background: #dafbe1; color: var(--ok); }
 .down, .not-registered, .critical, .error { background: #ffebe9; color: var(--bad); }
 .partly-registered, .draining, .warning { background: #fff8c5; color: var(--warn); }
+.host-draining { border: 1px solid var(--warn); border-radius: 6px; padding: 8px 10px; background: #fff8c5; }
 .off, .unknown { background: var(--bg); color: var(--mute); }
 .deps { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: 8px; }
 .dep { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; }

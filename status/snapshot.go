@@ -7,6 +7,7 @@ import "time"
 type Snapshot struct {
 	Time         time.Time    `json:"time"`
 	Daemon       Daemon       `json:"daemon"`
+	Host         Host         `json:"host"`
 	Dependencies []Dependency `json:"dependencies"`
 	Containers   []Container  `json:"containers"`
 	Events       []Event      `json:"events"`
@@ -20,6 +21,15 @@ type Daemon struct {
 	Node        string            `json:"node"`  // the Consul agent's node name
 	AdvertiseIP string            `json:"advertise_ip"`
 	Config      map[string]string `json:"config"` // flags as given, secrets redacted
+}
+
+// Host is whether the whole host is going away: an EC2 Spot interruption notice, or an Auto Scaling
+// termination, read from instance metadata. While it is, every container is drained and new ones
+// are kept out.
+type Host struct {
+	Draining bool      `json:"draining"`
+	Reason   string    `json:"reason,omitempty"` // e.g. "EC2 Spot interruption notice: terminate at 2026-11-28T10:02:00Z"
+	Since    time.Time `json:"since,omitzero"`   // when the daemon learnt it
 }
 
 // Dependency is one thing the daemon talks to: docker, consul, ecs-agent, task-metadata,

@@ -147,6 +147,7 @@ func shaped(s string) Snapshot {
 	return Snapshot{
 		Time:   t0,
 		Daemon: Daemon{Version: s, StartedAt: t0.Add(-time.Hour), Node: s, AdvertiseIP: s, Config: map[string]string{s: s}},
+		Host:   Host{Draining: true, Reason: s, Since: t0.Add(-time.Second)},
 		Dependencies: []Dependency{
 			{Name: s, Enabled: true, Up: true, Detail: s, LastError: s, LastEvent: t0.Add(-time.Second)},
 			{Name: s, Enabled: true, LastError: s},
@@ -269,4 +270,47 @@ func TestGoldenTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "status.txt", b.Bytes())
+}
+
+// A host that is going away says so above everything else, with the notice, in the page, the JSON and
+// the table; a host that is not says nothing.
+func TestHostDraining(t *testing.T) {
+	snap := fixture()
+	reason := "EC2 Spot interruption notice: terminate at 2026-11-26T14:02:00Z"
+	snap.Host = Host{Draining: true, Reason: reason, Since: t0.Add(-12 * time.Second)}
+	h := Handler(fixed{snap}, nil)
+	_, b := get(t, h, "/")
+	page := string(b)
+	banner := strings.Index(page, `id="host-draining"`)
+	if banner < 0 || banner > strings.Index(page, "<h2>Dependencies</h2>") {
+		t.Fatalf("no host-draining line above the dependencies:\n%s", page)
+	}
+	for _, want := range []string{reason, "since 12s ago", "deregistered and new containers are kept out"} {
+		if !strings.Contains(page[banner:], want) {
+			t.Errorf("the host line lacks %q", want)
+		}
+	}
+	_, b = get(t, h, "/v1/status")
+	var back Snapshot
+	if err := json.Unmarshal(b, &back); err != nil || !back.Host.Draining || back.Host.Reason != reason || !back.Host.Since.Equal(snap.Host.Since) {
+		t.Errorf("/v1/status host = %+v (%v)", back.Host, err)
+	}
+	var tb bytes.Buffer
+	if err := PrintTable(&tb, snap); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(tb.String(), "HOST DRAINING: "+reason) {
+		t.Errorf("table:\n%s", tb.String())
+	}
+
+	snap.Daemon.Config["drain"] = "maintenance"
+	_, b = get(t, Handler(fixed{snap}, nil), "/")
+	if !strings.Contains(string(b), "in maintenance and new containers are kept out") {
+		t.Error("the host line does not say the containers are in maintenance")
+	}
+
+	_, b = get(t, Handler(fixed{fixture()}, nil), "/")
+	if strings.Contains(string(b), `id="host-draining"`) {
+		t.Error("a host that is not going away shows the line")
+	}
 }

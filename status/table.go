@@ -27,7 +27,11 @@ func PrintTable(w io.Writer, s Snapshot) error {
 		}
 		deps = append(deps, d.Name+" "+st)
 	}
-	fmt.Fprintf(w, "%s\n\n", strings.Join(deps, ", "))
+	fmt.Fprintf(w, "%s\n", strings.Join(deps, ", "))
+	if s.Host.Draining {
+		fmt.Fprintf(w, "HOST DRAINING: %s; every container is drained and new ones are kept out\n", s.Host.Reason)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER\tID\tSTATE\tSERVICES\tCHECKS\tWHY / PROBLEMS")
 	for _, c := range s.Containers {

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -71,6 +72,7 @@ type config struct {
 	tagMeta    string
 	tags       string
 	healthTTL  time.Duration
+	hostDrain  bool
 	// From gliderlabs's flags, or -migrate-gliderlabs.
 	keepFailed  bool
 	ipFromLabel string
@@ -107,6 +109,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&c.ecsAPI, "ecs-api", false, "call ECS DescribeTasks for service names and task tags (needs ecs:DescribeTasks)")
 	fs.StringVar(&c.tagMeta, "ecs-tag-meta", "", "comma list of task tags copied into service Meta (from task metadata /taskWithTags, else -ecs-api)")
 	fs.DurationVar(&c.healthTTL, "health-ttl", registrator.DefaultHealthTTL, "TTL of the checks mirroring Docker and ECS health; refreshed every third of it")
+	fs.BoolVar(&c.hostDrain, "host-drain", true, "drain every container when instance metadata says the host is going away (EC2 Spot interruption notice, Auto Scaling Terminated)")
 	fs.StringVar(&c.tags, "tags", "", "comma list of Go templates added to every service's tags, e.g. az-{{.AvailabilityZone}}")
 	var migrate bool
 	fs.BoolVar(&migrate, "migrate-gliderlabs", false, "take over the services gliderlabs/registrator left on this host's agent where this daemon registers the same ID, and remove the ones no running container accounts for")
@@ -312,6 +315,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if !strings.EqualFold(os.Getenv("AWS_EC2_METADATA_DISABLED"), "true") {
 		imdsClient = ecsmeta.NewIMDS()
 	}
+	// The host's lifecycle is watched from the start, alongside the identity lookup below, so that a
+	// daemon started on a host that is already going registers nothing.
+	var lifecycle *ecsmeta.Lifecycle
+	var background sync.WaitGroup
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	defer func() { stopBackground(); background.Wait() }()
+	if imdsClient != nil && cfg.hostDrain {
+		lifecycle = ecsmeta.NewLifecycle(ecsmeta.LifecycleConfig{IMDS: imdsClient, Logger: log})
+		background.Go(func() { _ = lifecycle.Run(bgCtx) })
+	}
 	ip, ipFrom, host := advertiseIP(ctx, cfg.ip, imdsClient)
 	if !ip.IsValid() {
 		log.Warn("no advertise IP found; bridge and host containers cannot be registered until -ip is set")
@@ -340,7 +353,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		TagMeta:  splitList(cfg.tagMeta),
 		Logger:   log,
 	})
-	reg := registrator.New(docker, sink, registrator.Config{
+	rcfg := registrator.Config{
 		AdvertiseIP: ip,
 		Internal:    cfg.internal,
 		OptIn:       cfg.optIn,
@@ -358,7 +371,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		ECS:         ecs,
 		Logger:      log,
 		Metrics:     metrics,
-	})
+	}
+	if lifecycle != nil {
+		rcfg.HostLifecycle = lifecycle
+	}
+	reg := registrator.New(docker, sink, rcfg)
 
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -373,6 +390,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	go func() { srvDone <- srv.Serve(ln) }()
 	log.Info("http server listening", "addr", ln.Addr().String())
 
+	if lifecycle != nil {
+		// Its first answer, or the lack of one, comes within a request timeout or two; off EC2 the
+		// identity lookup above has usually waited that long already.
+		select {
+		case <-lifecycle.Checked():
+		case <-time.After(3 * time.Second):
+		case <-ctx.Done():
+		}
+	}
 	runErr := reg.Run(ctx)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()

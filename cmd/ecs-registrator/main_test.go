@@ -67,6 +67,8 @@ func TestParseConfig(t *testing.T) {
 			check: func(c config) bool { return c.ecsAPI && slices.Equal(splitList(c.tagMeta), []string{"team", "env"}) }},
 		{name: "tags parsed", args: []string{"-tags", "ecs,az-{{.AvailabilityZone}}"}, env: env(), check: func(c config) bool { return len(c.tagTemplates) == 2 }},
 		{name: "health ttl", env: env("REGISTRATOR_HEALTH_TTL", "2m"), check: func(c config) bool { return c.healthTTL == 2*time.Minute }},
+		{name: "host drain on by default", env: env(), check: func(c config) bool { return c.hostDrain }},
+		{name: "host drain off", env: env("REGISTRATOR_HOST_DRAIN", "false"), check: func(c config) bool { return !c.hostDrain }},
 		{name: "health ttl too short", args: []string{"-health-ttl", "1s"}, env: env(), wantErr: "-health-ttl"},
 		{name: "bad tag template", env: env("REGISTRATOR_TAGS", "az-{{.AvailabilityZone"), wantErr: "-tags"},
 		// gliderlabs/registrator's command line.
@@ -303,6 +305,13 @@ func TestPlainDockerHostDefaults(t *testing.T) {
 	out := dm.out.String()
 	if n := strings.Count(out, "no EC2 instance metadata"); n != 1 {
 		t.Errorf("missing instance metadata logged %d times, want once:\n%s", n, out)
+	}
+	// Nor does the host-drain watch fill the log, or drain anything.
+	if n := strings.Count(out, `"component":"host-lifecycle"`); n != 1 {
+		t.Errorf("the host-lifecycle watch logged %d lines without instance metadata, want one:\n%s", n, out)
+	}
+	if strings.Contains(out, "host is going away") {
+		t.Errorf("a host without instance metadata drained:\n%s", out)
 	}
 }
 

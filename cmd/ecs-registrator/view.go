@@ -59,6 +59,9 @@ func (d daemonStatus) Ready() bool { return d.reg.Ready() && d.reg.ConsulUp() }
 func toStatus(snap registrator.Snapshot, checks map[string][]status.Check, ecs *ecsmeta.Source) status.Snapshot {
 	out := status.Snapshot{Time: snap.Time, Containers: []status.Container{}, Events: []status.Event{}}
 	out.Daemon.Ready, out.Daemon.Node, out.Daemon.AdvertiseIP = snap.Ready, snap.Node, snap.AdvertiseIP
+	if snap.Host.Draining != "" {
+		out.Host = status.Host{Draining: true, Reason: snap.Host.Draining, Since: snap.Host.Since}
+	}
 	dep := func(name string, d registrator.Dependency) status.Dependency {
 		return status.Dependency{Name: name, Enabled: true, Up: d.Up, Since: d.Since, LastError: d.LastError, Detail: d.Detail,
 			LastEvent: d.LastEvent}

@@ -45,6 +45,14 @@ func TestToStatus(t *testing.T) {
 	if got.Dependencies[0].Detail != "API 1.41" || got.Dependencies[1].Detail != "node n1" || len(got.Events) != 1 {
 		t.Errorf("dependencies %+v, events %+v", got.Dependencies, got.Events)
 	}
+	if got.Host.Draining {
+		t.Errorf("host draining without a notice: %+v", got.Host)
+	}
+	going := snap
+	going.Host = registrator.HostState{Draining: "Auto Scaling target lifecycle state Terminated", Since: time.Unix(1, 0)}
+	if h := toStatus(going, nil, nil).Host; !h.Draining || h.Reason != going.Host.Draining || !h.Since.Equal(going.Host.Since) {
+		t.Errorf("host = %+v, want it draining with the notice", h)
+	}
 	// The agent did not answer: each check is shown from its definition.
 	got = toStatus(snap, nil, nil)
 	if c := got.Containers[0].Services[0].Checks; len(c) != 1 || c[0].Status != "unknown" {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -330,8 +331,16 @@ type PassingWatch struct {
 	mu       sync.Mutex
 	fewest   int
 	observed int
+	states   []PassingState
 	stop     context.CancelFunc
 	done     sync.WaitGroup
+}
+
+// PassingState is one state of the passing set: the count, and when the blocking query that
+// returned it came back (at most a network round trip after Consul changed).
+type PassingState struct {
+	At time.Time
+	N  int
 }
 
 // WatchPassing starts watching service's passing set; count says how many of its instances matter
@@ -352,7 +361,11 @@ func WatchPassing(t testing.TB, a *api.Client, service string, count func([]*api
 			}
 			idx = meta.LastIndex
 			n := count(out)
+			at := time.Now()
 			w.mu.Lock()
+			if len(w.states) == 0 || w.states[len(w.states)-1].N != n {
+				w.states = append(w.states, PassingState{At: at, N: n})
+			}
 			if w.fewest < 0 || n < w.fewest {
 				w.fewest = n
 			}
@@ -367,6 +380,13 @@ func WatchPassing(t testing.TB, a *api.Client, service string, count func([]*api
 func (w *PassingWatch) Stop() {
 	w.stop()
 	w.done.Wait()
+}
+
+// States are the counts the watch saw, each with when it first saw it, oldest first.
+func (w *PassingWatch) States() []PassingState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.states)
 }
 
 // Fewest is the fewest instances seen in one state of the passing set, and the states seen.
