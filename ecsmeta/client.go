@@ -25,14 +25,17 @@ const maxBody = 4 << 20
 // agentClient talks to the ECS agent's introspection API and task metadata v4 on this host.
 type agentClient struct {
 	http    *http.Client
-	agent   string // introspection base URL, "" when disabled
-	tmds    string // task metadata base URL, "" when disabled
+	slow    *http.Client // for /taskWithTags: the agent asks ECS, retrying throttled calls for 30 s
+	agent   string       // introspection base URL, "" when disabled
+	tmds    string       // task metadata base URL, "" when disabled
 	limiter *rate.Limiter
 }
 
 func newAgentClient(agentURL, tmdsURL string, timeout time.Duration) *agentClient {
+	transport := &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}
 	return &agentClient{
-		http:  &http.Client{Timeout: timeout, Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}},
+		http:  &http.Client{Timeout: timeout, Transport: transport},
+		slow:  &http.Client{Timeout: max(timeout, 40*time.Second), Transport: transport},
 		agent: strings.TrimRight(agentURL, "/"),
 		tmds:  strings.TrimRight(tmdsURL, "/"),
 		// Task metadata allows 40 req/s with a burst of 60 per source, and every host process shares
@@ -42,7 +45,7 @@ func newAgentClient(agentURL, tmdsURL string, timeout time.Duration) *agentClien
 }
 
 func (c *agentClient) metadata(ctx context.Context) (AgentMetadata, error) {
-	b, err := c.get(ctx, c.agent+"/v1/metadata")
+	b, err := c.get(ctx, c.http, c.agent+"/v1/metadata")
 	if err != nil {
 		return AgentMetadata{}, err
 	}
@@ -50,7 +53,7 @@ func (c *agentClient) metadata(ctx context.Context) (AgentMetadata, error) {
 }
 
 func (c *agentClient) tasks(ctx context.Context) ([]AgentTask, error) {
-	b, err := c.get(ctx, c.agent+"/v1/tasks")
+	b, err := c.get(ctx, c.http, c.agent+"/v1/tasks")
 	if err != nil {
 		return nil, err
 	}
@@ -58,36 +61,44 @@ func (c *agentClient) tasks(ctx context.Context) ([]AgentTask, error) {
 }
 
 func (c *agentClient) taskByDockerID(ctx context.Context, id string) (AgentTask, error) {
-	b, err := c.get(ctx, c.agent+"/v1/tasks?dockerid="+url.QueryEscape(id))
+	b, err := c.get(ctx, c.http, c.agent+"/v1/tasks?dockerid="+url.QueryEscape(id))
 	if err != nil {
 		return AgentTask{}, err
 	}
 	return DecodeAgentTask(b)
 }
 
-// tmdsTask reads the task of the container whose metadata path (/v4/<uuid>) is given; withTags
-// reads /taskWithTags, for which the agent asks ECS for the tags.
-func (c *agentClient) tmdsTask(ctx context.Context, path string, withTags bool) (TMDSTask, error) {
+// tmdsTask reads the task of the container whose metadata path (/v4/<uuid>) is given.
+func (c *agentClient) tmdsTask(ctx context.Context, path string) (TMDSTask, error) {
 	if err := c.limiter.Wait(ctx); err != nil {
 		return TMDSTask{}, err
 	}
-	sub := "/task"
-	if withTags {
-		sub = "/taskWithTags"
-	}
-	b, err := c.get(ctx, c.tmds+path+sub)
+	b, err := c.get(ctx, c.http, c.tmds+path+"/task")
 	if err != nil {
 		return TMDSTask{}, err
 	}
 	return DecodeTMDSTask(b)
 }
 
-func (c *agentClient) get(ctx context.Context, u string) ([]byte, error) {
+// tmdsTaskWithTags reads /taskWithTags, for which the agent asks ECS for the task's and the
+// instance's tags (slowly when ECS throttles it).
+func (c *agentClient) tmdsTaskWithTags(ctx context.Context, path string) (TMDSTask, error) {
+	if err := c.limiter.Wait(ctx); err != nil {
+		return TMDSTask{}, err
+	}
+	b, err := c.get(ctx, c.slow, c.tmds+path+"/taskWithTags")
+	if err != nil {
+		return TMDSTask{}, err
+	}
+	return DecodeTMDSTask(b)
+}
+
+func (c *agentClient) get(ctx context.Context, hc *http.Client, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}

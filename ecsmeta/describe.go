@@ -5,154 +5,208 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/cenkalti/backoff/v4"
-
-	"github.com/ecs-registrator/ecs-registrator/internal/retry"
 )
 
 // maxDescribe is the most tasks one DescribeTasks call takes.
 const maxDescribe = 100
 
+// describeTimeout bounds one DescribeTasks call.
+const describeTimeout = 10 * time.Second
+
+// throttleBackoffMax bounds the pause after ThrottlingExceptions in a row.
+const throttleBackoffMax = 5 * time.Minute
+
 // describer batches DescribeTasks. ECS throttles the call per account and Region (the "cluster
 // resource read actions" bucket: 100 burst, 20 a second, shared with ListTasks and
 // DescribeContainerInstances), and every host of an account runs this daemon: one call per task, or
 // per task again after a daemon restart, would throttle every other ECS client of the account.
-// Requests for one cluster gather into one call of up to 100 tasks, sent once none came for the
-// window and the last call of that cluster is at least interval ago: a host makes at most one call
-// per interval and cluster, however many tasks it starts. A ThrottlingException pauses every call for
-// a backoff. Nothing registered waits for any of it: labels register, the answer renames and adds Meta.
+//
+// Asking never blocks: ask returns the answer once there is one, and otherwise queues the task, whose
+// owner is woken (done) when its answer arrives. Run sends the queue of each cluster as one call of up
+// to 100 tasks once no task joined it for the window (or maxGather after its first), and never sooner
+// than interval after that cluster's last call: a host makes at most one call per cluster per
+// interval, however many tasks it starts. A ThrottlingException pauses every call, for the interval
+// and then twice as long each time in a row, up to throttleBackoffMax. Nothing registered waits for
+// any of it: labels register, the answer renames and adds Meta.
 type describer struct {
-	api      *ecsAPI
-	window   time.Duration
-	interval time.Duration
+	api       *ecsAPI
+	window    time.Duration
+	interval  time.Duration
+	maxGather time.Duration
+	done      func(arn string) // an answer for arn arrived
 
 	mu        sync.Mutex
-	pending   map[batchKey]*batch
+	queue     map[batchKey]*batch
+	inflight  map[string]bool           // task ARNs in a call now
+	answers   map[string]describeAnswer // task ARN -> the last answer, kept until the task is forgotten
 	lastSent  map[batchKey]time.Time
-	notBefore time.Time // after a ThrottlingException
-	backoff   backoff.BackOff
-	calls     int // DescribeTasks calls made, for tests and the status page
+	notBefore time.Time     // after a ThrottlingException
+	throttled time.Duration // the current pause after ThrottlingExceptions in a row
+	calls     int           // DescribeTasks calls made
+	wake      chan struct{}
 }
 
 type batchKey struct{ region, cluster string }
 
 type batch struct {
-	calls []*describeCall
-	last  time.Time // when the last request joined
+	arns        []string
+	first, last time.Time // when the first and the last task joined
 }
 
-type describeCall struct {
-	arn  string
-	done chan struct{}
-	res  apiTask
-	err  error
+type describeAnswer struct {
+	res apiTask
+	err error
 }
 
-func newDescriber(api *ecsAPI, window, interval time.Duration) *describer {
-	return &describer{api: api, window: window, interval: interval, pending: map[batchKey]*batch{},
-		lastSent: map[batchKey]time.Time{}, backoff: retry.Backoff(time.Minute)}
+func newDescriber(api *ecsAPI, window, interval time.Duration, done func(arn string)) *describer {
+	return &describer{api: api, window: window, interval: interval, maxGather: 5 * window, done: done,
+		queue: map[batchKey]*batch{}, inflight: map[string]bool{}, answers: map[string]describeAnswer{}, lastSent: map[batchKey]time.Time{},
+		wake: make(chan struct{}, 1)}
 }
 
-// describe returns one task's service and tags, asked together with the other tasks of its cluster
-// that are asked within the window. The region is the task ARN's.
-func (d *describer) describe(ctx context.Context, t Task) (apiTask, error) {
+// ask returns the task's service and tags, or an error, once an answer came; ok is false while the
+// task is queued (done is called when it is answered). Asking again after an error queues it again.
+func (d *describer) ask(t Task) (res apiTask, ok bool, err error) {
 	region := cmp.Or(t.Region(), os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"))
 	if region == "" {
-		return apiTask{}, errors.New("ecs DescribeTasks: no region in the task ARN or AWS_REGION")
+		return apiTask{}, true, errors.New("ecs DescribeTasks: no region in the task ARN or AWS_REGION")
 	}
-	c := &describeCall{arn: t.ARN, done: make(chan struct{})}
-	k := batchKey{region, t.Cluster}
 	d.mu.Lock()
-	b := d.pending[k]
+	defer d.mu.Unlock()
+	if a, ok := d.answers[t.ARN]; ok {
+		delete(d.answers, t.ARN) // an error is asked again; a result is the caller's to keep
+		return a.res, true, a.err
+	}
+	if d.inflight[t.ARN] {
+		return apiTask{}, false, nil
+	}
+	k := batchKey{region, t.Cluster}
+	b := d.queue[k]
 	if b == nil {
-		b = &batch{}
-		d.pending[k] = b
-		go d.gather(k, b)
+		b = &batch{first: time.Now()}
+		d.queue[k] = b
 	}
-	b.calls, b.last = append(b.calls, c), time.Now()
-	if len(b.calls) == maxDescribe {
-		delete(d.pending, k)
-		d.lastSent[k] = time.Now()
-		go d.send(k, b.calls)
+	if !slices.Contains(b.arns, t.ARN) {
+		b.arns, b.last = append(b.arns, t.ARN), time.Now()
 	}
-	d.mu.Unlock()
 	select {
-	case <-c.done:
-		return c.res, c.err
-	case <-ctx.Done():
-		return apiTask{}, ctx.Err()
+	case d.wake <- struct{}{}:
+	default:
+	}
+	return apiTask{}, false, nil
+}
+
+// forget drops a task that is gone: it is not described if it is still queued.
+func (d *describer) forget(arn string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.answers, arn)
+	for k, b := range d.queue {
+		b.arns = slices.DeleteFunc(b.arns, func(a string) bool { return a == arn })
+		if len(b.arns) == 0 {
+			delete(d.queue, k)
+		}
 	}
 }
 
-// gather sends b once no request joined it for the window and the cluster's last call is interval
-// ago (unless it filled up and went already).
-func (d *describer) gather(k batchKey, b *batch) {
-	t := time.NewTimer(d.window)
+// run sends the queued batches when they are due, until ctx ends.
+func (d *describer) run(ctx context.Context) {
+	t := time.NewTimer(time.Hour)
 	defer t.Stop()
-	for range t.C {
-		d.mu.Lock()
-		if d.pending[k] != b {
-			d.mu.Unlock()
-			return
-		}
-		due := b.last.Add(d.window)
-		if next := d.lastSent[k].Add(d.interval); next.After(due) {
-			due = next
-		}
-		if wait := time.Until(due); wait > 0 {
-			d.mu.Unlock()
-			t.Reset(wait)
+	for {
+		k, arns, wait := d.next(time.Now())
+		if arns != nil {
+			d.send(ctx, k, arns)
 			continue
 		}
-		delete(d.pending, k)
-		d.lastSent[k] = time.Now()
-		d.mu.Unlock()
-		d.send(k, b.calls)
-		return
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-t.C:
+		}
 	}
 }
 
-// send makes one call for a batch, after any throttling backoff, and answers each request of it.
-func (d *describer) send(k batchKey, batch []*describeCall) {
+// next takes the batch that is due (at most maxDescribe of its tasks), or says how long until one is.
+func (d *describer) next(now time.Time) (batchKey, []string, time.Duration) {
 	d.mu.Lock()
-	wait := time.Until(d.notBefore)
-	d.calls++
-	d.mu.Unlock()
-	if wait > 0 {
-		time.Sleep(wait) // a backoff ECS asked for; nothing registered waits on this call
-	}
-	arns := make([]string, 0, len(batch))
-	for _, c := range batch {
-		if !slices.Contains(arns, c.arn) {
-			arns = append(arns, c.arn)
+	defer d.mu.Unlock()
+	wait := time.Hour
+	for k, b := range d.queue {
+		due := b.last.Add(d.window)
+		if latest := b.first.Add(d.maxGather); latest.Before(due) {
+			due = latest
 		}
+		if len(b.arns) >= maxDescribe {
+			due = now
+		}
+		for _, gate := range []time.Time{d.lastSent[k].Add(d.interval), d.notBefore} {
+			if gate.After(due) {
+				due = gate
+			}
+		}
+		if w := due.Sub(now); w > 0 {
+			wait = min(wait, w)
+			continue
+		}
+		n := min(len(b.arns), maxDescribe)
+		arns := slices.Clone(b.arns[:n])
+		if b.arns = b.arns[n:]; len(b.arns) == 0 {
+			delete(d.queue, k)
+		} else {
+			b.first, b.last = now, now
+		}
+		d.lastSent[k] = now
+		d.calls++
+		for _, a := range arns {
+			d.inflight[a] = true
+		}
+		return k, arns, 0
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	res, failed, err := d.api.describeMany(ctx, k.region, k.cluster, arns)
+	return batchKey{}, nil, wait
+}
+
+// send makes one call and keeps each task's answer for its owner.
+func (d *describer) send(ctx context.Context, k batchKey, arns []string) {
+	cctx, cancel := context.WithTimeout(ctx, describeTimeout)
+	res, failed, err := d.api.describeMany(cctx, k.region, k.cluster, arns)
 	cancel()
 	d.mu.Lock()
-	if err != nil && strings.Contains(err.Error(), "ThrottlingException") {
-		d.notBefore = time.Now().Add(d.backoff.NextBackOff())
-	} else if err == nil {
-		d.backoff.Reset()
+	switch {
+	case err != nil && strings.Contains(err.Error(), "ThrottlingException"):
+		d.throttled = min(max(2*d.throttled, d.interval), throttleBackoffMax)
+		jitter := time.Duration(rand.Int64N(int64(d.throttled/4) + 1))
+		d.notBefore = time.Now().Add(d.throttled + jitter)
+	case err == nil:
+		d.throttled = 0
+	}
+	for _, arn := range arns {
+		delete(d.inflight, arn)
+		var a describeAnswer
+		switch at, ok := res[arn]; {
+		case err != nil:
+			a.err = err
+		case ok:
+			a.res = at
+		default:
+			a.err = fmt.Errorf("ecs DescribeTasks: %s: %s", arn, cmp.Or(failed[arn], "not in the answer"))
+		}
+		d.answers[arn] = a
 	}
 	d.mu.Unlock()
-	for _, c := range batch {
-		switch at, ok := res[c.arn]; {
-		case err != nil:
-			c.err = err
-		case ok:
-			c.res = at
-		default:
-			c.err = fmt.Errorf("ecs DescribeTasks: %s: %s", c.arn, cmp.Or(failed[c.arn], "not in the answer"))
-		}
-		close(c.done)
+	if ctx.Err() != nil {
+		return // shutting down
+	}
+	for _, arn := range arns {
+		d.done(arn)
 	}
 }
 

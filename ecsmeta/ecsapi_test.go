@@ -62,7 +62,13 @@ func TestSourceECSAPI(t *testing.T) {
 
 	// Task metadata without ServiceName (an agent older than 1.63.1): the API supplies it.
 	noService := strings.Replace(string(fixture(t, "tmds-task-awsvpc.json")), `,"ServiceName":"curl-svc"`, "", 1)
-	tmds := newEndpoint(t, serveBody([]byte(noService), 200))
+	tmds := newEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/taskWithTags") { // an agent too old to read tags
+			w.WriteHeader(404)
+			return
+		}
+		_, _ = w.Write([]byte(noService))
+	})
 	s, n := runSource(t, Config{TMDSURL: tmds.URL, API: true, TagMeta: []string{"team"}, DescribeWindow: time.Millisecond, DescribeInterval: time.Millisecond})
 	s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, true))
 	testenv.Eventually(t, 10*time.Second, "API failure never recorded", func() bool {
@@ -114,7 +120,7 @@ func TestECSAPITaskRoleCredentials(t *testing.T) {
 	t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token)
 	t.Setenv("AWS_ENDPOINT_URL_ECS", api.URL)
 
-	got, err := newDescriber(&ecsAPI{}, time.Millisecond, time.Millisecond).describe(t.Context(), Task{Cluster: "prod", ARN: awsvpcARN})
+	got, err := runDescriber(t, time.Millisecond, time.Millisecond).describe(t, Task{Cluster: "prod", ARN: awsvpcARN})
 	if err != nil || got.service != "curl-api-svc" || got.tags["team"] != "payments" {
 		t.Fatalf("describe = %+v, %v", got, err)
 	}
@@ -137,7 +143,7 @@ func TestECSAPIRefusesAnUntrustedCredentialsURI(t *testing.T) {
 	t.Setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "")
 	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.0.0.9/creds")
 	t.Setenv("AWS_REGION", "us-west-2")
-	_, err := newDescriber(&ecsAPI{}, time.Millisecond, time.Millisecond).describe(t.Context(), Task{Cluster: "prod", ARN: awsvpcARN})
+	_, err := runDescriber(t, time.Millisecond, time.Millisecond).describe(t, Task{Cluster: "prod", ARN: awsvpcARN})
 	if err == nil || !strings.Contains(err.Error(), "plain http only to loopback") {
 		t.Errorf("describe with an untrusted credentials URI: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -66,17 +67,19 @@ type Source struct {
 	api      *ecsAPI
 	describe *describer
 
-	mu      sync.Mutex // never held across a network call
-	host    Host
-	agent   AgentMetadata         // the ECS agent's cluster and container instance, once read
-	tasks   map[string]*taskState // by task ARN
-	owner   map[string]string     // Docker ID -> task ARN
-	known   map[string]apiTask    // task ARN -> what a daemon before this one wrote (Remember)
-	deps    map[string]*DepStatus
-	ctx     context.Context // Run's; nil before Run
-	notify  func(string)
-	stopped bool
-	wg      sync.WaitGroup
+	mu    sync.Mutex // never held across a network call
+	host  Host
+	agent AgentMetadata         // the ECS agent's cluster and container instance, once read
+	tasks map[string]*taskState // by task ARN
+	owner map[string]string     // Docker ID -> task ARN
+	known map[string]apiTask    // task ARN -> what a daemon before this one wrote (Remember)
+	deps  map[string]*DepStatus
+	ctx   context.Context // Run's; nil before Run
+	// tagsWarned: the one warning that task metadata does not give task tags was logged.
+	tagsWarned bool
+	notify     func(string)
+	stopped    bool
+	wg         sync.WaitGroup
 }
 
 type taskState struct {
@@ -89,8 +92,14 @@ type taskState struct {
 	agent        *AgentTask
 	tmds         *TMDSTask
 	tmdsAt       time.Time // when tmds was read
-	tmdsFailed   bool      // a task metadata read failed: the ECS API need not wait for it
-	// api is the service and tags from the ECS API, /taskWithTags, or a daemon before this one.
+	tmdsPath     string    // the path tmds was read from
+	tmdsFailures int       // task metadata reads failed in a row
+	// tags are the task's tags from /taskWithTags (nil until read); tagsUnavailable: it will not
+	// give them (refused, or failing).
+	tags            map[string]string
+	tagFailures     int
+	tagsUnavailable bool
+	// api is the service and tags from the ECS API, or from a daemon before this one.
 	api     *apiTask
 	wake    chan struct{}
 	cancel  context.CancelFunc
@@ -123,13 +132,14 @@ func New(cfg Config) *Source {
 		log:      cfg.Logger.With("component", "ecs"),
 		client:   newAgentClient(cfg.AgentURL, cfg.TMDSURL, cfg.Timeout),
 		api:      api,
-		describe: newDescriber(api, cfg.DescribeWindow, cfg.DescribeInterval),
+		describe: nil, // below: its answers wake the task
 		host:     cfg.Host,
 		tasks:    map[string]*taskState{},
 		owner:    map[string]string{},
 		known:    map[string]apiTask{},
 		deps:     map[string]*DepStatus{},
 	}
+	s.describe = newDescriber(api, cfg.DescribeWindow, cfg.DescribeInterval, s.describeDone)
 	for name, on := range map[string]bool{DepAgent: cfg.AgentURL != "", DepTMDS: cfg.TMDSURL != "", DepIMDS: cfg.IMDS != nil, DepAPI: cfg.API} {
 		s.deps[name] = &DepStatus{Name: name, Enabled: on}
 	}
@@ -178,11 +188,12 @@ type Ref struct {
 	DockerHealth bool
 }
 
-// Known is what a daemon before this one wrote into a task's services' Meta: its service name and the
-// tags it copied (by Meta key, lower case).
+// Known is what a daemon before this one wrote into a task's services' Meta: its service name, the
+// tags it copied (by Meta key, lower case) and which tags it had looked up (TagsRead).
 type Known struct {
 	TaskARN, Service string
 	Tags             map[string]string
+	TagsRead         []string
 }
 
 // Remember takes what a daemon before this one learnt, so that a restarted daemon (a rolling update
@@ -192,19 +203,25 @@ func (s *Source) Remember(known []Known) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range known {
-		if _, ok := s.known[k.TaskARN]; ok || k.Service == "" {
+		if _, ok := s.known[k.TaskARN]; ok {
 			continue
 		}
-		// Meta keys are lower case: find each tag asked for under its lower-cased name.
+		// Every tag asked for must have been looked up (a tag the task lacks is absent from Meta).
+		// Meta keys are lower case.
 		tags := map[string]string{}
+		complete := k.Service != "" || len(k.TagsRead) > 0
 		for _, tag := range s.cfg.TagMeta {
+			if !slices.ContainsFunc(k.TagsRead, func(r string) bool { return strings.EqualFold(r, tag) }) {
+				complete = false
+				break
+			}
 			if v, ok := k.Tags[strings.ToLower(tag)]; ok {
-				tags[tag] = v
-			} else if v, ok := k.Tags[tag]; ok {
 				tags[tag] = v
 			}
 		}
-		s.known[k.TaskARN] = apiTask{service: k.Service, tags: tags}
+		if complete {
+			s.known[k.TaskARN] = apiTask{service: k.Service, tags: tags}
+		}
 	}
 }
 
@@ -223,7 +240,7 @@ func (s *Source) Lookup(c Ref) (Task, bool) {
 	if ts == nil && c.Running && !t.Pause() {
 		ts = &taskState{labels: t, containers: map[string]string{}, wanted: map[string]bool{}, dockerHealth: map[string]bool{},
 			wake: make(chan struct{}, 1)}
-		if k, ok := s.known[t.ARN]; ok && s.knownEnough(k) {
+		if k, ok := s.known[t.ARN]; ok {
 			ts.api = &k
 			delete(s.known, t.ARN)
 		}
@@ -260,21 +277,19 @@ func (s *Source) Forget(id string) {
 	s.releaseLocked(id)
 }
 
-// knownEnough reports whether what a daemon before this one wrote answers all the ECS API would: the
-// service, and every tag asked for (a tag missing from Meta may be one it never got).
-func (s *Source) knownEnough(k apiTask) bool {
-	for _, tag := range s.cfg.TagMeta {
-		if _, ok := k.tags[tag]; !ok {
-			return false
-		}
-	}
-	return k.service != ""
-}
-
 func (s *Source) wakeLocked(ts *taskState) {
 	select {
 	case ts.wake <- struct{}{}:
 	default:
+	}
+}
+
+// describeDone wakes the task an ECS API answer is for.
+func (s *Source) describeDone(arn string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ts := s.tasks[arn]; ts != nil {
+		s.wakeLocked(ts)
 	}
 }
 
@@ -293,6 +308,7 @@ func (s *Source) releaseLocked(id string) {
 			ts.cancel()
 		}
 		delete(s.tasks, arn)
+		s.describe.forget(arn)
 	}
 }
 
@@ -312,6 +328,9 @@ func (s *Source) Run(ctx context.Context, changed func(containerID string)) {
 	}
 	if s.cfg.IMDS != nil {
 		wg.Go(func() { s.lookupHost(ctx) })
+	}
+	if s.cfg.API {
+		wg.Go(func() { s.describe.run(ctx) })
 	}
 	<-ctx.Done()
 	s.mu.Lock()
@@ -376,9 +395,11 @@ func (s *Source) fetchMissing(ctx context.Context, ts *taskState) (failed bool) 
 			}
 		}
 	}
-	// Tags come with the task metadata (/taskWithTags) until it has given them once.
-	withTags := len(s.cfg.TagMeta) > 0 && ts.api == nil && ts.tmds == nil
-	needAPI := s.needsAPILocked(ts)
+	// Tags come from task metadata's /taskWithTags, once, after /task.
+	tagsPath := ""
+	if len(s.cfg.TagMeta) > 0 && ts.tags == nil && ts.api == nil && !ts.tagsUnavailable && path == "" && ts.tmds != nil {
+		tagsPath = ts.tmdsPath
+	}
 	t := ts.labels
 	s.mu.Unlock()
 
@@ -397,59 +418,89 @@ func (s *Source) fetchMissing(ctx context.Context, ts *taskState) (failed bool) 
 		}
 	}
 	if path != "" {
-		tt, err := s.client.tmdsTask(ctx, path, withTags)
+		tt, err := s.client.tmdsTask(ctx, path)
 		if err == nil && tt.TaskARN != t.ARN {
 			err = errors.New("task metadata: " + path + " is task " + tt.TaskARN + ", the container's labels say " + t.ARN)
 		}
 		s.record(ctx, DepTMDS, answered(err))
+		s.mu.Lock()
 		if err != nil {
 			failed = true
-			s.mu.Lock()
-			ts.tmdsFailed = true
+			ts.tmdsFailures++
 			s.mu.Unlock()
 		} else {
-			var tagged *apiTask
-			if withTags {
-				switch terr := tt.tagsError(); {
-				case terr != nil:
-					s.log.Debug("task tags not in task metadata; the ECS API is asked instead (with -ecs-api)", "task", t.ARN, "err", terr)
-				case tt.ServiceName != "" || !s.cfg.API:
-					tagged = &apiTask{service: tt.ServiceName, tags: tt.TaskTags}
-				}
-				tt.TaskTags, tt.ContainerInstanceTags, tt.Errors = nil, nil, nil
-			}
-			s.mu.Lock()
-			same := ts.tmds != nil && reflect.DeepEqual(*ts.tmds, tt) && tagged == nil
-			ts.tmdsAt, ts.tmdsFailed = time.Now(), false
-			if same {
-				s.mu.Unlock()
-			} else {
-				s.mu.Unlock()
-				s.update(ts, func() {
-					ts.tmds = &tt
-					if tagged != nil {
-						ts.api = tagged
-					}
-				})
+			same := ts.tmds != nil && reflect.DeepEqual(*ts.tmds, tt)
+			ts.tmdsAt, ts.tmdsFailures, ts.tmdsPath = time.Now(), 0, path
+			s.wakeLocked(ts) // the tags, if asked for, next
+			s.mu.Unlock()
+			if !same {
+				s.update(ts, func() { ts.tmds = &tt })
 			}
 		}
 	}
-	if path != "" {
-		s.mu.Lock()
-		needAPI = s.needsAPILocked(ts) // what task metadata said, or that it did not answer
-		s.mu.Unlock()
+	if tagsPath != "" && s.fetchTags(ctx, ts, t, tagsPath) {
+		failed = true
+	}
+	s.mu.Lock()
+	needAPI, waitAgent := s.needsAPILocked(ts)
+	s.mu.Unlock()
+	if waitAgent {
+		failed = true // look again once the ECS agent said its version
 	}
 	if needAPI {
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		at, err := s.describe.describe(rctx, t)
-		cancel()
-		if s.record(ctx, DepAPI, err) {
+		switch at, ok, err := s.describe.ask(t); {
+		case !ok:
+			// Queued with the other tasks of its cluster: the answer wakes this loop.
+		case s.record(ctx, DepAPI, err):
 			s.update(ts, func() { ts.api = &at })
-		} else {
+		default:
 			failed = true
 		}
 	}
 	return failed
+}
+
+// tagFailuresMax is how many failed /taskWithTags reads make the tags unavailable from task metadata
+// (the ECS API is asked instead, with -ecs-api): the agent answers slowly or not at all while ECS
+// throttles its tag reads.
+const tagFailuresMax = 3
+
+// fetchTags reads the task's tags through /taskWithTags, for which the ECS agent asks ECS (two
+// ListTagsForResource calls, retried for up to 30 s when throttled); it reports a failure to retry.
+func (s *Source) fetchTags(ctx context.Context, ts *taskState, t Task, path string) (failed bool) {
+	tt, err := s.client.tmdsTaskWithTags(ctx, path)
+	if err == nil && tt.TaskARN != t.ARN {
+		err = errors.New("task metadata: " + path + " is task " + tt.TaskARN + ", the container's labels say " + t.ARN)
+	}
+	terr := tt.tagsError()
+	if err == nil && terr == nil {
+		tags := tt.TaskTags
+		if tags == nil {
+			tags = map[string]string{} // the task has none: answered
+		}
+		s.update(ts, func() { ts.tags = tags })
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil || strings.Contains(terr.Error(), "Throttl") {
+		if ts.tagFailures++; ts.tagFailures < tagFailuresMax {
+			return true
+		}
+		terr = cmp.Or(err, terr)
+	}
+	// Refused (the instance role lacks ecs:ListTagsForResource), or failing again and again.
+	ts.tagsUnavailable = true
+	if !s.tagsWarned {
+		s.tagsWarned = true
+		msg := "task tags are not available from task metadata; -ecs-tag-meta needs ecs:ListTagsForResource on the container instance role"
+		if s.cfg.API {
+			msg += "; asking the ECS API instead"
+		}
+		s.log.Warn(msg, "task", t.ARN, "err", terr)
+	}
+	s.wakeLocked(ts)
+	return false
 }
 
 // watchesHealth reports whether task metadata is read again every HealthPoll for a container's health.
@@ -472,17 +523,52 @@ func (s *Source) pollsHealthLocked(ts *taskState) bool {
 	})
 }
 
+// tmdsFailuresMax is how many failed task metadata reads in a row make the ECS API answer instead.
+const tmdsFailuresMax = 3
+
 // needsAPILocked reports whether the ECS API is to be asked about a task now: it is enabled, a
-// container of the task asks to be registered, and task metadata (when there is any) has been read
-// and lacks the service name, or the tags asked for.
-func (s *Source) needsAPILocked(ts *taskState) bool {
+// container of the task asks to be registered, nothing (the API, or a daemon before this one) has
+// answered yet, and task metadata cannot give the service name or the tags asked for.
+//
+// A task without ServiceName in its metadata is not in a service (RunTask) if the agent is 1.63.1 or
+// newer: waitAgent says to look again once the agent said its version, while it has not yet.
+func (s *Source) needsAPILocked(ts *taskState) (need, waitAgent bool) {
 	if !s.cfg.API || ts.api != nil || !slices.Contains(slices.Collect(maps.Values(ts.wanted)), true) {
+		return false, false
+	}
+	usable := s.cfg.TMDSURL != "" && ts.tmdsFailures < tmdsFailuresMax &&
+		slices.ContainsFunc(slices.Collect(maps.Values(ts.containers)), func(p string) bool { return p != "" })
+	if !usable {
+		return true, false
+	}
+	if ts.tmds == nil {
+		return false, false // task metadata first: it may say all
+	}
+	tagsMissing := len(s.cfg.TagMeta) > 0 && ts.tags == nil && ts.tagsUnavailable
+	if ts.tmds.ServiceName != "" || tagsMissing {
+		return tagsMissing, false
+	}
+	if d := s.deps[DepAgent]; s.cfg.AgentURL != "" && s.agent.Version == "" && (!d.Used || d.Up) {
+		return false, true
+	}
+	return !s.agentGivesServiceNamesLocked(), false
+}
+
+// agentGivesServiceNamesLocked reports whether the ECS agent puts ServiceName in task metadata
+// (1.63.1 and newer), so that its absence means a task that is not in a service (RunTask). Without
+// the agent's version (introspection off, or not read yet) it is assumed not to.
+func (s *Source) agentGivesServiceNamesLocked() bool {
+	v := s.agent.Version // "Amazon ECS Agent - v1.89.1 (abcdef0)"
+	i := strings.Index(v, " - v")
+	if i < 0 {
 		return false
 	}
-	if s.cfg.TMDSURL != "" && ts.tmds == nil && !ts.tmdsFailed && slices.ContainsFunc(slices.Collect(maps.Values(ts.containers)), func(p string) bool { return p != "" }) {
-		return false // task metadata first: it may say all
+	f := strings.FieldsFunc(v[i+4:], func(r rune) bool { return r == '.' || r == ' ' || r == '-' })
+	var n [3]int
+	for j := range min(3, len(f)) {
+		n[j], _ = strconv.Atoi(f[j])
 	}
-	return ts.tmds == nil || ts.tmds.ServiceName == "" || len(s.cfg.TagMeta) > 0
+	return cmp.Or(cmp.Compare(n[0], 1), cmp.Compare(n[1], 63), cmp.Compare(n[2], 1)) >= 0
 }
 
 // update applies f to a task's state and tells the registrator about each of its containers.
@@ -662,10 +748,17 @@ func (s *Source) mergeLocked(t Task, ts *taskState, id string) Task {
 			}
 		}
 	}
+	tags := ts.tags
 	if a := ts.api; a != nil {
 		t.Service = cmp.Or(t.Service, a.service)
+		if tags == nil {
+			tags = a.tags
+		}
+	}
+	if tags != nil && len(s.cfg.TagMeta) > 0 {
+		t.TagsRead = s.cfg.TagMeta
 		for _, k := range s.cfg.TagMeta {
-			if v, ok := a.tags[k]; ok {
+			if v, ok := tags[k]; ok {
 				if t.Tags == nil {
 					t.Tags = map[string]string{}
 				}

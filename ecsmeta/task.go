@@ -47,8 +47,11 @@ type Task struct {
 	Ports []Port
 	// Health is the container's health from the task definition's health check, when it has one.
 	Health Health
-	// Tags are the task's tags allowed into Meta by -ecs-tag-meta (ECS API only).
-	Tags map[string]string
+	// Tags are the task's tags allowed into Meta by -ecs-tag-meta; TagsRead are the tags looked up
+	// (those the task lacks included), once they were: written into Meta, they spare a restarted
+	// daemon the question.
+	Tags     map[string]string
+	TagsRead []string
 }
 
 // Port is a container port as the agent reports it.

@@ -139,6 +139,7 @@ func buildMeta(c Container, host ecsmeta.Host, l labels, port int, r *Result) ma
 		own(MetaECSService, t.Service)
 		own(MetaECSContainer, t.Container)
 		own(MetaAvailabilityZone, t.AvailabilityZone)
+		own(MetaECSTags, strings.Join(t.TagsRead, ","))
 		// Task tags (allow-listed with -ecs-tag-meta) are defaults; the container's own labels win.
 		for k, v := range t.Tags {
 			k = strings.ToLower(k)
@@ -152,7 +153,7 @@ func buildMeta(c Container, host ecsmeta.Host, l labels, port int, r *Result) ma
 	reserved := func(k string) bool {
 		switch k {
 		case MetaECSCluster, MetaECSTaskARN, MetaECSTaskFamily, MetaECSTaskRevision, MetaECSService,
-			MetaECSContainer, MetaAvailabilityZone, MetaEC2InstanceID, MetaChecks:
+			MetaECSContainer, MetaAvailabilityZone, MetaEC2InstanceID, MetaChecks, MetaECSTags:
 			return true
 		}
 		return meta[k] != ""

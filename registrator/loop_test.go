@@ -579,7 +579,7 @@ func TestLoopECSStoppedDrainsWithoutInspect(t *testing.T) {
 func TestLoopTellsTheEnricherWhatItNeeds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		task := ecsmeta.Task{Cluster: "prod", ARN: "arn:aws:ecs:eu-west-1:1:task/prod/abc", Family: "web", Revision: "3",
-			Container: "app", Service: "web-svc", Tags: map[string]string{"team": "core"}}
+			Container: "app", Service: "web-svc", Tags: map[string]string{"team": "core"}, TagsRead: []string{"team"}}
 		e := &fakeECS{tasks: map[string]ecsmeta.Task{"c1": task, "c2": task}}
 		a := newFakeAgent()
 		l := startLoop(t, nil, a, func(c *Config) { c.ECS = e })
@@ -597,7 +597,8 @@ func TestLoopTellsTheEnricherWhatItNeeds(t *testing.T) {
 		startLoop(t, l.d, a, func(c *Config) { c.ECS = e2 }).settle()
 		e2.mu.Lock()
 		defer e2.mu.Unlock()
-		if len(e2.known) != 1 || e2.known[0].TaskARN != task.ARN || e2.known[0].Service != "web-svc" || e2.known[0].Tags["team"] != "core" {
+		if len(e2.known) != 1 || e2.known[0].TaskARN != task.ARN || e2.known[0].Service != "web-svc" || e2.known[0].Tags["team"] != "core" ||
+			!slices.Equal(e2.known[0].TagsRead, []string{"team"}) {
 			t.Errorf("a restarted daemon remembered %+v; want the task, its service and its tag from Meta", e2.known)
 		}
 	})
@@ -628,4 +629,27 @@ func TestLoopDryRunWritesNothing(t *testing.T) {
 			t.Errorf("dry run log:\n%s", out)
 		}
 	})
+}
+
+// A task whose services' Meta disagree (a container's own label won over the task tag in one of them)
+// is not remembered: its tags are asked for again rather than read back wrong.
+func TestKnownTasksLeavesOutDisagreement(t *testing.T) {
+	meta := func(arn, svc, team string) Service {
+		m := map[string]string{MetaECSTaskARN: arn, MetaECSService: svc, MetaECSTags: "Team"}
+		if team != "" {
+			m["team"] = team
+		}
+		return Service{Meta: m}
+	}
+	got := knownTasks(map[string]Service{
+		"a1": meta("arn-a", "svc", "core"), "a2": meta("arn-a", "svc", "core"),
+		"b1": meta("arn-b", "svc", "core"), "b2": meta("arn-b", "svc", "label-value"),
+		"c1": meta("arn-c", "", ""),                              // not in a service, tags looked up, none found
+		"d1": {Meta: map[string]string{MetaECSTaskARN: "arn-d"}}, // nothing known
+	})
+	slices.SortFunc(got, func(a, b ecsmeta.Known) int { return strings.Compare(a.TaskARN, b.TaskARN) })
+	if len(got) != 2 || got[0].TaskARN != "arn-a" || got[0].Tags["team"] != "core" || got[1].TaskARN != "arn-c" ||
+		!slices.Equal(got[1].TagsRead, []string{"Team"}) || len(got[1].Tags) != 0 {
+		t.Errorf("known = %+v; want arn-a with its tag and arn-c with none, not the disagreeing arn-b nor arn-d", got)
+	}
 }

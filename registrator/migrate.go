@@ -102,7 +102,7 @@ func (m Migration) released(in planInput, won map[string]*Service) map[string]st
 		case !m.Cleanup:
 		case rec == nil:
 			out[sid] = "no such container"
-		case !rec.running() && !(in.keepFailed && rec.keptWhy() != ""):
+		case !rec.running() && !(in.keepFailed && in.hostDrain == "" && rec.keptWhy() != ""):
 			out[sid] = "its container is not running"
 		case !slices.ContainsFunc(taskPorts(*rec.container), func(p Port) bool { return p.Port == id.port && p.Proto == id.proto }):
 			out[sid] = "its container has no such port"

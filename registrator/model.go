@@ -30,6 +30,9 @@ const (
 	MetaECSContainer     = "ecs-container"
 	MetaAvailabilityZone = "availability-zone"
 	MetaEC2InstanceID    = "ec2-instance-id"
+	// MetaECSTags lists the -ecs-tag-meta tags that were looked up for the task (those it lacks
+	// included), so that a restarted daemon need not ask again.
+	MetaECSTags = "ecs-tags"
 	// MetaChecks is a fingerprint of the service's check definitions: the agent's service list does
 	// not show checks, and a changed definition must be re-registered.
 	MetaChecks = "ecsr-checks"

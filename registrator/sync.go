@@ -2,6 +2,9 @@ package registrator
 
 import (
 	"context"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
@@ -135,16 +138,40 @@ func (r *Registrator) rememberTasks(ctx context.Context) {
 }
 
 // knownTasks is what this daemon wrote into its services' Meta about their ECS tasks: the service
-// name and the task tags it copied (Meta keys are lower case; every other key is passed, the enricher
-// keeps the ones it asks for).
+// name, the tags it looked up (MetaECSTags) and their values (Meta keys are lower case). A task whose
+// services disagree (a container's own label wins over a task tag in its Meta) is left out: the
+// enricher asks about it again.
 func knownTasks(owned map[string]Service) []ecsmeta.Known {
-	var out []ecsmeta.Known
+	byTask := map[string]*ecsmeta.Known{}
+	var bad []string
 	for _, s := range owned {
 		arn := s.Meta[MetaECSTaskARN]
-		if arn == "" || s.Meta[MetaECSService] == "" {
+		if arn == "" || s.Meta[MetaECSService] == "" && s.Meta[MetaECSTags] == "" {
 			continue
 		}
-		out = append(out, ecsmeta.Known{TaskARN: arn, Service: s.Meta[MetaECSService], Tags: s.Meta})
+		k := ecsmeta.Known{TaskARN: arn, Service: s.Meta[MetaECSService], Tags: map[string]string{}}
+		if read := s.Meta[MetaECSTags]; read != "" {
+			k.TagsRead = strings.Split(read, ",")
+			for _, tag := range k.TagsRead {
+				if v, ok := s.Meta[strings.ToLower(tag)]; ok {
+					k.Tags[strings.ToLower(tag)] = v
+				}
+			}
+		}
+		if prev, ok := byTask[arn]; ok {
+			if prev.Service != k.Service || !maps.Equal(prev.Tags, k.Tags) || !slices.Equal(prev.TagsRead, k.TagsRead) {
+				bad = append(bad, arn)
+			}
+			continue
+		}
+		byTask[arn] = &k
+	}
+	for _, arn := range bad {
+		delete(byTask, arn)
+	}
+	out := make([]ecsmeta.Known, 0, len(byTask))
+	for _, k := range byTask {
+		out = append(out, *k)
 	}
 	return out
 }
