@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
 )
 
@@ -241,4 +242,49 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatal("no settings in the default file")
 	}
 	checkEnv(t, env)
+}
+
+// The service mesh example: the application's labels register one service with its sidecar at the
+// task's ENI and its upstreams, and the Envoy container finds that registration with sidecar-for,
+// with nothing host-specific in the task definition.
+func TestExampleMeshTaskDefinition(t *testing.T) {
+	var td ecs.RegisterTaskDefinitionInput
+	decodeStrict(t, read(t, "ecs/example-mesh-task-definition.json"), &td)
+	if td.NetworkMode != "awsvpc" || len(td.ContainerDefinitions) != 2 {
+		t.Fatalf("want an awsvpc task of the application and its proxy: %s, %d containers", td.NetworkMode, len(td.ContainerDefinitions))
+	}
+	app, proxy := td.ContainerDefinitions[0], td.ContainerDefinitions[1]
+	task := &ecsmeta.Task{Cluster: "prod", ARN: "arn:aws:ecs:eu-west-1:111122223333:task/prod/1a2b3c4d", Family: *td.Family, Revision: "1",
+		Container: *app.Name, Addrs: []netip.Addr{netip.MustParseAddr("10.0.7.9")}}
+	for _, pm := range app.PortMappings {
+		task.Ports = append(task.Ports, ecsmeta.Port{ContainerPort: int(*pm.ContainerPort), Protocol: string(pm.Protocol)})
+	}
+	opts := registrator.Options{Node: "ip-10-0-1-23", AdvertiseIP: netip.MustParseAddr("10.0.1.23"), OptIn: true}
+	res := registrator.Desired(registrator.Container{ID: "0123456789ab", Name: "ecs-orders-mesh-1-orders-a0a0", Image: *app.Image, Running: true,
+		NetworkMode: "container:pause", Labels: app.DockerLabels, Task: task}, opts)
+	if len(res.Problems) != 0 || len(res.Services) != 1 {
+		t.Fatalf("the example's labels: problems %v, services %d", res.Problems, len(res.Services))
+	}
+	c := res.Services[0].Connect
+	want := []registrator.Upstream{{Name: "payments", LocalPort: 9191}, {Name: "ledger", LocalPort: 9192}}
+	if c == nil || c.Addr() != "10.0.7.9:21000" || c.LocalPort != 8080 || !slices.Equal(c.Upstreams, want) {
+		t.Fatalf("sidecar %+v", c)
+	}
+	if *proxy.PortMappings[0].ContainerPort != int32(c.BindPort) {
+		t.Errorf("the proxy publishes %d, the sidecar listens on %d", *proxy.PortMappings[0].ContainerPort, c.BindPort)
+	}
+	if len(proxy.DockerLabels) != 0 {
+		t.Errorf("the proxy container carries labels: %v", proxy.DockerLabels)
+	}
+	cmd := strings.Join(proxy.Command, " ")
+	if !strings.Contains(cmd, "ecs-registrator sidecar-for -container "+*app.Name+" -- consul connect envoy") {
+		t.Errorf("the proxy does not find its registration with sidecar-for: %s", cmd)
+	}
+	// sidecar-for takes the flags the example gives it.
+	out, _ := exec.Command(daemon(t), "sidecar-for", "-h").CombinedOutput()
+	for _, f := range []string{"-container", "-consul", "-task-arn", "-wait"} {
+		if !bytes.Contains(out, []byte(f+" ")) && !bytes.Contains(out, []byte(f+"\n")) {
+			t.Errorf("sidecar-for has no %s flag:\n%s", f, out)
+		}
+	}
 }

@@ -164,7 +164,19 @@ func (a *ConsulAgent) Services(ctx context.Context) (AgentState, error) {
 		return AgentState{}, fmt.Errorf("list maintenance checks: %w", err)
 	}
 	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}, Unmarked: map[string]Service{}}
+	// A sidecar registered with an owned service is part of that service's registration: Consul
+	// gives it the service's Meta and removes it with the service. It is neither a service of its
+	// own to reap nor a foreign one.
+	sidecars := map[string]*api.AgentService{}
 	for id, s := range all {
+		if parent, ok := all[sidecarOf(s)]; ok && id == parent.ID+SidecarSuffix && parent.Meta[MetaExternalSource] == ExternalSource {
+			sidecars[parent.ID] = s
+		}
+	}
+	for id, s := range all {
+		if sc, ok := sidecars[sidecarOf(s)]; ok && sc == s {
+			continue
+		}
 		if s.Meta[MetaExternalSource] != ExternalSource {
 			st.Foreign[id] = true
 			if _, marked := s.Meta[MetaExternalSource]; !marked {
@@ -174,7 +186,7 @@ func (a *ConsulAgent) Services(ctx context.Context) (AgentState, error) {
 		}
 		svc := Service{
 			ID: id, Name: s.Service, Tags: nilIfEmpty(s.Tags), Address: s.Address, Port: s.Port,
-			Meta: s.Meta, ContainerID: s.Meta[MetaContainerID],
+			Meta: s.Meta, ContainerID: s.Meta[MetaContainerID], Connect: connectOf(sidecars[id]),
 		}
 		if c, ok := maint[maintCheckPrefix+id]; ok {
 			svc.Maintenance = c.Notes
@@ -187,6 +199,29 @@ func (a *ConsulAgent) Services(ctx context.Context) (AgentState, error) {
 	return st, nil
 }
 
+// sidecarOf is the ID of the service a sidecar proxy registration serves, "" for any other service.
+func sidecarOf(s *api.AgentService) string {
+	if s.Kind != api.ServiceKindConnectProxy || s.Proxy == nil {
+		return ""
+	}
+	return s.Proxy.DestinationServiceID
+}
+
+// connectOf reads back what Register wrote of a sidecar; nil for none.
+func connectOf(sc *api.AgentService) *Connect {
+	if sc == nil {
+		return nil
+	}
+	c := &Connect{Address: sc.Address, Port: sc.Port, LocalPort: sc.Proxy.LocalServicePort}
+	if p, ok := sc.Proxy.Config["bind_port"].(float64); ok {
+		c.BindPort = int(p)
+	}
+	for _, u := range sc.Proxy.Upstreams {
+		c.Upstreams = append(c.Upstreams, Upstream{Name: u.DestinationName, LocalPort: u.LocalBindPort})
+	}
+	return c
+}
+
 func nilIfEmpty(s []string) []string {
 	if len(s) == 0 {
 		return nil
@@ -197,6 +232,22 @@ func nilIfEmpty(s []string) []string {
 func (a *ConsulAgent) Register(ctx context.Context, s Service) error {
 	reg := &api.AgentServiceRegistration{
 		ID: s.ID, Name: s.Name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta,
+	}
+	if c := s.Connect; c != nil {
+		// The sidecar inherits the service's Meta (what the proxy finds its registration by) and
+		// tags, and gets Consul's own checks: the public listener's TCP check and an alias of the
+		// service's health.
+		proxy := &api.AgentServiceConnectProxyConfig{
+			LocalServiceAddress: "127.0.0.1", LocalServicePort: c.LocalPort,
+			// Envoy listens where these say; Docker publishes the port under another number.
+			Config: map[string]any{"bind_address": "0.0.0.0", "bind_port": c.BindPort},
+		}
+		for _, u := range c.Upstreams {
+			proxy.Upstreams = append(proxy.Upstreams, api.Upstream{DestinationName: u.Name, LocalBindPort: u.LocalPort})
+		}
+		reg.Connect = &api.AgentServiceConnect{SidecarService: &api.AgentServiceRegistration{
+			Address: c.Address, Port: c.Port, Proxy: proxy,
+		}}
 	}
 	var prev map[string]string
 	if s.replaces && slices.ContainsFunc(s.Checks, func(c health.Check) bool { return c.InitialStatus == "" && c.Kind != health.KindMirror }) {

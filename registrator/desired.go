@@ -114,6 +114,16 @@ func Desired(c Container, o Options) Result {
 		}
 		registrable = append(registrable, e)
 	}
+	// A meshed port's sidecar listens in the container's network namespace: its port belongs to the
+	// sidecar registration, not to a service of its own.
+	sidecarPorts := map[int]bool{}
+	for _, e := range registrable {
+		if p := sidecarPortOf(l, e.port); p != 0 && p != e.port {
+			sidecarPorts[p] = true
+		}
+	}
+	registrable = slices.DeleteFunc(registrable, func(e endpoint) bool { return sidecarPorts[e.port] })
+	sidecars := map[int]int{}
 	// Several ports under one name would be one service whose instances speak different protocols:
 	// each gets -<port>, unless SERVICE_<port>_NAME names it. gliderlabs counts every published port,
 	// ignored or not; this daemon the ports it registers, so ignoring one does not rename the other.
@@ -183,7 +193,7 @@ func Desired(c Container, o Options) Result {
 			s.Tags = append(s.Tags, "udp")
 		}
 		s.Meta = buildMeta(c, o.Host, l, e.port, &r)
-		if !addChecks(&s, c, o, l, e, &r) {
+		if !addChecks(&s, c, o, l, e, &r) || !addConnect(&s, l, e, endpoints, sidecars, &r) {
 			continue
 		}
 		r.Services = append(r.Services, s)

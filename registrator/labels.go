@@ -109,7 +109,7 @@ func buildMeta(c Container, host ecsmeta.Host, l labels, port int, r *Result) ma
 	keyOf := map[string]string{}
 	add := func(attrs map[string]string, label func(string) string) {
 		for k, v := range attrs {
-			if attrKeys[k] || isCheckKey(k) {
+			if attrKeys[k] || isCheckKey(k) || isConnectKey(k) {
 				continue
 			}
 			user[strings.ToLower(k)] = v

@@ -126,6 +126,9 @@ type Service struct {
 	Checks []health.Check
 	// Health is the state of the check that mirrors the container's own health, nil without one.
 	Health *health.State
+	// Connect is the service's Consul service mesh sidecar, nil when it is not in the mesh. Consul
+	// registers the sidecar with the service and removes it with the service.
+	Connect *Connect
 	// replaces is set by the planner on a registration over one the agent holds: checks whose ID
 	// changed (an upgrade, a check added) start with the status of the check they replace, not
 	// critical until Consul's first probe.
@@ -135,8 +138,41 @@ type Service struct {
 // Equal reports whether two registrations are the same for Consul's purposes (nil and empty are alike).
 func (s Service) Equal(o Service) bool {
 	return s.ID == o.ID && s.Name == o.Name && s.Address == o.Address && s.Port == o.Port &&
-		s.Maintenance == o.Maintenance && slices.Equal(s.Tags, o.Tags) && maps.Equal(s.Meta, o.Meta)
+		s.Maintenance == o.Maintenance && slices.Equal(s.Tags, o.Tags) && maps.Equal(s.Meta, o.Meta) &&
+		s.Connect.Equal(o.Connect)
 }
+
+// SidecarSuffix ends the ID (and the name) Consul gives a service's sidecar proxy registration.
+const SidecarSuffix = "-sidecar-proxy"
+
+// Connect is the sidecar proxy registration of a service in Consul's service mesh. The sidecar shares
+// the application's network namespace: it forwards to the application on 127.0.0.1:LocalPort and
+// listens for other proxies on BindPort there, which other hosts reach at Address:Port.
+type Connect struct {
+	Address   string // where other proxies reach the sidecar's public listener
+	Port      int
+	BindPort  int // the public listener's port inside the namespace (Port, unless Docker publishes it on another)
+	LocalPort int // the application's container port
+	Upstreams []Upstream
+}
+
+// Upstream is a service the application reaches through its sidecar, on 127.0.0.1:LocalPort.
+type Upstream struct {
+	Name      string `json:"name"`
+	LocalPort int    `json:"local_port"`
+}
+
+// Equal reports whether two sidecar definitions are the same (nil is no sidecar).
+func (c *Connect) Equal(o *Connect) bool {
+	if c == nil || o == nil {
+		return c == o
+	}
+	return c.Address == o.Address && c.Port == o.Port && c.BindPort == o.BindPort && c.LocalPort == o.LocalPort &&
+		slices.Equal(c.Upstreams, o.Upstreams)
+}
+
+// Addr is the sidecar's public address and port, IPv6-safe.
+func (c *Connect) Addr() string { return net.JoinHostPort(c.Address, strconv.Itoa(c.Port)) }
 
 // Addr is the service's address and port, IPv6-safe.
 func (s Service) Addr() string { return net.JoinHostPort(s.Address, strconv.Itoa(s.Port)) }

@@ -224,20 +224,32 @@ func (p *page) services(svcs []Service) {
 		if s.Maintenance != "" {
 			p.put(`<br><span class="pill draining">maintenance</span> `, esc(s.Maintenance))
 		}
-		if len(s.Checks) > 0 {
-			p.put(`<ul class="checks">`)
-			for _, c := range s.Checks {
-				p.put(`<li><span class="pill `, esc(c.Status), `">`, esc(c.Status), "</span> ", esc(c.Name))
-				if c.Output != "" {
-					p.put(` <span class="mute">— `, esc(c.Output), "</span>")
-				}
-				p.put("</li>")
+		p.checks(s.Checks)
+		if c := s.Connect; c != nil {
+			p.put(`<br>mesh sidecar <code>`, esc(c.Address), `</code> <code class="mute">`, esc(c.SidecarID), "</code>")
+			if len(c.Upstreams) > 0 {
+				p.put(`<br><span class="mute">upstreams `, esc(strings.Join(c.Upstreams, ", ")), "</span>")
 			}
-			p.put("</ul>")
+			p.checks(c.Checks)
 		}
 		p.put("\n    </li>")
 	}
 	p.put("\n  </ul>")
+}
+
+func (p *page) checks(checks []Check) {
+	if len(checks) == 0 {
+		return
+	}
+	p.put(`<ul class="checks">`)
+	for _, c := range checks {
+		p.put(`<li><span class="pill `, esc(c.Status), `">`, esc(c.Status), "</span> ", esc(c.Name))
+		if c.Output != "" {
+			p.put(` <span class="mute">— `, esc(c.Output), "</span>")
+		}
+		p.put("</li>")
+	}
+	p.put("</ul>")
 }
 
 func (p *page) problems(probs []Problem) {

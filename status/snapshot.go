@@ -88,6 +88,18 @@ type Service struct {
 	Tags        []string `json:"tags"`
 	Maintenance string   `json:"maintenance,omitempty"`
 	Checks      []Check  `json:"checks"`
+	// Connect is the service's sidecar proxy in Consul's service mesh, nil when it is not in the mesh.
+	Connect *Connect `json:"connect,omitempty"`
+}
+
+// Connect is a service's sidecar proxy registration: Consul registers and removes it with the service.
+type Connect struct {
+	SidecarID string `json:"sidecar_id"`
+	Address   string `json:"address"` // host:port where other proxies reach it
+	// Upstreams are the services the application reaches through it, as <service>:<local port>
+	// (127.0.0.1 in the application's network namespace).
+	Upstreams []string `json:"upstreams"`
+	Checks    []Check  `json:"checks"` // Consul's own: the listener's TCP check and an alias of the service
 }
 
 // Check is one of a service's checks as the agent reports it.

@@ -46,7 +46,14 @@ func fixture() Snapshot {
 					Tags: []string{"az-eu-west-1b", "v2"}, Checks: []Check{
 						{ID: "ip-10-0-1-23:ecs-web-7-app-b0d6e8f2c4a1d3e5f701:8080:http", Name: "HTTP GET /health", Status: "passing", Output: "HTTP GET http://10.0.1.23:32768/health: 200 OK Output: ok"},
 						{ID: "ip-10-0-1-23:ecs-web-7-app-b0d6e8f2c4a1d3e5f701:8080:health", Name: "Docker HEALTHCHECK", Status: "critical", Output: "Docker: unhealthy: 503 Service Unavailable: <unhealthy>"},
-					}}},
+					}},
+					{ID: "ip-10-0-1-23:ecs-web-7-app-b0d6e8f2c4a1d3e5f701:8443", Name: "web-mesh", Address: "10.0.1.23:32770", Tags: []string{},
+						Checks: []Check{},
+						Connect: &Connect{SidecarID: "ip-10-0-1-23:ecs-web-7-app-b0d6e8f2c4a1d3e5f701:8443-sidecar-proxy", Address: "10.0.1.23:32771",
+							Upstreams: []string{"orders:9191", "payments:9192"}, Checks: []Check{
+								{ID: "service:ip-10-0-1-23:ecs-web-7-app-b0d6e8f2c4a1d3e5f701:8443-sidecar-proxy:1", Name: "Connect Sidecar Listening", Status: "passing"},
+								{ID: "service:ip-10-0-1-23:ecs-web-7-app-b0d6e8f2c4a1d3e5f701:8443-sidecar-proxy:2", Name: "Connect Sidecar Aliasing ip-10-0-1-23:ecs-web-7-app-b0d6e8f2c4a1d3e5f701:8443", Status: "passing"},
+							}}}},
 				Problems: []Problem{}},
 			{ID: "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11", Name: "billing", Image: "billing:4", Running: true,
 				State: StateNotRegistered, Reason: "no port left to register", Services: []Service{},

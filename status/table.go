@@ -41,6 +41,16 @@ func PrintTable(w io.Writer, s Snapshot) error {
 			for _, ch := range sv.Checks {
 				checks = append(checks, ch.Status)
 			}
+			if c := sv.Connect; c != nil {
+				mesh := "+sidecar@" + c.Address
+				if len(c.Upstreams) > 0 {
+					mesh += "->" + strings.Join(c.Upstreams, ",")
+				}
+				svcs[len(svcs)-1] += mesh
+				for _, ch := range c.Checks {
+					checks = append(checks, ch.Status)
+				}
+			}
 		}
 		why := c.Reason
 		for _, p := range c.Problems {

@@ -43,6 +43,8 @@ func main() {
 		switch os.Args[1] {
 		case "status", "healthcheck", "version":
 			os.Exit(subcommand(os.Args[1], os.Args[2:], os.Stdout, os.Stderr))
+		case "sidecar-for":
+			os.Exit(sidecarFor(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	os.Exit(run(os.Args[1:], os.Stderr))

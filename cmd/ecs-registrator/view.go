@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,6 +110,16 @@ func containerStatus(c registrator.ContainerView, checks map[string][]status.Che
 			sv.Checks = []status.Check{}
 			for _, hc := range s.Checks {
 				sv.Checks = append(sv.Checks, status.Check{ID: hc.ID, Name: hc.Name, Status: "unknown"})
+			}
+		}
+		if m := s.Connect; m != nil {
+			sidecar := s.ID + registrator.SidecarSuffix
+			sv.Connect = &status.Connect{SidecarID: sidecar, Address: m.Addr(), Upstreams: []string{}, Checks: checks[sidecar]}
+			for _, u := range m.Upstreams {
+				sv.Connect.Upstreams = append(sv.Connect.Upstreams, u.Name+":"+strconv.Itoa(u.LocalPort))
+			}
+			if sv.Connect.Checks == nil {
+				sv.Connect.Checks = []status.Check{}
 			}
 		}
 		sc.Services = append(sc.Services, sv)

@@ -69,6 +69,8 @@ type Consul struct {
 	HTTPS int
 	TLS   *TLSFiles
 	conf  string // extra configuration file
+	// extraClient is another address the HTTP API listens on, "" for loopback only.
+	extraClient string
 
 	// Cluster members only.
 	Bind      string   // address the agent gossips on
@@ -82,6 +84,17 @@ type Consul struct {
 func StartConsul(t testing.TB) *Consul {
 	t.Helper()
 	c := newAgent(t, "node", "127.0.0.1", false)
+	c.Start()
+	return c
+}
+
+// StartConsulReachable starts a dev agent whose HTTP API listens on addr too (the Docker bridge's
+// gateway, see BridgeGateway), for containers that talk to it: Connect proxies. Connect is on, as in
+// every dev agent.
+func StartConsulReachable(t testing.TB, addr string) *Consul {
+	t.Helper()
+	c := newAgent(t, "mesh", "127.0.0.1", false)
+	c.extraClient = addr
 	c.Start()
 	return c
 }
@@ -246,7 +259,7 @@ func (c *Consul) Start() {
 		// Quick failure detection and elections on loopback.
 		hcl += ` performance { raft_multiplier = 1 }`
 	}
-	args = append(args, "-client", "127.0.0.1",
+	args = append(args, "-client", strings.TrimSpace("127.0.0.1 "+c.extraClient),
 		"-node", c.Node, "-http-port", strconv.Itoa(c.HTTP), "-dns-port", strconv.Itoa(c.DNS),
 		"-server-port", strconv.Itoa(c.ports[0]), "-serf-lan-port", strconv.Itoa(c.ports[1]),
 		"-serf-wan-port", strconv.Itoa(c.ports[2]), "-grpc-port", "-1", "-hcl", hcl)
