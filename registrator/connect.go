@@ -2,6 +2,7 @@ package registrator
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -39,12 +40,19 @@ func connectKeys(l labels, port int) (keys, label map[string]string) {
 	return keys, label
 }
 
+// connectOn reports whether a port is in the mesh (SERVICE_CONNECT or SERVICE_<port>_CONNECT true).
+func connectOn(l labels, port int) bool {
+	keys, _ := connectKeys(l, port)
+	on, err := strconv.ParseBool(keys[keyConnect])
+	return err == nil && on
+}
+
 // sidecarPortOf is the container port the sidecar of a meshed port listens on, 0 when the port is not
 // in the mesh or its keys are bad (addConnect reports them). That port is the sidecar's, never a
 // service of its own.
 func sidecarPortOf(l labels, port int) int {
 	keys, _ := connectKeys(l, port)
-	if on, err := strconv.ParseBool(keys[keyConnect]); err != nil || !on {
+	if !connectOn(l, port) {
 		return 0
 	}
 	v, ok := keys[keySidecarPort]
@@ -61,8 +69,9 @@ func sidecarPortOf(l labels, port int) int {
 // addConnect gives a service the sidecar its SERVICE_CONNECT keys ask for. A definition that cannot
 // be made keeps the service out (it reports false): its owner put it in the mesh, and registering it
 // without the sidecar would leave every meshed client unable to reach it with no word why. sidecars
-// holds the sidecar ports already given to the container's other ports.
-func addConnect(s *Service, l labels, e endpoint, eps []endpoint, sidecars map[int]int, r *Result) bool {
+// listeners holds every port already listened on in the container's network namespace (the
+// application's, and the sidecars' and upstreams' given out so far), with what listens there.
+func addConnect(s *Service, c Container, l labels, e endpoint, eps []endpoint, listeners map[int]string, r *Result) bool {
 	keys, label := connectKeys(l, e.port)
 	if len(keys) == 0 {
 		return true
@@ -98,49 +107,65 @@ func addConnect(s *Service, l labels, e endpoint, eps []endpoint, sidecars map[i
 		return false
 	}
 	bind := DefaultSidecarPort
-	if v, set := keys[keySidecarPort]; set {
+	v, set := keys[keySidecarPort]
+	if set {
 		p, err := strconv.Atoi(strings.TrimSpace(v))
-		switch {
-		case err != nil || p < 1 || p > 65535:
+		if err != nil || p < 1 || p > 65535 {
 			bad(keySidecarPort, "not a port number (1-65535): %q (write e.g. 21000)", v)
-		case p == e.port:
-			bad(keySidecarPort, "%d is the application's own port; the sidecar needs a port of its own in the container's network namespace", p)
-		default:
-			bind = p
 		}
+		bind = p
+	} else if c.NetworkMode == "host" {
+		// Every container on the host shares its ports: a default would put two tasks' sidecars on
+		// one port, and the second registration would name the first task's proxy.
+		bad(keySidecarPort, "in host network mode every sidecar shares the host's ports: set SERVICE_CONNECT_SIDECAR_PORT to a port of its own")
 	}
-	if other, taken := sidecars[bind]; taken && other != e.port {
-		bad(keySidecarPort, "the sidecar of port %d already listens on %d; give each meshed port its own SERVICE_<port>_CONNECT_SIDECAR_PORT", other, bind)
+	switch what, taken := listeners[bind]; {
+	case !ok:
+	case bind == e.port:
+		bad(keySidecarPort, "%d is the sidecar's port (SERVICE_CONNECT_SIDECAR_PORT, default %d), not an application port: the application's port must be published (or reachable) too", bind, DefaultSidecarPort)
+	case taken:
+		bad(keySidecarPort, "the sidecar's port %d is already %s in the container's network namespace; give the sidecar a port of its own", bind, what)
 	}
 	ups, upOK := parseUpstreams(keys[keyUpstreams])
 	if !upOK {
 		bad(keyUpstreams, "%q is not a comma list of <service>:<local port> (write e.g. orders:9191,payments:9192)", keys[keyUpstreams])
 	}
-	seen := map[int]string{e.port: "the application's own port", bind: "the sidecar's port"}
+	mine := map[int]string{bind: "the sidecar's port"}
+	names := map[string]bool{}
 	for _, u := range ups {
 		if err := checkName(u.Name); err != nil {
 			bad(keyUpstreams, "upstream %q: %v", u.Name, err)
 		}
-		if what, dup := seen[u.LocalPort]; dup {
-			bad(keyUpstreams, "upstream %s: local port %d is already %s", u.Name, u.LocalPort, what)
+		if names[u.Name] {
+			bad(keyUpstreams, "upstream %s is listed twice", u.Name)
 		}
-		seen[u.LocalPort] = "upstream " + u.Name + "'s"
+		names[u.Name] = true
+		what, dup := mine[u.LocalPort]
+		if !dup {
+			what, dup = listeners[u.LocalPort]
+		}
+		if dup {
+			bad(keyUpstreams, "upstream %s: local port %d is already %s in the container's network namespace", u.Name, u.LocalPort, what)
+		}
+		mine[u.LocalPort] = "upstream " + u.Name + "'s local port"
 	}
 	// Other hosts' proxies reach the sidecar where Docker publishes its port; a port Docker does not
 	// translate (host, awsvpc, -internal) is reached where the service is.
-	c := &Connect{BindPort: bind, LocalPort: e.port, Upstreams: ups}
+	sc := &Connect{BindPort: bind, LocalPort: e.port, Upstreams: ups}
 	if i := slices.IndexFunc(eps, func(p endpoint) bool { return p.port == bind && p.proto == "tcp" && !p.unreachable }); i >= 0 {
-		c.Address, c.Port = eps[i].addr.String(), eps[i].servicePort
+		sc.Address, sc.Port = eps[i].addr.String(), eps[i].servicePort
 	} else if e.servicePort == e.port {
-		c.Address, c.Port = e.addr.String(), bind
+		sc.Address, sc.Port = e.addr.String(), bind
 	} else if ok {
 		bad(keySidecarPort, "the sidecar's port %d is not published; publish it on this container (-p %d, or a port mapping), whose network namespace the sidecar shares, so that other hosts' proxies reach it", bind, bind)
 	}
 	if !ok {
 		return false
 	}
-	sidecars[bind] = e.port
-	s.Connect = c
+	for p, what := range mine {
+		listeners[p] = fmt.Sprintf("%s (of port %d)", what, e.port)
+	}
+	s.Connect = sc
 	return true
 }
 

@@ -169,7 +169,10 @@ func (a *ConsulAgent) Services(ctx context.Context) (AgentState, error) {
 	// own to reap nor a foreign one.
 	sidecars := map[string]*api.AgentService{}
 	for id, s := range all {
-		if parent, ok := all[sidecarOf(s)]; ok && id == parent.ID+SidecarSuffix && parent.Meta[MetaExternalSource] == ExternalSource {
+		// Ours only when Consul registered it with our service: it then carries our Meta. A proxy of
+		// another tool under that ID stays foreign.
+		if parent, ok := all[sidecarOf(s)]; ok && id == parent.ID+SidecarSuffix && parent.Meta[MetaExternalSource] == ExternalSource &&
+			s.Meta[MetaExternalSource] == ExternalSource {
 			sidecars[parent.ID] = s
 		}
 	}
@@ -217,6 +220,9 @@ func connectOf(sc *api.AgentService) *Connect {
 		c.BindPort = int(p)
 	}
 	for _, u := range sc.Proxy.Upstreams {
+		if u.CentrallyConfigured {
+			continue // merged in by the agent (transparent proxy), not registered by the daemon
+		}
 		c.Upstreams = append(c.Upstreams, Upstream{Name: u.DestinationName, LocalPort: u.LocalBindPort})
 	}
 	return c

@@ -115,15 +115,28 @@ func Desired(c Container, o Options) Result {
 		registrable = append(registrable, e)
 	}
 	// A meshed port's sidecar listens in the container's network namespace: its port belongs to the
-	// sidecar registration, not to a service of its own.
+	// sidecar registration, not to a service of its own (unless it is itself a meshed application
+	// port, which addConnect refuses).
+	// A port named as another's sidecar is the sidecar's; if the container configured it as a port of
+	// its own (SERVICE_<port>_ keys), that is said.
 	sidecarPorts := map[int]bool{}
-	for _, e := range registrable {
-		if p := sidecarPortOf(l, e.port); p != 0 && p != e.port {
-			sidecarPorts[p] = true
+	for _, e := range endpoints {
+		if sp := sidecarPortOf(l, e.port); !e.unreachable && sp != 0 && sp != e.port && !sidecarPorts[sp] {
+			sidecarPorts[sp] = true
+			if len(l.ports[sp]) > 0 {
+				r.warnf(fmt.Sprintf("SERVICE_%d_*", sp), "port %d is the sidecar's port of port %d: not registered as a service of its own; these keys have no effect", sp, e.port)
+			}
 		}
 	}
 	registrable = slices.DeleteFunc(registrable, func(e endpoint) bool { return sidecarPorts[e.port] })
-	sidecars := map[int]int{}
+	// Every listener in the container's network namespace: the application's ports, and the sidecars'
+	// as addConnect gives them out.
+	listeners := map[int]string{}
+	for _, e := range endpoints {
+		if !sidecarPorts[e.port] {
+			listeners[e.port] = fmt.Sprintf("the application's port %d", e.port)
+		}
+	}
 	// Several ports under one name would be one service whose instances speak different protocols:
 	// each gets -<port>, unless SERVICE_<port>_NAME names it. gliderlabs counts every published port,
 	// ignored or not; this daemon the ports it registers, so ignoring one does not rename the other.
@@ -193,7 +206,7 @@ func Desired(c Container, o Options) Result {
 			s.Tags = append(s.Tags, "udp")
 		}
 		s.Meta = buildMeta(c, o.Host, l, e.port, &r)
-		if !addChecks(&s, c, o, l, e, &r) || !addConnect(&s, l, e, endpoints, sidecars, &r) {
+		if !addChecks(&s, c, o, l, e, &r) || !addConnect(&s, c, l, e, endpoints, listeners, &r) {
 			continue
 		}
 		r.Services = append(r.Services, s)

@@ -138,8 +138,9 @@ func makePlan(in planInput) plan {
 		case !ok:
 		case have.Equal(*want):
 			continue
-		case have.Maintenance != "" && want.Maintenance == "":
-			// Registering again keeps the maintenance check; start over to lift it.
+		case have.Maintenance != "" && want.Maintenance == "", have.Connect != nil && want.Connect == nil:
+			// Registering again keeps the maintenance check, and the sidecar (Consul removes a sidecar
+			// only with its service): start over to lift them.
 			p.deregister = append(p.deregister, sid)
 			ok = false
 		}

@@ -234,6 +234,10 @@ func TestPlan(t *testing.T) {
 			foreign: []string{"hand-made"}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "host drain lifted: maintenance is lifted by starting over", drain: DrainMaintenance,
 			records: []*record{rec("aaaa", 0, "web1")}, held: []Service{hostMaint("web1", "aaaa")}, want: []string{"-web1", "+web1@aaaa"}},
+		{name: "a service out of the mesh loses its sidecar: registered anew (Consul keeps a sidecar otherwise)",
+			records: []*record{rec("aaaa", 0, "web1")},
+			held:    []Service{with2(held("web1", "aaaa"), func(s *Service) { s.Connect = &Connect{Address: "10.0.0.5", Port: 21000} })},
+			want:    []string{"-web1", "+web1@aaaa"}},
 		{name: "agent restarted: everything registered again", records: []*record{rec("aaaa", 0, "web1"), rec("bbbb", 0, "web2")},
 			want: []string{"+web1@aaaa", "+web2@bbbb"}},
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -47,7 +48,11 @@ func sidecarFor(args []string, stdout, stderr io.Writer) int {
 	var err error
 	if *taskARN == "" && *containerID == "" {
 		if uri := os.Getenv("ECS_CONTAINER_METADATA_URI_V4"); uri != "" {
-			*taskARN, err = taskARNFrom(ctx, uri)
+			var meshed int
+			*taskARN, meshed, err = taskARNFrom(ctx, uri)
+			if err == nil && meshed > 1 && *ecsContainer == "" {
+				err = fmt.Errorf("%d containers of the task are in the mesh: say whose proxy this is with -container", meshed)
+			}
 		} else {
 			*containerID, err = os.Hostname()
 		}
@@ -91,7 +96,9 @@ func sidecarFor(args []string, stdout, stderr io.Writer) int {
 			argv[i] = id
 		}
 	}
-	err = syscall.Exec(path, argv, append(os.Environ(), "CONNECT_SIDECAR_FOR="+id))
+	// The ID found wins over one the task definition set: the first of two equal keys would.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "CONNECT_SIDECAR_FOR=") })
+	err = syscall.Exec(path, argv, append(env, "CONNECT_SIDECAR_FOR="+id))
 	fmt.Fprintln(stderr, "ecs-registrator sidecar-for: exec:", err)
 	return 1
 }
@@ -163,37 +170,59 @@ func (m sidecarMatch) wait(ctx context.Context, c *api.Client) (string, error) {
 	}
 }
 
-// taskARNFrom reads the task ARN from task metadata v4, retrying until ctx ends: a proxy container
-// may start before the endpoint answers.
-func taskARNFrom(ctx context.Context, uri string) (string, error) {
+// taskARNFrom reads the task ARN from task metadata v4, and how many of the task's containers have
+// SERVICE_CONNECT labels, retrying until ctx ends: a proxy container may start before the endpoint
+// answers.
+func taskARNFrom(ctx context.Context, uri string) (string, int, error) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	for {
-		arn, err := func() (string, error) {
+		arn, meshed, err := func() (string, int, error) {
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(uri, "/")+"/task", nil)
 			if err != nil {
-				return "", err
+				return "", 0, err
 			}
 			resp, err := client.Do(req)
 			if err != nil {
-				return "", err
+				return "", 0, err
 			}
 			defer resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
-				return "", fmt.Errorf("task metadata: %s", resp.Status)
+				return "", 0, fmt.Errorf("task metadata: %s", resp.Status)
 			}
-			var task struct{ TaskARN string }
+			var task struct {
+				TaskARN    string
+				Containers []struct{ Labels map[string]string }
+			}
 			if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&task); err != nil || task.TaskARN == "" {
-				return "", fmt.Errorf("task metadata: no TaskARN (%v)", err)
+				return "", 0, fmt.Errorf("task metadata: no TaskARN (%v)", err)
 			}
-			return task.TaskARN, nil
+			meshed := 0
+			for _, c := range task.Containers {
+				if slices.ContainsFunc(slices.Collect(maps.Keys(c.Labels)), isConnectLabel) {
+					meshed++
+				}
+			}
+			return task.TaskARN, meshed, nil
 		}()
 		if err == nil {
-			return arn, nil
+			return arn, meshed, nil
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("read the task ARN: %w", err)
+			return "", 0, fmt.Errorf("read the task ARN: %w", err)
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// isConnectLabel reports SERVICE_CONNECT and SERVICE_<port>_CONNECT, in any case.
+func isConnectLabel(k string) bool {
+	rest, ok := strings.CutPrefix(strings.ToUpper(k), "SERVICE_")
+	if !ok {
+		return false
+	}
+	if port, attr, found := strings.Cut(rest, "_"); found && strings.Trim(port, "0123456789") == "" {
+		rest = attr
+	}
+	return rest == "CONNECT"
 }

@@ -46,12 +46,13 @@ func TestSidecarForFindsTheApplicationsService(t *testing.T) {
 			w.WriteHeader(404)
 			return
 		}
-		fmt.Fprintf(w, `{"Cluster":"prod","TaskARN":%q,"Family":"orders","Revision":"3","KnownStatus":"RUNNING","Containers":[]}`, arnA)
+		fmt.Fprintf(w, `{"Cluster":"prod","TaskARN":%q,"Family":"orders","Revision":"3","KnownStatus":"RUNNING",`+
+			`"Containers":[{"Name":"app","Labels":{"SERVICE_8080_connect":"true"}},{"Name":"envoy","Labels":{"SERVICE_IGNORE":"true"}}]}`, arnA)
 	}))
 	t.Cleanup(tmds.Close)
-	arn, err := taskARNFrom(t.Context(), tmds.URL+"/v4/uuid")
-	if err != nil || arn != arnA {
-		t.Fatalf("task ARN from task metadata: %q, %v", arn, err)
+	arn, meshed, err := taskARNFrom(t.Context(), tmds.URL+"/v4/uuid")
+	if err != nil || arn != arnA || meshed != 1 {
+		t.Fatalf("task ARN from task metadata: %q (%d meshed containers), %v", arn, meshed, err)
 	}
 	for _, tc := range []struct {
 		m       sidecarMatch
