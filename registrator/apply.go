@@ -261,6 +261,9 @@ func (a *applier) round(ctx context.Context) (down bool) {
 	for _, m := range p.mirrors {
 		planned[opTTL+m.checkID] = true
 	}
+	for _, m := range p.maintain {
+		planned[opMaintain+m.id] = true
+	}
 	for key := range a.failing {
 		if !planned[key] {
 			delete(a.failing, key) // no longer wanted: nothing to retry
@@ -279,6 +282,7 @@ const (
 	opRegister   = "register "
 	opDeregister = "deregister "
 	opTTL        = "ttl "
+	opMaintain   = "maintain "
 )
 
 // writeTimeout bounds one write: an agent that accepts a connection and never answers must not stop
@@ -346,6 +350,25 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 			"maintenance", s.Maintenance != "", "container", shortID(s.ContainerID), "name", name)
 		a.activity.add(Event{Container: shortID(s.ContainerID), Name: name, Source: "reconcile", Action: "registered",
 			Detail: s.ID + " at " + s.Addr()})
+	}
+	for _, m := range p.maintain {
+		h, held := a.held[m.id]
+		if !held || !a.due(opMaintain+m.id, nil, now) {
+			continue
+		}
+		writes++
+		if ok, err := a.write(ctx, opMaintain+m.id, h.ContainerID, nil, errConsulRegister, func(ctx context.Context) error {
+			return a.agent.Maintain(ctx, m.id, m.note)
+		}); !ok {
+			if err != nil {
+				return writes, err
+			}
+			continue
+		}
+		h.Maintenance = m.note
+		a.held[m.id], a.written[m.id], a.changed = h, a.seq.Add(1), true
+		a.log.Info("maintenance: the host is going away", "service", m.id, "container", shortID(h.ContainerID))
+		a.activity.add(Event{Container: shortID(h.ContainerID), Source: "reconcile", Action: "maintenance", Detail: m.id})
 	}
 	for _, m := range p.mirrors {
 		sid := health.MirrorService(m.checkID)

@@ -30,6 +30,9 @@ type Agent interface {
 	Deregister(ctx context.Context, id string) error
 	// UpdateTTL sets the status and output of a TTL check.
 	UpdateTTL(ctx context.Context, checkID string, st health.State) error
+	// Maintain puts a service the agent holds into maintenance mode (its maintenance check, critical)
+	// without registering it again.
+	Maintain(ctx context.Context, id, note string) error
 }
 
 // AgentState is what the agent holds.
@@ -325,6 +328,13 @@ func duration(d time.Duration) string {
 		return ""
 	}
 	return d.String()
+}
+
+func (a *ConsulAgent) Maintain(ctx context.Context, id, note string) error {
+	if err := a.c.Agent().EnableServiceMaintenanceOpts(id, note, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("maintenance mode of %s: %w", id, err)
+	}
+	return nil
 }
 
 func (a *ConsulAgent) UpdateTTL(ctx context.Context, checkID string, st health.State) error {

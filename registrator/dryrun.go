@@ -48,6 +48,11 @@ func (d *DryRun) Register(_ context.Context, s Service) error {
 	return nil
 }
 
+func (d *DryRun) Maintain(_ context.Context, id, note string) error {
+	d.log.Info("dry run: would put into maintenance", "service", id, "note", note)
+	return nil
+}
+
 func (d *DryRun) UpdateTTL(_ context.Context, checkID string, st health.State) error {
 	d.log.Debug("dry run: would update check", "check", checkID, "status", st.Status, "output", st.Output)
 	return nil

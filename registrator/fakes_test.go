@@ -309,6 +309,23 @@ func (a *fakeAgent) Deregister(_ context.Context, id string) error {
 	return nil
 }
 
+func (a *fakeAgent) Maintain(_ context.Context, id, note string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.down {
+		return errAgentDown
+	}
+	s, ok := a.services[id]
+	if !ok {
+		return fmt.Errorf("maintenance mode of %s: %w", id, api.StatusError{Code: http.StatusNotFound, Body: "Unknown service ID"})
+	}
+	s.Maintenance = note
+	a.services[id] = s
+	a.writes = append(a.writes, "maintain "+id)
+	a.bumpLocked()
+	return nil
+}
+
 func (a *fakeAgent) UpdateTTL(_ context.Context, checkID string, st health.State) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()

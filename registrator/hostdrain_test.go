@@ -1,6 +1,8 @@
 package registrator
 
 import (
+	"context"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -190,4 +192,38 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// A daemon restarted in maintenance mode on a host that is going away puts what the agent holds into
+// maintenance at once, before Docker answers the inspects it holds up while it kills containers.
+func TestLoopHostDrainMaintenanceDoesNotWaitForInspects(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		maint := func(c *Config) { c.Drain = DrainMaintenance }
+		a := newFakeAgent()
+		l := startLoop(t, nil, a, maint)
+		l.d.start(webSpec("c1", "web-1"))
+		l.settle()
+		l.stop()
+		hold := make(chan struct{})
+		l.d.mu.Lock()
+		l.d.hold["c1"] = hold
+		l.d.mu.Unlock()
+		host := newFakeHost()
+		host.set(spotNotice)
+		// Not startLoop: it waits for readiness, which waits for the inspect.
+		r := New(l.d, a, Config{AdvertiseIP: netip.MustParseAddr("10.0.0.5"), OptIn: true, Drain: DrainMaintenance, HostLifecycle: host})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { _ = r.Run(ctx); close(done) }()
+		defer func() { cancel(); close(hold); <-done }()
+		time.Sleep(time.Second) // bubble time: the first sync, its agent read and a round
+		synctest.Wait()
+		s, ok := a.service("node1:web-1:8080")
+		if !ok || !strings.Contains(s.Maintenance, "host is going away") {
+			t.Errorf("service %+v (held %v) while its inspect is held; want it in maintenance saying why", s, ok)
+		}
+		if r.Ready() {
+			t.Error("ready although the inspect is held: the test did not hold it")
+		}
+	})
 }

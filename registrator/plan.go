@@ -38,7 +38,13 @@ type plan struct {
 	draining map[string]string
 	// released are the registrations gliderlabs/registrator left that are deregistered, with why.
 	released map[string]string
+	// maintain are held services put into maintenance without registering them again: on a host that
+	// is going away, those of containers not inspected yet (the agent's list has no checks to
+	// register them with).
+	maintain []maintenance
 }
+
+type maintenance struct{ id, note string }
 
 type mirrorPush struct {
 	checkID string
@@ -154,7 +160,12 @@ func makePlan(in planInput) plan {
 			continue
 		}
 		if rec := in.records[h.ContainerID]; rec != nil && !rec.evaluated() && (in.hostDrain == "" || in.drain == DrainMaintenance) {
-			continue // not inspected yet: what it wants is unknown (and on a host that is going, it wants out)
+			// Not inspected yet: what it wants is unknown. On a host that is going it wants out, now,
+			// not once Docker answers an inspect, which it holds up while it kills containers.
+			if note := hostDrainNote(in.hostDrain); in.hostDrain != "" && h.Maintenance != note {
+				p.maintain = append(p.maintain, maintenance{id: sid, note: note})
+			}
+			continue
 		}
 		p.deregister = append(p.deregister, sid)
 	}
@@ -177,6 +188,7 @@ func makePlan(in planInput) plan {
 			p.mirrors = append(p.mirrors, mirrorPush{checkID: checkID, state: *s.Health})
 		}
 	}
+	slices.SortFunc(p.maintain, func(a, b maintenance) int { return strings.Compare(a.id, b.id) })
 	slices.Sort(p.deregister)
 	slices.SortFunc(p.register, func(a, b Service) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(p.mirrors, func(a, b mirrorPush) int { return strings.Compare(a.checkID, b.checkID) })

@@ -228,8 +228,10 @@ func TestPlan(t *testing.T) {
 			records: []*record{with(rec("aaaa", 0, "web1"), exited(1))}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "host drain: what a container not yet inspected holds goes too", host: spot,
 			records: []*record{{id: "aaaa"}}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
-		{name: "host drain in maintenance: a container not yet inspected is waited for", host: spot, drain: DrainMaintenance,
-			records: []*record{{id: "aaaa"}}, held: []Service{held("web1", "aaaa")}},
+		{name: "host drain in maintenance: what a container not yet inspected holds goes into maintenance, without an inspect",
+			host: spot, drain: DrainMaintenance, records: []*record{{id: "aaaa"}}, held: []Service{held("web1", "aaaa")}, want: []string{"!web1"}},
+		{name: "host drain in maintenance: once it is, nothing more", host: spot, drain: DrainMaintenance,
+			records: []*record{{id: "aaaa"}}, held: []Service{hostMaint("web1", "aaaa")}},
 		{name: "host drain: a foreign service is never touched", host: spot, records: []*record{rec("aaaa", 0, "web1")},
 			foreign: []string{"hand-made"}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "host drain lifted: maintenance is lifted by starting over", drain: DrainMaintenance,
@@ -303,6 +305,9 @@ func planWrites(p plan) []string {
 	}
 	for _, m := range p.mirrors {
 		out = append(out, "~"+m.checkID+"="+m.state.Status)
+	}
+	for _, m := range p.maintain {
+		out = append(out, "!"+m.id)
 	}
 	return out
 }
