@@ -23,6 +23,24 @@ const (
 // isConnectKey reports the service mesh keys (SERVICE_CONNECT, SERVICE_CONNECT_*); never Meta.
 func isConnectKey(k string) bool { return k == keyConnect || strings.HasPrefix(k, keyConnect+"_") }
 
+// anyConnect reports whether the container has a service mesh key at all: most have none, and need
+// none of the mesh's work.
+func (l labels) anyConnect() bool {
+	for k := range l.global {
+		if isConnectKey(k) {
+			return true
+		}
+	}
+	for _, attrs := range l.ports {
+		for k := range attrs {
+			if isConnectKey(k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // connectKeys are the mesh keys of one port, the per-port ones over the container-level ones, and the
 // label each came from.
 func connectKeys(l labels, port int) (keys, label map[string]string) {

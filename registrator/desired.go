@@ -120,7 +120,11 @@ func Desired(c Container, o Options) Result {
 	// A port named as another's sidecar is the sidecar's; if the container configured it as a port of
 	// its own (SERVICE_<port>_ keys), that is said.
 	sidecarPorts := map[int]bool{}
+	mesh := l.anyConnect()
 	for _, e := range endpoints {
+		if !mesh {
+			break
+		}
 		if sp := sidecarPortOf(l, e.port); !e.unreachable && sp != 0 && sp != e.port && !sidecarPorts[sp] {
 			sidecarPorts[sp] = true
 			if len(l.ports[sp]) > 0 {
@@ -133,7 +137,7 @@ func Desired(c Container, o Options) Result {
 	// as addConnect gives them out.
 	listeners := map[int]string{}
 	for _, e := range endpoints {
-		if !sidecarPorts[e.port] {
+		if mesh && !sidecarPorts[e.port] {
 			listeners[e.port] = fmt.Sprintf("the application's port %d", e.port)
 		}
 	}
@@ -206,7 +210,7 @@ func Desired(c Container, o Options) Result {
 			s.Tags = append(s.Tags, "udp")
 		}
 		s.Meta = buildMeta(c, o.Host, l, e.port, &r)
-		if !addChecks(&s, c, o, l, e, &r) || !addConnect(&s, c, l, e, endpoints, listeners, &r) {
+		if !addChecks(&s, c, o, l, e, &r) || mesh && !addConnect(&s, c, l, e, endpoints, listeners, &r) {
 			continue
 		}
 		r.Services = append(r.Services, s)
