@@ -67,14 +67,18 @@ type Source struct {
 	api      *ecsAPI
 	describe *describer
 
-	mu    sync.Mutex // never held across a network call
-	host  Host
-	agent AgentMetadata         // the ECS agent's cluster and container instance, once read
-	tasks map[string]*taskState // by task ARN
-	owner map[string]string     // Docker ID -> task ARN
-	known map[string]apiTask    // task ARN -> what a daemon before this one wrote (Remember)
-	deps  map[string]*DepStatus
-	ctx   context.Context // Run's; nil before Run
+	mu      sync.Mutex // never held across a network call
+	host    Host
+	agent   AgentMetadata         // the ECS agent's cluster and container instance, once read
+	tasks   map[string]*taskState // by task ARN
+	owner   map[string]string     // Docker ID -> task ARN
+	known   map[string]apiTask    // task ARN -> what a daemon before this one wrote (Remember)
+	deps    map[string]*DepStatus
+	running bool // Run has begun: fetch loops may start
+	// toStart are the tasks whose fetch loops Run is to start (it owns their context); startTask
+	// tells it there are some.
+	toStart   []*taskState
+	startTask chan struct{}
 	// tagsWarned: the one warning that task metadata does not give task tags was logged.
 	tagsWarned bool
 	notify     func(string)
@@ -128,16 +132,17 @@ func New(cfg Config) *Source {
 	}
 	api := &ecsAPI{}
 	s := &Source{
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "ecs"),
-		client:   newAgentClient(cfg.AgentURL, cfg.TMDSURL, cfg.Timeout),
-		api:      api,
-		describe: nil, // below: its answers wake the task
-		host:     cfg.Host,
-		tasks:    map[string]*taskState{},
-		owner:    map[string]string{},
-		known:    map[string]apiTask{},
-		deps:     map[string]*DepStatus{},
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "ecs"),
+		client:    newAgentClient(cfg.AgentURL, cfg.TMDSURL, cfg.Timeout),
+		api:       api,
+		describe:  nil, // below: its answers wake the task
+		host:      cfg.Host,
+		tasks:     map[string]*taskState{},
+		owner:     map[string]string{},
+		known:     map[string]apiTask{},
+		startTask: make(chan struct{}, 1),
+		deps:      map[string]*DepStatus{},
 	}
 	s.describe = newDescriber(api, cfg.DescribeWindow, cfg.DescribeInterval, s.describeDone)
 	for name, on := range map[string]bool{DepAgent: cfg.AgentURL != "", DepTMDS: cfg.TMDSURL != "", DepIMDS: cfg.IMDS != nil, DepAPI: cfg.API} {
@@ -316,7 +321,7 @@ func (s *Source) releaseLocked(id string) {
 // metadata changed, or with "" when the host's identity did (every container may be affected).
 func (s *Source) Run(ctx context.Context, changed func(containerID string)) {
 	s.mu.Lock()
-	s.ctx, s.notify = ctx, changed
+	s.running, s.notify = true, changed
 	for _, ts := range s.tasks {
 		s.startLocked(ts)
 	}
@@ -332,7 +337,14 @@ func (s *Source) Run(ctx context.Context, changed func(containerID string)) {
 	if s.cfg.API {
 		wg.Go(func() { s.describe.run(ctx) })
 	}
-	<-ctx.Done()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-s.startTask:
+			s.startQueued(ctx)
+		}
+	}
 	s.mu.Lock()
 	s.stopped = true
 	s.mu.Unlock()
@@ -340,15 +352,33 @@ func (s *Source) Run(ctx context.Context, changed func(containerID string)) {
 	s.wg.Wait()
 }
 
-// startLocked starts the task's fetch loop once Run is running.
+// startLocked has Run start the task's fetch loop, once Run is running.
 func (s *Source) startLocked(ts *taskState) {
-	if ts.started || s.ctx == nil || s.stopped || len(ts.containers) == 0 {
+	if ts.started || !s.running || s.stopped || len(ts.containers) == 0 {
 		return
 	}
 	ts.started = true
-	ctx, cancel := context.WithCancel(s.ctx)
-	ts.cancel = cancel
-	s.wg.Go(func() { s.fetchLoop(ctx, ts) })
+	s.toStart = append(s.toStart, ts)
+	select {
+	case s.startTask <- struct{}{}:
+	default:
+	}
+}
+
+// startQueued starts the queued tasks' fetch loops under Run's ctx, each cancelled when its task is
+// forgotten (a task forgotten while queued is not started).
+func (s *Source) startQueued(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ts := range s.toStart {
+		if s.tasks[ts.labels.ARN] != ts || s.stopped {
+			continue
+		}
+		tctx, cancel := context.WithCancel(ctx)
+		ts.cancel = cancel
+		s.wg.Go(func() { s.fetchLoop(tctx, ts) })
+	}
+	s.toStart = nil
 }
 
 // fetchLoop fetches what is missing of one task, with backoff, until the task is forgotten.
