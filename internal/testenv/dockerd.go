@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -78,6 +80,7 @@ func StartDockerd(t testing.TB) *Dockerd {
 			cl.Close()
 		}
 		d.Stop()
+		killShims(execRoot)
 		_ = exec.Command("ip", "link", "del", d.bridge).Run()
 		_ = os.RemoveAll(dir)
 		_ = os.RemoveAll(execRoot)
@@ -136,6 +139,39 @@ func (d *Dockerd) Stop() {
 		<-done
 	}
 	d.cmd = nil
+}
+
+// killShims kills the containerd shims a stopped private dockerd leaves behind (containers it did not
+// stop in time, or a daemon killed mid-churn), and their containers' processes: they would otherwise
+// outlive the test, their exec root gone.
+func killShims(execRoot string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	parent := map[int]int{}
+	var shims []int
+	for _, dir := range procs {
+		pid, err := strconv.Atoi(filepath.Base(dir))
+		if err != nil {
+			continue
+		}
+		if stat, err := os.ReadFile(dir + "/stat"); err == nil {
+			// pid (comm) state ppid ...; comm may hold spaces, so read after the last ')'.
+			if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 1 {
+				parent[pid], _ = strconv.Atoi(f[1])
+			}
+		}
+		cmd, err := os.ReadFile(dir + "/cmdline")
+		if err == nil && strings.Contains(string(cmd), "containerd-shim") && strings.Contains(string(cmd), execRoot+"/") {
+			shims = append(shims, pid)
+		}
+	}
+	for _, shim := range shims {
+		for pid, ppid := range parent {
+			if ppid == shim {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		_ = syscall.Kill(shim, syscall.SIGKILL)
+	}
 }
 
 // Restart stops and starts the daemon.
