@@ -68,25 +68,18 @@ func (c *agentClient) taskByDockerID(ctx context.Context, id string) (AgentTask,
 	return DecodeAgentTask(b)
 }
 
-// tmdsTask reads the task of the container whose metadata path (/v4/<uuid>) is given.
-func (c *agentClient) tmdsTask(ctx context.Context, path string) (TMDSTask, error) {
+// tmdsTask reads the task of the container whose metadata path (/v4/<uuid>) is given; withTags reads
+// /taskWithTags, for which the agent asks ECS for the task's and the instance's tags (slowly when ECS
+// throttles it).
+func (c *agentClient) tmdsTask(ctx context.Context, path string, withTags bool) (TMDSTask, error) {
 	if err := c.limiter.Wait(ctx); err != nil {
 		return TMDSTask{}, err
 	}
-	b, err := c.get(ctx, c.http, c.tmds+path+"/task")
-	if err != nil {
-		return TMDSTask{}, err
+	hc, sub := c.http, "/task"
+	if withTags {
+		hc, sub = c.slow, "/taskWithTags"
 	}
-	return DecodeTMDSTask(b)
-}
-
-// tmdsTaskWithTags reads /taskWithTags, for which the agent asks ECS for the task's and the
-// instance's tags (slowly when ECS throttles it).
-func (c *agentClient) tmdsTaskWithTags(ctx context.Context, path string) (TMDSTask, error) {
-	if err := c.limiter.Wait(ctx); err != nil {
-		return TMDSTask{}, err
-	}
-	b, err := c.get(ctx, c.slow, c.tmds+path+"/taskWithTags")
+	b, err := c.get(ctx, hc, c.tmds+path+sub)
 	if err != nil {
 		return TMDSTask{}, err
 	}

@@ -48,7 +48,6 @@ type describer struct {
 	lastSent  map[batchKey]time.Time
 	notBefore time.Time     // after a ThrottlingException
 	throttled time.Duration // the current pause after ThrottlingExceptions in a row
-	calls     int           // DescribeTasks calls made
 	wake      chan struct{}
 }
 
@@ -165,7 +164,6 @@ func (d *describer) next(now time.Time) (batchKey, []string, time.Duration) {
 			b.first, b.last = now, now
 		}
 		d.lastSent[k] = now
-		d.calls++
 		for _, a := range arns {
 			d.inflight[a] = true
 		}
@@ -208,11 +206,4 @@ func (d *describer) send(ctx context.Context, k batchKey, arns []string) {
 	for _, arn := range arns {
 		d.done(arn)
 	}
-}
-
-// Calls is the number of DescribeTasks calls made.
-func (d *describer) Calls() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.calls
 }

@@ -448,7 +448,7 @@ func (s *Source) fetchMissing(ctx context.Context, ts *taskState) (failed bool) 
 		}
 	}
 	if path != "" {
-		tt, err := s.client.tmdsTask(ctx, path)
+		tt, err := s.client.tmdsTask(ctx, path, false)
 		if err == nil && tt.TaskARN != t.ARN {
 			err = errors.New("task metadata: " + path + " is task " + tt.TaskARN + ", the container's labels say " + t.ARN)
 		}
@@ -498,7 +498,7 @@ const tagFailuresMax = 3
 // fetchTags reads the task's tags through /taskWithTags, for which the ECS agent asks ECS (two
 // ListTagsForResource calls, retried for up to 30 s when throttled); it reports a failure to retry.
 func (s *Source) fetchTags(ctx context.Context, ts *taskState, t Task, path string) (failed bool) {
-	tt, err := s.client.tmdsTaskWithTags(ctx, path)
+	tt, err := s.client.tmdsTask(ctx, path, true)
 	if err == nil && tt.TaskARN != t.ARN {
 		err = errors.New("task metadata: " + path + " is task " + tt.TaskARN + ", the container's labels say " + t.ARN)
 	}

@@ -58,19 +58,12 @@ func connectKeys(l labels, port int) (keys, label map[string]string) {
 	return keys, label
 }
 
-// connectOn reports whether a port is in the mesh (SERVICE_CONNECT or SERVICE_<port>_CONNECT true).
-func connectOn(l labels, port int) bool {
-	keys, _ := connectKeys(l, port)
-	on, err := strconv.ParseBool(keys[keyConnect])
-	return err == nil && on
-}
-
 // sidecarPortOf is the container port the sidecar of a meshed port listens on, 0 when the port is not
 // in the mesh or its keys are bad (addConnect reports them). That port is the sidecar's, never a
 // service of its own.
 func sidecarPortOf(l labels, port int) int {
 	keys, _ := connectKeys(l, port)
-	if !connectOn(l, port) {
+	if on, err := strconv.ParseBool(keys[keyConnect]); err != nil || !on {
 		return 0
 	}
 	v, ok := keys[keySidecarPort]

@@ -28,8 +28,10 @@ func Wanted(c Container, o Options) bool {
 // optedIn reads the keys that decide whether a container is registered at all (SERVICE_IGNORE,
 // SERVICE_REGISTER, the names under -opt-in): why it is not, or whether only its named ports are.
 func optedIn(l labels, o Options, r *Result) (skip string, onlyNamedPorts bool) {
-	if ignore, why := ignored(l, "IGNORE", o, r); ignore || why != "" {
-		return cmp.Or(why, "SERVICE_IGNORE is set"), false
+	if v, set := l.global["IGNORE"]; set {
+		if ignore, why := ignored(v, l.key("IGNORE"), o, r); ignore || why != "" {
+			return cmp.Or(why, "SERVICE_IGNORE is set"), false
+		}
 	}
 	register, hasRegister := true, false
 	if v, ok := l.global["REGISTER"]; ok {
@@ -109,8 +111,10 @@ func Desired(c Container, o Options) Result {
 		if _, named := l.value(l.ports[e.port], "NAME", o); e.unreachable || onlyNamedPorts && !named {
 			continue
 		}
-		if ignore, why := ignored(l, fmt.Sprintf("%d_IGNORE", e.port), o, &r); ignore || why != "" {
-			continue
+		if v, set := l.ports[e.port]["IGNORE"]; set {
+			if ignore, why := ignored(v, l.portKey(e.port, "IGNORE"), o, &r); ignore || why != "" {
+				continue
+			}
 		}
 		registrable = append(registrable, e)
 	}
@@ -221,19 +225,12 @@ func Desired(c Container, o Options) Result {
 	return r
 }
 
-// ignored reads SERVICE_IGNORE or SERVICE_<port>_IGNORE (key without the prefix). In gliderlabs mode
-// any non-empty value ignores, even "false"; otherwise it is a boolean, and a bad value keeps the
+// ignored reads the value of SERVICE_IGNORE or SERVICE_<port>_IGNORE, given under label. In gliderlabs
+// mode any non-empty value ignores, even "false"; otherwise it is a boolean, and a bad value keeps the
 // container or port out with why set.
-func ignored(l labels, key string, o Options, r *Result) (ignore bool, why string) {
-	attrs, attr := l.global, key
-	if port, rest, ok := strings.Cut(key, "_"); ok && isDigits(port) {
-		p, _ := strconv.Atoi(port)
-		attrs, attr = l.ports[p], rest
-	}
-	v, ok := attrs[attr]
-	label := l.spelled("SERVICE_" + key)
+func ignored(v, label string, o Options, r *Result) (ignore bool, why string) {
 	switch {
-	case !ok || (o.Gliderlabs && v == ""):
+	case o.Gliderlabs && v == "":
 		return false, ""
 	case o.Gliderlabs:
 		if b, err := strconv.ParseBool(v); err == nil && !b {
