@@ -216,7 +216,7 @@ func TestLookupHostBroken(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newEndpoint(t, h)
-			c := imds.New(imds.Options{Endpoint: e.URL, EnableFallback: aws.FalseTernary})
+			c := imds.New(imds.Options{Endpoint: e.URL, EnableFallback: aws.FalseTernary, Retryer: aws.NopRetryer{}})
 			if host, err := LookupHost(t.Context(), c); err == nil {
 				t.Fatalf("broken metadata gave %+v", host)
 			}
