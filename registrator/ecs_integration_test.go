@@ -267,6 +267,20 @@ func TestECSDegradation(t *testing.T) {
 	}
 }
 
+// startServiceTasks starts n one-container tasks of family that opt in, each in service <family>-<i>
+// as task metadata says, and returns their container IDs.
+func startServiceTasks(t *testing.T, d *client.Client, fake *fakeecs.Agent, family string, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		task := newTask(t, family)
+		fake.SetTask(task.arn, fakeecs.TaskConfig{Service: fmt.Sprintf("%s-%d", family, i)})
+		ids = append(ids, testenv.Start(t, d, task.container("app", testenv.Workload{TCP: []int{8080}, Publish: true,
+			Labels: map[string]string{"SERVICE_REGISTER": "true"}})))
+	}
+	return ids
+}
+
 // Many task containers at once stay under the agent's task metadata rate limit: no 429 is ever seen.
 func TestECSStaysUnderRateLimit(t *testing.T) {
 	t.Parallel()
@@ -274,13 +288,7 @@ func TestECSStaysUnderRateLimit(t *testing.T) {
 	fake := fakeecs.Start(t, d)
 	e := runECS(t, d, fake, "")
 	e.waitReady(t)
-	var ids []string
-	for i := range 30 {
-		task := newTask(t, "many")
-		fake.SetTask(task.arn, fakeecs.TaskConfig{Service: fmt.Sprintf("many-%d", i)})
-		ids = append(ids, testenv.Start(t, d, task.container("app", testenv.Workload{TCP: []int{8080}, Publish: true,
-			Labels: map[string]string{"SERVICE_REGISTER": "true"}})))
-	}
+	ids := startServiceTasks(t, d, fake, "many", 30)
 	for _, id := range ids {
 		e.service(t, id, 30*time.Second, func(s *api.AgentService) bool { return s.Meta[registrator.MetaECSService] != "" })
 	}
@@ -390,13 +398,7 @@ func TestECSAPINotCalledWhenTaskMetadataSuffices(t *testing.T) {
 	describe := fake.StartAPI(t)
 	e := runECS(t, d, fake, "", func(c *ecsmeta.Config) { c.API = true })
 	e.waitReady(t)
-	var ids []string
-	for i := range 10 {
-		task := newTask(t, "tmds")
-		fake.SetTask(task.arn, fakeecs.TaskConfig{Service: fmt.Sprintf("tmds-%d", i)})
-		ids = append(ids, testenv.Start(t, d, task.container("app", testenv.Workload{TCP: []int{8080}, Publish: true,
-			Labels: map[string]string{"SERVICE_REGISTER": "true"}})))
-	}
+	ids := startServiceTasks(t, d, fake, "tmds", 10)
 	for _, id := range ids {
 		e.service(t, id, 30*time.Second, func(s *api.AgentService) bool { return strings.HasPrefix(s.Meta[registrator.MetaECSService], "tmds-") })
 	}
