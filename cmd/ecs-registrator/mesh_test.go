@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -188,15 +189,21 @@ func startProxy(t *testing.T, docker *client.Client, image, app, consulAddr stri
 	if err != nil {
 		t.Fatalf("create proxy: %v", err)
 	}
+	// t.Context() is cancelled before cleanups run: a removal under it never reaches dockerd, and the
+	// proxy would outlive the test in the namespace of a removed container.
 	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
 		if t.Failed() {
-			if logs, err := docker.ContainerLogs(t.Context(), resp.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true}); err == nil {
+			if logs, err := docker.ContainerLogs(ctx, resp.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true}); err == nil {
 				out, _ := io.ReadAll(logs)
 				logs.Close()
 				t.Logf("proxy for %.12s:\n%s", app, out)
 			}
 		}
-		_ = docker.ContainerRemove(t.Context(), resp.ID, container.RemoveOptions{Force: true})
+		if err := docker.ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true}); err != nil {
+			t.Errorf("remove the proxy for %.12s: %v", app, err)
+		}
 	})
 	if err := docker.ContainerStart(t.Context(), resp.ID, container.StartOptions{}); err != nil {
 		t.Fatalf("start proxy: %v", err)

@@ -3,7 +3,10 @@ package testenv
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"testing"
 
@@ -68,7 +71,9 @@ func buildImage(t testing.TB, c *client.Client, tag string, files map[string][]b
 }
 
 // BridgeGateway is the address of the host on Docker's default bridge network: where containers on
-// it (and in their network namespaces) reach a process on the host.
+// it (and in their network namespaces) reach a process on the host. The IPAM config names it once
+// dockerd has restarted, but dockerd 20.10's first start on a new machine leaves it out; Docker
+// itself then uses the bridge interface's address, so this does too.
 func BridgeGateway(t testing.TB, c *client.Client) string {
 	t.Helper()
 	n, err := c.NetworkInspect(t.Context(), "bridge", network.InspectOptions{})
@@ -80,6 +85,28 @@ func BridgeGateway(t testing.TB, c *client.Client) string {
 			return cfg.Gateway
 		}
 	}
-	t.Fatalf("the bridge network has no gateway: %+v", n.IPAM)
-	return ""
+	name := cmp.Or(n.Options["com.docker.network.bridge.name"], "docker0")
+	gw, err := interfaceIPv4(name)
+	if err != nil {
+		t.Fatalf("the bridge network names no gateway (%+v) and its interface %s: %v", n.IPAM, name, err)
+	}
+	return gw
+}
+
+// interfaceIPv4 is the first IPv4 address of the named interface.
+func interfaceIPv4(name string) (string, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return "", err
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			return ipn.IP.String(), nil
+		}
+	}
+	return "", fmt.Errorf("no IPv4 address on %s (%v)", name, addrs)
 }
