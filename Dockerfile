@@ -1,7 +1,23 @@
-# The ecs-registrator image: one static binary on scratch. `make image` builds it offline: the binary
-# and the CA bundle are prepared on the host (dist/image/) and copied in, so no base image or module
-# download is needed at build time.
+# The ecs-registrator image: one static binary on scratch. `make image` builds it offline, once per
+# architecture (linux/amd64 and linux/arm64) and without emulation: there is no RUN step, so the binary
+# is cross-compiled on the host and copied in with the host's CA bundle. The build context is
+# dist/image/linux-<arch>/, which make prepares:
+#
+#   DOCKER_BUILDKIT=0 docker build --platform linux/arm64 -f Dockerfile dist/image/linux-arm64
+#
+# The order below matters to the legacy builder (Debian's docker.io has no BuildKit):
+#   - the first instruction after FROM scratch must be a COPY: it creates the first image, with the
+#     --platform architecture; an ARG, LABEL or ENV first would commit an image of the daemon's own
+#     architecture, and the next COPY would then fail ("does not match the specified platform");
+#   - that COPY is the binary, which differs per architecture: the legacy builder's cache ignores the
+#     platform, and a first layer alike for both (the CA bundle) would hand the arm64 build the amd64
+#     image from the cache.
+# `make image` checks each image's recorded architecture afterwards.
 FROM scratch
+
+COPY ecs-registrator /ecs-registrator
+# TLS to the ECS API (optional enrichment) and to a Consul agent with HTTPS.
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 
 ARG VERSION=dev
 ARG REVISION=unknown
@@ -11,10 +27,6 @@ LABEL org.opencontainers.image.title="ecs-registrator" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/ecs-registrator/ecs-registrator"
-
-# TLS to the ECS API (optional enrichment) and to a Consul agent with HTTPS.
-COPY dist/image/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY dist/image/ecs-registrator /ecs-registrator
 
 # JSON logs (CloudWatch); every flag has a REGISTRATOR_<FLAG> variable.
 ENV REGISTRATOR_LOG_FORMAT=json

@@ -7,6 +7,10 @@ GO      ?= go
 export ECSR_CACHE := $(CACHE)
 
 IMAGE   ?= ecs-registrator:latest
+# `make image` builds one image per architecture, tagged $(IMAGE)-<arch> (ecs-registrator:latest-amd64,
+# ecs-registrator:latest-arm64), and tags $(IMAGE) itself as the one the Docker daemon runs natively
+# (the demo and the smoke test run it). ECS hosts pull a manifest list of them: packaging/README.md.
+IMAGE_ARCHS ?= amd64 arm64
 
 FUZZTIME ?= 1m
 
@@ -15,16 +19,33 @@ FUZZTIME ?= 1m
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/ecs-registrator ./cmd/ecs-registrator
 
-# The image, built offline: the binary and CA bundle come from this machine, the base is scratch.
+# The images, built offline and without emulation: the base is scratch (no RUN step), so each
+# architecture's image is its cross-compiled static binary and the host's CA bundle, in a build context
+# of its own (dist/image/linux-<arch>/), built by the legacy builder with --platform so that the image
+# records that architecture (the Dockerfile says why its instructions come in the order they do).
 image:
 	@command -v docker >/dev/null || { echo "make image needs the docker CLI (scripts/setup.sh installs it)"; exit 1; }
 	@test -r /etc/ssl/certs/ca-certificates.crt || { echo "no /etc/ssl/certs/ca-certificates.crt (apt-get install ca-certificates)"; exit 1; }
-	mkdir -p dist/image
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o dist/image/ecs-registrator ./cmd/ecs-registrator
-	cp /etc/ssl/certs/ca-certificates.crt dist/image/
-	DOCKER_BUILDKIT=0 docker build -q -t $(IMAGE) --build-arg VERSION=$(VERSION) \
-		--build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) -f Dockerfile . >/dev/null
-	@docker image inspect $(IMAGE) --format '$(IMAGE): {{.Size}} bytes' 
+	@case "$(notdir $(IMAGE))" in *:*) ;; *) echo "IMAGE=$(IMAGE) needs a tag (name:tag): each architecture's image is tagged <tag>-<arch>"; exit 1;; esac
+	@set -e; \
+	native=$$(docker version -f '{{.Server.Arch}}'); \
+	case " $(IMAGE_ARCHS) " in *" $$native "*) ;; *) echo "the Docker daemon is $$native, which IMAGE_ARCHS ($(IMAGE_ARCHS)) lacks"; exit 1;; esac; \
+	revision=$$(git rev-parse HEAD 2>/dev/null || echo unknown); \
+	for arch in $(IMAGE_ARCHS); do \
+		dir=dist/image/linux-$$arch; \
+		mkdir -p $$dir; \
+		echo "GOOS=linux GOARCH=$$arch go build -> $$dir/ecs-registrator"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" \
+			-o $$dir/ecs-registrator ./cmd/ecs-registrator; \
+		cp /etc/ssl/certs/ca-certificates.crt $$dir/; \
+		DOCKER_BUILDKIT=0 docker build -q --platform linux/$$arch -t $(IMAGE)-$$arch --build-arg VERSION=$(VERSION) \
+			--build-arg REVISION=$$revision -f Dockerfile $$dir >/dev/null; \
+		got=$$(docker image inspect -f '{{.Os}}/{{.Architecture}}' $(IMAGE)-$$arch); \
+		if [ "$$got" != "linux/$$arch" ]; then echo "$(IMAGE)-$$arch records $$got, not linux/$$arch"; exit 1; fi; \
+		docker image inspect -f "$(IMAGE)-$$arch: {{.Os}}/{{.Architecture}}, {{.Size}} bytes" $(IMAGE)-$$arch; \
+	done; \
+	docker tag $(IMAGE)-$$native $(IMAGE); \
+	echo "$(IMAGE): $(IMAGE)-$$native, the Docker daemon's architecture"
 
 setup:
 	@bash scripts/setup.sh

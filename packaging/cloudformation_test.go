@@ -182,6 +182,9 @@ func TestCloudFormationECSResources(t *testing.T) {
 		case "AWS::ECS::TaskDefinition":
 			var td ecs.RegisterTaskDefinitionInput
 			decodeStrict(t, b, &td)
+			// Both are DAEMON services with multi-architecture images (ours a manifest list, and
+			// hashicorp/consul).
+			checkPlatform(t, name, td, true)
 			if name == "RegistratorTaskDefinition" {
 				// Env values that are Refs cannot be judged here; the rest can.
 				for i, kv := range td.ContainerDefinitions[0].Environment {

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
@@ -285,6 +286,83 @@ func TestExampleMeshTaskDefinition(t *testing.T) {
 	for _, f := range []string{"-container", "-consul", "-task-arn", "-wait"} {
 		if !bytes.Contains(out, []byte(f+" ")) && !bytes.Contains(out, []byte(f+"\n")) {
 			t.Errorf("sidecar-for has no %s flag:\n%s", f, out)
+		}
+	}
+}
+
+// linuxOnly is the placement constraint that keeps a task off a cluster's Windows container instances
+// (the built-in attribute ecs.os-type is linux or windows).
+const linuxOnly = "attribute:ecs.os-type == linux"
+
+// checkPlatform asserts what every packaged task definition declares about the hosts it runs on:
+// Linux, both as its runtime platform and as a memberOf placement constraint (a DAEMON service
+// places one task on every instance that meets its constraints, so without one it would also try
+// the cluster's Windows instances). multiArch: its images are manifest lists of linux/amd64 and
+// linux/arm64, so the task definition must not name an architecture, neither as cpuArchitecture
+// (which pins one) nor as an ecs.cpu-architecture constraint: one daemon service covers x86 and
+// Graviton instances alike, each pulling its own image.
+func checkPlatform(t *testing.T, name string, td ecs.RegisterTaskDefinitionInput, multiArch bool) {
+	t.Helper()
+	rp := td.RuntimePlatform
+	if rp == nil || rp.OperatingSystemFamily != types.OSFamilyLinux {
+		t.Errorf("%s: runtimePlatform %+v, want operatingSystemFamily LINUX", name, rp)
+	}
+	if !slices.ContainsFunc(td.PlacementConstraints, func(c types.TaskDefinitionPlacementConstraint) bool {
+		return c.Type == types.TaskDefinitionPlacementConstraintTypeMemberOf && c.Expression != nil && *c.Expression == linuxOnly
+	}) {
+		t.Errorf("%s: no memberOf placement constraint %q (have %+v)", name, linuxOnly, td.PlacementConstraints)
+	}
+	if !multiArch {
+		return
+	}
+	if rp != nil && rp.CpuArchitecture != "" {
+		t.Errorf("%s: cpuArchitecture %s pins one architecture; its images are multi-architecture", name, rp.CpuArchitecture)
+	}
+	for _, c := range td.PlacementConstraints {
+		if c.Expression != nil && strings.Contains(*c.Expression, "ecs.cpu-architecture") {
+			t.Errorf("%s: placement constraint %q pins an architecture; its images are multi-architecture", name, *c.Expression)
+		}
+	}
+}
+
+// Every task definition in ecs/ declares its platform; the daemon's and the Consul client's (the two
+// DAEMON services, whose images are multi-architecture) name no CPU architecture.
+func TestTaskDefinitionPlatforms(t *testing.T) {
+	files, err := filepath.Glob("ecs/*task-definition.json")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("task definitions: %v %v", files, err)
+	}
+	for _, f := range files {
+		var td ecs.RegisterTaskDefinitionInput
+		decodeStrict(t, read(t, f), &td)
+		checkPlatform(t, f, td, *td.Family == "ecs-registrator" || *td.Family == "consul-client")
+	}
+}
+
+// The Dockerfile is built by the legacy builder once per architecture (make image): its first
+// instruction after FROM scratch must be the COPY of the binary. Anything else first (ARG, LABEL,
+// ENV) commits an image of the Docker daemon's own architecture and the arm64 build fails; a first
+// COPY of something alike for both architectures (the CA bundle) lets the builder's cache, which
+// ignores the platform, give the arm64 build the amd64 image.
+func TestDockerfileBuildsPerArchitecture(t *testing.T) {
+	var instructions []string
+	continued := false
+	for line := range strings.Lines(string(read(t, "../Dockerfile"))) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !continued {
+			instructions = append(instructions, line)
+		}
+		continued = strings.HasSuffix(line, "\\")
+	}
+	if len(instructions) < 2 || instructions[0] != "FROM scratch" || !strings.HasPrefix(instructions[1], "COPY ecs-registrator /ecs-registrator") {
+		t.Fatalf("the Dockerfile must start FROM scratch, then COPY ecs-registrator /ecs-registrator: %q", instructions[:min(2, len(instructions))])
+	}
+	for _, in := range instructions {
+		if strings.HasPrefix(in, "RUN ") {
+			t.Errorf("a RUN step needs emulation for the other architecture: %s", in)
 		}
 	}
 }

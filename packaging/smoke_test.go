@@ -40,6 +40,27 @@ func TestImageSmoke(t *testing.T) {
 	if info.Size > maxImageSize {
 		t.Errorf("image is %d bytes, more than %d", info.Size, maxImageSize)
 	}
+	// make image builds an image per architecture (no emulation: the arm64 one is only inspected
+	// here), and image is the one of the Docker daemon's own architecture.
+	server, err := d.ServerVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range []string{"amd64", "arm64"} {
+		a, err := d.ImageInspect(t.Context(), image+"-"+arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Os != "linux" || a.Architecture != arch {
+			t.Errorf("%s-%s records %s/%s", image, arch, a.Os, a.Architecture)
+		}
+		if a.Size > maxImageSize {
+			t.Errorf("%s-%s is %d bytes, more than %d", image, arch, a.Size, maxImageSize)
+		}
+		if (arch == server.Arch) != (a.ID == info.ID) {
+			t.Errorf("%s is %s, the Docker daemon is %s, %s-%s is %s", image, info.ID, server.Arch, image, arch, a.ID)
+		}
+	}
 
 	var td ecs.RegisterTaskDefinitionInput
 	decodeStrict(t, read(t, "ecs/ecs-registrator-task-definition.json"), &td)
