@@ -25,17 +25,27 @@ const maxBody = 4 << 20
 // agentClient talks to the ECS agent's introspection API and task metadata v4 on this host.
 type agentClient struct {
 	http    *http.Client
-	slow    *http.Client // for /taskWithTags: the agent asks ECS, retrying throttled calls for 30 s
+	slow    *http.Client // for /taskWithTags: tagsTimeout
 	agent   string       // introspection base URL, "" when disabled
 	tmds    string       // task metadata base URL, "" when disabled
 	limiter *rate.Limiter
 }
 
+// tagsTimeout bounds a /taskWithTags read. For it the ECS agent asks ECS for the container
+// instance's tags and then for the task's (agent/handlers/v2/response.go, propagateTagsToMetadata),
+// and each GetResourceTags retries a throttled ListTagsForResource for up to 30 s
+// (ecs-agent/api/ecs/client/ecs_client.go, getResourceTagsTimeout): up to a minute, plus the last
+// call. The read outwaits it, so that the daemon never gives up on a read the agent is still
+// working on and asks again, piling more lookups on an API that is throttling. (An answer slower
+// than the agent's 5 s write timeout, agent/handlers/task_server_setup.go, comes back as a closed
+// connection: a failure, counted towards tagFailuresMax.)
+const tagsTimeout = 2*30*time.Second + 5*time.Second
+
 func newAgentClient(agentURL, tmdsURL string, timeout time.Duration) *agentClient {
 	transport := &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}
 	return &agentClient{
 		http:  &http.Client{Timeout: timeout, Transport: transport},
-		slow:  &http.Client{Timeout: max(timeout, 40*time.Second), Transport: transport},
+		slow:  &http.Client{Timeout: max(timeout, tagsTimeout), Transport: transport},
 		agent: strings.TrimRight(agentURL, "/"),
 		tmds:  strings.TrimRight(tmdsURL, "/"),
 		// Task metadata allows 40 req/s with a burst of 60 per source, and every host process shares

@@ -35,24 +35,41 @@ type apiTask struct {
 // Not the SDK's service/ecs client and config loader: linking them costs about 8 MB of resident
 // memory (their package initialisation alone allocates a megabyte) in a daemon that runs on every
 // host and calls one operation, off by default. Credentials come from the chain an ECS daemon task
-// has: the environment, the task role (AWS_CONTAINER_CREDENTIALS_*), else the instance role.
-// AWS_ENDPOINT_URL_ECS (or AWS_ENDPOINT_URL) and AWS_REGION are honoured.
+// has: the environment, the task role (AWS_CONTAINER_CREDENTIALS_*), else the instance role. The
+// endpoint is ServiceEndpoint's: AWS_ENDPOINT_URL_ECS (or AWS_ENDPOINT_URL), else the region's,
+// dual-stack on an IPv6-only host or with AWS_USE_DUALSTACK_ENDPOINT, FIPS with AWS_USE_FIPS_ENDPOINT.
 type ecsAPI struct {
 	once  sync.Once
 	creds aws.CredentialsProvider
-	http  *http.Client
+	http  *http.Client // set before the first call, or a default
+	// ipv6Only reports whether the host has no IPv4 route, so that only a dual-stack endpoint
+	// answers; nil: it has one.
+	ipv6Only func() bool
 }
 
 func (a *ecsAPI) init() {
 	a.once.Do(func() {
-		a.http = &http.Client{Timeout: 10 * time.Second}
+		if a.http == nil {
+			a.http = &http.Client{Timeout: 10 * time.Second}
+		}
 		a.creds = Credentials()
 	})
 }
 
-// Credentials are the daemon's AWS credentials, cached: the environment's keys, else the ECS task
-// role (AWS_CONTAINER_CREDENTIALS_*), else the instance role.
-func Credentials() aws.CredentialsProvider { return aws.NewCredentialsCache(credentialChain()) }
+// credentialsExpiryWindow is how long before they expire cached credentials are fetched again (the
+// SDK's config loader gives its container credentials provider's cache the same window): they are
+// used only while more than that is left of them, so that no request is signed with credentials
+// that expire in flight.
+const credentialsExpiryWindow = 5 * time.Minute
+
+// Credentials are the daemon's AWS credentials, cached and fetched again credentialsExpiryWindow
+// before they expire: the environment's keys, else the ECS task role
+// (AWS_CONTAINER_CREDENTIALS_*), else the instance role.
+func Credentials() aws.CredentialsProvider {
+	return aws.NewCredentialsCache(credentialChain(), func(o *aws.CredentialsCacheOptions) {
+		o.ExpiryWindow = credentialsExpiryWindow
+	})
+}
 
 // credentialChain is the first source the environment names, else the instance role.
 func credentialChain() aws.CredentialsProvider {
@@ -110,17 +127,6 @@ func (c credentialsError) Retrieve(context.Context) (aws.Credentials, error) {
 	return aws.Credentials{}, c.err
 }
 
-// apiEndpoint is the ECS API's URL for a region.
-func apiEndpoint(region string) string {
-	if u := cmp.Or(os.Getenv("AWS_ENDPOINT_URL_ECS"), os.Getenv("AWS_ENDPOINT_URL")); u != "" {
-		return u
-	}
-	if strings.HasPrefix(region, "cn-") {
-		return "https://ecs." + region + ".amazonaws.com.cn"
-	}
-	return "https://ecs." + region + ".amazonaws.com"
-}
-
 // describeMany returns the service and tags of up to 100 tasks of one cluster, by task ARN. A task
 // the answer lists as a failure (MISSING) is missing from the map, with why in failed.
 func (a *ecsAPI) describeMany(ctx context.Context, region, cluster string, arns []string) (map[string]apiTask, map[string]string, error) {
@@ -167,7 +173,11 @@ func (a *ecsAPI) call(ctx context.Context, region, op string, body []byte, out a
 	if err != nil {
 		return fmt.Errorf("credentials: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, apiEndpoint(region), bytes.NewReader(body))
+	endpoint, err := ServiceEndpoint("ecs", region, a.ipv6Only != nil && a.ipv6Only())
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

@@ -100,6 +100,10 @@ func (h Host) Addr() netip.Addr {
 	return cmp.Or(h.LocalIPv4, h.IPv6)
 }
 
+// IPv6Only reports whether instance metadata gave the instance no IPv4 address: it reaches AWS
+// endpoints over IPv6 only, at their dual-stack names.
+func (h Host) IPv6Only() bool { return h.IPv6.IsValid() && !h.LocalIPv4.IsValid() }
+
 func imdsGet(ctx context.Context, c *imds.Client, path string) (string, error) {
 	out, err := c.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
 	if err != nil {

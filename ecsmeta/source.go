@@ -27,6 +27,9 @@ type Config struct {
 	Host     Host         // already known host identity (main looked it up at start); zero if not
 	API      bool         // call ECS DescribeTasks for the service name and tags task metadata lacks
 	TagMeta  []string     // task tags copied to Meta: from /taskWithTags, else the ECS API
+	// IPv6Only: the host has no IPv4 default route, so the ECS API is called at its dual-stack
+	// endpoint. Instance metadata saying the instance has no IPv4 address does the same.
+	IPv6Only bool
 	// DescribeWindow is how long a DescribeTasks batch waits for more requests (default 1s), and
 	// DescribeInterval the least time between two calls for one cluster (default 30s).
 	DescribeWindow, DescribeInterval time.Duration
@@ -144,6 +147,7 @@ func New(cfg Config) *Source {
 		startTask: make(chan struct{}, 1),
 		deps:      map[string]*DepStatus{},
 	}
+	api.ipv6Only = func() bool { return cfg.IPv6Only || s.Host().IPv6Only() }
 	s.describe = newDescriber(api, cfg.DescribeWindow, cfg.DescribeInterval, s.describeDone)
 	for name, on := range map[string]bool{DepAgent: cfg.AgentURL != "", DepTMDS: cfg.TMDSURL != "", DepIMDS: cfg.IMDS != nil, DepAPI: cfg.API} {
 		s.deps[name] = &DepStatus{Name: name, Enabled: on}
@@ -496,7 +500,8 @@ func (s *Source) fetchMissing(ctx context.Context, ts *taskState) (failed bool) 
 const tagFailuresMax = 3
 
 // fetchTags reads the task's tags through /taskWithTags, for which the ECS agent asks ECS (two
-// ListTagsForResource calls, retried for up to 30 s when throttled); it reports a failure to retry.
+// ListTagsForResource calls, each retried for up to 30 s when throttled: see tagsTimeout); it
+// reports a failure to retry.
 func (s *Source) fetchTags(ctx context.Context, ts *taskState, t Task, path string) (failed bool) {
 	tt, err := s.client.tmdsTask(ctx, path, true)
 	if err == nil && tt.TaskARN != t.ARN {

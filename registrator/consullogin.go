@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/hashicorp/consul/api"
+
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 )
 
 // iamLogin gets the daemon's Consul token by logging in through an aws-iam auth method with its AWS
@@ -31,6 +32,7 @@ type iamLogin struct {
 	mu      sync.Mutex
 	token   string
 	refresh time.Time // zero: until Consul says it is gone
+	region  string    // the region the request is signed for, found at the first login
 }
 
 // IAM login's wire format, as Consul's aws-iam auth method reads it: a signed STS GetCallerIdentity
@@ -84,19 +86,27 @@ func (l *iamLogin) logout(ctx context.Context) error {
 	return err
 }
 
-// loginData is the bearer token: a GetCallerIdentity request signed with the daemon's credentials,
-// for the STS endpoint the auth method trusts (AWS_ENDPOINT_URL_STS, else the region's).
+// loginData is the bearer token: a GetCallerIdentity request signed with the daemon's credentials
+// for its region (ecsmeta.Region: the environment's, else instance metadata's), for the STS
+// endpoint the auth method trusts (AWS_ENDPOINT_URL_STS, else the region's).
 func (l *iamLogin) loginData(ctx context.Context) (string, error) {
-	region := os.Getenv("AWS_REGION")
-	if region == "" {
-		region = os.Getenv("AWS_DEFAULT_REGION")
+	if l.region == "" {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		region, err := ecsmeta.Region(rctx, ecsmeta.NewIMDS())
+		cancel()
+		if err != nil {
+			return "", err
+		}
+		l.region = region // the host does not move
 	}
-	if region == "" {
-		region = "us-east-1"
-	}
-	endpoint := os.Getenv("AWS_ENDPOINT_URL_STS")
-	if endpoint == "" {
-		endpoint = "https://sts." + region + ".amazonaws.com"
+	region := l.region
+	// Consul's servers send this request to STS, not this host: that the host is IPv6-only does not
+	// make it dual-stack, AWS_USE_DUALSTACK_ENDPOINT does. Unless the auth method sets an
+	// STSEndpoint, Consul accepts only sts.*.amazonaws.com and sts-fips.*.amazonaws.com (its
+	// internal/iamauth/token.go, validateSTSHostname): not the dual-stack or China endpoints.
+	endpoint, err := ecsmeta.ServiceEndpoint("sts", region, false)
+	if err != nil {
+		return "", err
 	}
 	endpoint = strings.TrimSuffix(endpoint, "/") + "/"
 	creds, err := l.creds.Retrieve(ctx)

@@ -78,6 +78,7 @@ func TestIAMLoginRenewsBeforeExpiry(t *testing.T) {
 	}))
 	defer srv.Close()
 	t.Setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1")
+	t.Setenv("AWS_REGION", "us-east-1") // no region is guessed, and instance metadata is not asked
 	c, err := api.NewClient(&api.Config{Address: strings.TrimPrefix(srv.URL, "http://")})
 	if err != nil {
 		t.Fatal(err)

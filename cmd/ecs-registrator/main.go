@@ -351,6 +351,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		TMDSURL:  cfg.tmdsURI,
 		IMDS:     imdsClient,
 		Host:     host,
+		// An IPv6 address from the default route: there is no IPv4 one, and AWS endpoints are
+		// reached at their dual-stack names (on EC2 instance metadata tells ecsmeta the same).
+		IPv6Only: ipFrom == "default route" && ip.Is6(),
 		API:      cfg.ecsAPI,
 		TagMeta:  splitList(cfg.tagMeta),
 		Logger:   log,
