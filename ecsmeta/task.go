@@ -14,7 +14,10 @@ const (
 	LabelFamily        = "com.amazonaws.ecs.task-definition-family"
 	LabelRevision      = "com.amazonaws.ecs.task-definition-version"
 
-	// PauseContainer is the task-definition name of the container that holds an awsvpc task's network.
+	// PauseContainer is the task-definition name of the container that holds an awsvpc task's network,
+	// and the prefix of every pause container the agent makes: "~internal~ecs~pause-<container>" in a
+	// Service Connect bridge task, "~internal~ecs~pause~namespace" for shared IPC/PID namespaces
+	// (agent/api/task/task.go).
 	PauseContainer = "~internal~ecs~pause"
 
 	// EnvMetadataV4 holds a task container's task metadata v4 URI; its path is the container's key.
@@ -69,8 +72,13 @@ type Health struct {
 	Output  string
 }
 
-// Pause reports whether this is an awsvpc task's pause container, which is never registered.
-func (t Task) Pause() bool { return t.Container == PauseContainer }
+// Pause reports whether this is one of the agent's pause containers, which are never registered.
+func (t Task) Pause() bool { return strings.HasPrefix(t.Container, PauseContainer) }
+
+// ServiceConnectPause reports whether name is the pause container a Service Connect task in bridge
+// mode gives one of its containers: that container runs on the pause container's network, and the
+// pause container publishes its ports (the agent's dockerExposedPorts).
+func ServiceConnectPause(name string) bool { return strings.HasPrefix(name, PauseContainer+"-") }
 
 // Stopping reports whether ECS wants the task stopped: the signal to stop advertising it.
 func (t Task) Stopping() bool { return t.DesiredStatus == StatusStopped }

@@ -13,6 +13,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-connections/nat"
 	"golang.org/x/sys/unix"
+
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 )
 
 // FromInspect turns docker inspect output into the Container the desired-state function reads.
@@ -88,6 +90,18 @@ func FromInspect(in container.InspectResponse) Container {
 		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Proto, b.Proto))
 	})
 	return c
+}
+
+// joinNetwork takes from owner, the container whose network c runs on, where c is reached. Its
+// address is the owner's (a sidecar, a pod), as gliderlabs has it. A Service Connect task in bridge
+// mode runs each container on a pause container of its own, which is on the bridge and publishes the
+// container's ports: c is then reached as a bridge container at those published ports.
+func (c *Container) joinNetwork(owner Container) {
+	c.IPs = owner.IPs
+	if ecsmeta.ServiceConnectPause(owner.Labels[ecsmeta.LabelContainerName]) &&
+		owner.Labels[ecsmeta.LabelTaskARN] == c.Labels[ecsmeta.LabelTaskARN] && !strings.HasPrefix(owner.NetworkMode, "container:") {
+		c.NetworkMode, c.Ports = owner.NetworkMode, owner.Ports
+	}
 }
 
 type binding struct {

@@ -64,14 +64,15 @@ func optedIn(l labels, o Options, r *Result) (skip string, onlyNamedPorts bool) 
 // depends on is in its arguments, and bad input becomes a Problem, never a panic.
 func Desired(c Container, o Options) Result {
 	var r Result
+	if c.Task != nil && c.Task.Pause() { // whatever its labels: the agent sets them from its own config
+		r.Skipped = "ECS pause container: never registered"
+		return r
+	}
 	l := parseLabels(c, &r)
 	skip, onlyNamedPorts := optedIn(l, o, &r)
 	switch {
 	case skip != "":
 		r.Skipped = skip
-		return r
-	case c.Task != nil && c.Task.Pause():
-		r.Skipped = "ECS pause container of an awsvpc task: never registered"
 		return r
 	case !c.Running:
 		r.Skipped = "not running"

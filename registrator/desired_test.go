@@ -266,6 +266,12 @@ func TestDesired(t *testing.T) {
 			meta: map[string]string{"team": "payments", "env": "staging"}},
 		{name: "pause container never registered", c: web(ecsTask(func(t *ecsmeta.Task) { t.Container = ecsmeta.PauseContainer }),
 			func(c *Container) { c.NetworkMode = "none" }), skipped: "pause container"},
+		// A Service Connect bridge task's pause container publishes its container's ports on the bridge:
+		// without the name check, opt-in off would register it.
+		{name: "service connect pause container never registered", c: web(ecsTask(func(t *ecsmeta.Task) { t.Container = ecsmeta.PauseContainer + "-app" })),
+			opts: &Options{Node: "node1", AdvertiseIP: testOpts.AdvertiseIP}, skipped: "pause container"},
+		{name: "namespace pause container never registered", c: web(ecsTask(func(t *ecsmeta.Task) { t.Container = ecsmeta.PauseContainer + "~namespace" })),
+			opts: &Options{Node: "node1", AdvertiseIP: testOpts.AdvertiseIP}, skipped: "pause container"},
 		{name: "awsvpc at the ENI address and container port", c: web(awsvpc, ecsTask(func(t *ecsmeta.Task) {
 			t.Addrs = []netip.Addr{netip.MustParseAddr("10.0.12.34")}
 			t.Ports = []ecsmeta.Port{{ContainerPort: 9000, Protocol: "tcp", HostPort: 9000}}
@@ -407,5 +413,67 @@ func TestParseTagTemplates(t *testing.T) {
 		if _, err := ParseTagTemplates(bad); err == nil {
 			t.Errorf("%q parsed", bad)
 		}
+	}
+}
+
+// A container on another container's network takes the owner's address; on a Service Connect pause
+// container of its own task it is a bridge container at the pause container's published ports.
+func TestJoinNetwork(t *testing.T) {
+	t.Parallel()
+	const arn = "arn:aws:ecs:us-east-1:111122223333:task/prod/1a2b3c4d"
+	ecsLabels := func(name string, kv ...string) map[string]string {
+		l := map[string]string{ecsmeta.LabelTaskARN: arn, ecsmeta.LabelContainerName: name}
+		for i := 0; i+1 < len(kv); i += 2 {
+			l[kv[i]] = kv[i+1]
+		}
+		return l
+	}
+	published := []Port{{Port: 8080, Proto: "tcp", HostIP: "0.0.0.0", HostPort: 32769}}
+	ownerIP := []netip.Addr{netip.MustParseAddr("172.17.0.7")}
+	cases := []struct {
+		name      string
+		app       map[string]string
+		owner     Container
+		wantMode  string
+		wantPorts []Port
+		want      []string // svc() of Desired's services; empty with skipped
+		skipped   string
+	}{
+		{name: "service connect bridge", app: ecsLabels("app", "SERVICE_NAME", "api"),
+			owner:    Container{NetworkMode: "bridge", Ports: published, IPs: ownerIP, Labels: ecsLabels("~internal~ecs~pause-app")},
+			wantMode: "bridge", wantPorts: published, want: []string{"node1:app-1:8080 api 10.0.0.5:32769 []"}},
+		{name: "another task's pause container is no service connect", app: ecsLabels("app", "SERVICE_NAME", "api", ecsmeta.LabelTaskARN, arn+"x"),
+			owner:    Container{NetworkMode: "bridge", Ports: published, IPs: ownerIP, Labels: ecsLabels("~internal~ecs~pause-app")},
+			wantMode: "container:p", skipped: "awsvpc"},
+		{name: "a container without ECS labels cannot borrow a pause container's ports", app: map[string]string{"SERVICE_NAME": "api"},
+			owner:    Container{NetworkMode: "bridge", Ports: published, IPs: ownerIP, Labels: ecsLabels("~internal~ecs~pause-app")},
+			wantMode: "container:p", skipped: "exposes no ports"},
+		{name: "awsvpc pause", app: ecsLabels("app", "SERVICE_NAME", "api"),
+			owner:    Container{NetworkMode: "none", Labels: ecsLabels(ecsmeta.PauseContainer)},
+			wantMode: "container:p", skipped: "awsvpc task: waiting"},
+		{name: "a pod keeps the owner's address", app: map[string]string{"SERVICE_NAME": "side"},
+			owner:    Container{NetworkMode: "bridge", Ports: published, IPs: ownerIP, Labels: map[string]string{}},
+			wantMode: "container:p", skipped: "exposes no ports"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := Container{ID: "a1", Name: "app-1", Running: true, NetworkMode: "container:p", Labels: tc.app}
+			c.joinNetwork(tc.owner)
+			if c.NetworkMode != tc.wantMode || !slices.Equal(c.Ports, tc.wantPorts) || !slices.Equal(c.IPs, ownerIP[:len(tc.owner.IPs)]) {
+				t.Fatalf("joined as %s %v %v, want %s %v", c.NetworkMode, c.Ports, c.IPs, tc.wantMode, tc.wantPorts)
+			}
+			if task, ok := ecsmeta.FromLabels(c.Labels); ok {
+				c.Task = &task
+			}
+			res := Desired(c, testOpts)
+			var got []string
+			for _, s := range res.Services {
+				got = append(got, svc(s))
+			}
+			if !slices.Equal(got, tc.want) || !strings.Contains(res.Skipped, tc.skipped) {
+				t.Errorf("services %v (skipped %q), want %v (skipped %q)", got, res.Skipped, tc.want, tc.skipped)
+			}
+		})
 	}
 }

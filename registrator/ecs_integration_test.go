@@ -17,40 +17,19 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/registrator"
 )
 
-// ecsTask is one simulated ECS task: its containers carry the labels and env the ECS agent sets.
+// ecsTask is one simulated ECS task (fakeecs.Task), its fields by their old names.
 type ecsTask struct {
 	arn, family, revision string
 }
 
 func newTask(t *testing.T, family string) ecsTask {
-	id := fmt.Sprintf("%032x", testenv.FreePort(t)*7919)
-	return ecsTask{arn: "arn:aws:ecs:us-east-1:111122223333:task/test/" + id, family: family, revision: "7"}
+	k := fakeecs.NewTask(t, family)
+	return ecsTask{arn: k.ARN, family: k.Family, revision: k.Revision}
 }
 
 // container returns the workload for one container of the task, named as ECS names them.
 func (k ecsTask) container(name string, w testenv.Workload) testenv.Workload {
-	if w.Labels == nil {
-		w.Labels = map[string]string{}
-	}
-	w.Labels[ecsmeta.LabelCluster] = "test"
-	w.Labels[ecsmeta.LabelTaskARN] = k.arn
-	w.Labels[ecsmeta.LabelContainerName] = name
-	w.Labels[ecsmeta.LabelFamily] = k.family
-	w.Labels[ecsmeta.LabelRevision] = k.revision
-	// ECS names containers ecs-<family>-<revision>-<name with [^A-Za-z0-9-] removed>-<20 hex>.
-	clean := strings.Map(func(r rune) rune {
-		if r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return -1
-	}, name)
-	w.Name = fmt.Sprintf("ecs-%s-%s-%s-%s", k.family, k.revision, clean, k.arn[len(k.arn)-20:])
-	if name != ecsmeta.PauseContainer {
-		uuid := k.arn[len(k.arn)-32:] + "-" + name
-		w.Env = append(w.Env, ecsmeta.EnvMetadataV4+"=http://169.254.170.2/v4/"+uuid,
-			"ECS_CONTAINER_METADATA_URI=http://169.254.170.2/v3/"+uuid, "AWS_EXECUTION_ENV=AWS_ECS_EC2")
-	}
-	return w
+	return fakeecs.Task{ARN: k.arn, Family: k.family, Revision: k.revision}.Container(name, w)
 }
 
 // runECS starts a registrator with an ecsmeta.Source reading the fake agent (and IMDS when given).
@@ -171,6 +150,47 @@ func TestECSNetworkModes(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// A Service Connect task in bridge mode, laid out as the agent lays it out (agent/api/task/task.go):
+// each container runs on a pause container of its own, named ~internal~ecs~pause-<container>, which is
+// on the bridge and publishes the container's ports. The container is registered at the advertise
+// address and the pause container's published port within 5 s; no pause container ever is.
+func TestECSServiceConnectBridge(t *testing.T) {
+	t.Parallel()
+	d := testenv.Docker(t)
+	fake := fakeecs.Start(t, d)
+	e := runECS(t, d, fake, "")
+	e.waitReady(t)
+	task := newTask(t, "orders")
+	name := "orders-" + strconv.Itoa(testenv.FreePort(t))
+	fake.SetTask(task.arn, fakeecs.TaskConfig{Service: name})
+	// The Service Connect container's pause container holds its listener; an application's, its ports.
+	scPause := testenv.Start(t, d, task.container(ecsmeta.PauseContainer+"-ecs-service-connect-AbCd", testenv.Workload{Hold: []int{15000}, Publish: true}))
+	testenv.Start(t, d, task.container("ecs-service-connect-AbCd", testenv.Workload{Network: "container:" + scPause}))
+	pause := testenv.Start(t, d, task.container(ecsmeta.PauseContainer+"-app", testenv.Workload{Hold: []int{8080}, Publish: true}))
+	started := time.Now()
+	app := testenv.Start(t, d, task.container("app", testenv.Workload{TCP: []int{8080}, Network: "container:" + pause,
+		Labels: map[string]string{"SERVICE_NAME": name}}))
+
+	port := hostPort(t, d, pause, "8080/tcp")
+	s := e.service(t, app, 5*time.Second, func(s *api.AgentService) bool { return s.Service == name })
+	t.Logf("registered %v after the start", time.Since(started).Round(time.Millisecond))
+	if s.Address != "127.0.0.1" || s.Port != port || s.Meta[registrator.MetaECSService] != name || s.Meta[registrator.MetaECSContainer] != "app" {
+		t.Errorf("registered at %s:%d with Meta %v, want 127.0.0.1:%d (the pause container's published port) and the task's Meta", s.Address, s.Port, s.Meta, port)
+	}
+	// The published port reaches the application: the layout is the agent's, not one the test made up.
+	if body := string(testenv.Get(t, fmt.Sprintf("http://127.0.0.1:%d/health", port), 200)); strings.TrimSpace(body) != "ok" {
+		t.Errorf("the pause container's published port answered %q", body)
+	}
+	for _, id := range []string{pause, scPause} {
+		if got := e.services(t, id); len(got) != 0 {
+			t.Errorf("pause container %.12s registered: %v", id, keys(got))
+		}
+		if _, why := e.problems(id); !strings.Contains(why, "pause container") {
+			t.Errorf("pause container %.12s: not registered because %q", id, why)
+		}
+	}
 }
 
 // ECS marks a task for stopping before its containers get the signal: its services leave the passing

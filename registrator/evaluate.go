@@ -60,9 +60,8 @@ func (r *Registrator) evaluate(ctx context.Context, id string) error {
 		}
 		c = FromInspect(in)
 		if netID, ok := strings.CutPrefix(c.NetworkMode, "container:"); ok {
-			// Its address is the other container's (a sidecar, a pod): look it up, as gliderlabs does.
 			if other, err := r.docker.ContainerInspect(ctx, netID); err == nil {
-				c.IPs = FromInspect(other).IPs
+				c.joinNetwork(FromInspect(other))
 			}
 		}
 		if r.cfg.InspectTags != nil {

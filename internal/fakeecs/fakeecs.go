@@ -316,6 +316,8 @@ type fcontainer struct {
 	running, pause, awsvpc               bool
 	uuid                                 string
 	ports                                []ecsmeta.WirePort
+	network                              string             // Docker's network mode
+	mapped                               []ecsmeta.WirePort // the workload's PORTS, as a task definition's portMappings
 	state                                string
 }
 
@@ -357,8 +359,8 @@ func (a *Agent) snapshot(ctx context.Context) ([]*task, error) {
 		}
 		c := &fcontainer{id: in.ID, dockerName: strings.TrimPrefix(in.Name, "/"), name: l[ecsmeta.LabelContainerName],
 			image: in.Config.Image, imageID: in.Image, created: in.Created, running: in.State.Running,
-			awsvpc: in.HostConfig.NetworkMode.IsContainer() || in.HostConfig.NetworkMode == "none"}
-		c.pause = c.name == ecsmeta.PauseContainer
+			network: string(in.HostConfig.NetworkMode), awsvpc: in.HostConfig.NetworkMode == "none"}
+		c.pause = strings.HasPrefix(c.name, ecsmeta.PauseContainer) // every kind of pause container
 		if in.State.Running {
 			c.started = in.State.StartedAt
 			c.state = ecsmeta.StatusRunning
@@ -369,12 +371,10 @@ func (a *Agent) snapshot(ctx context.Context) ([]*task, error) {
 			if v, ok := strings.CutPrefix(kv, ecsmeta.EnvMetadataV4+"="); ok {
 				c.uuid = v[strings.LastIndex(v, "/")+1:]
 			}
-			// awsvpc: the task definition's portMappings, which Docker cannot hold on a container that
-			// shares the pause container's network; the workload's PORTS stand in for them.
-			if v, ok := strings.CutPrefix(kv, "PORTS="); ok && c.awsvpc && !c.pause {
+			if v, ok := strings.CutPrefix(kv, "PORTS="); ok {
 				for p := range strings.SplitSeq(v, ",") {
 					if n, err := strconv.Atoi(p); err == nil {
-						c.ports = append(c.ports, ecsmeta.WirePort{ContainerPort: n, Protocol: "tcp", HostPort: n})
+						c.mapped = append(c.mapped, ecsmeta.WirePort{ContainerPort: n, Protocol: "tcp", HostPort: n})
 					}
 				}
 			}
@@ -394,9 +394,31 @@ func (a *Agent) snapshot(ctx context.Context) ([]*task, error) {
 	for _, arn := range order {
 		t := byARN[arn]
 		slices.SortFunc(t.containers, func(a, b *fcontainer) int { return cmp.Compare(a.created, b.created) })
+		t.resolveNetworks()
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// resolveNetworks tells the task's network mode apart, as the agent knows it from the task definition:
+// a container on another container's network is an awsvpc app container, unless that container is the
+// Service Connect pause container the agent gave it in a bridge task (agent/api/task/task.go,
+// shouldOverrideNetworkMode). Then its ports are on the pause container, so the agent knows none for it.
+func (t *task) resolveNetworks() {
+	for _, c := range t.containers {
+		owner, ok := strings.CutPrefix(c.network, "container:")
+		if !ok {
+			continue
+		}
+		c.awsvpc = !slices.ContainsFunc(t.containers, func(o *fcontainer) bool {
+			return (o.id == owner || o.dockerName == owner) && ecsmeta.ServiceConnectPause(o.name)
+		})
+		// awsvpc: the task definition's portMappings, which Docker cannot hold on a container that
+		// shares the pause container's network; the workload's PORTS stand in for them.
+		if c.awsvpc && !c.pause {
+			c.ports = append(c.ports, c.mapped...)
+		}
+	}
 }
 
 func (t *task) known() string {
@@ -489,9 +511,14 @@ func (c *fcontainer) tmds(t *task) ecsmeta.TMDSContainer {
 	if c.pause {
 		tc.Type = "CNI_PAUSE"
 	}
-	if c.awsvpc {
+	switch {
+	case c.awsvpc:
 		tc.Networks = t.networks()
-	} else {
+	case strings.HasPrefix(c.network, "container:"):
+		// Docker has no networks for it; the agent then reports the host config's mode with the
+		// settings' empty address (agent/handlers/v4/container_metadata_handler.go).
+		tc.Networks = []ecsmeta.WireNetwork{{NetworkMode: c.network, IPv4Addresses: []string{""}}}
+	default:
 		tc.Networks = []ecsmeta.WireNetwork{{NetworkMode: "bridge", IPv4Addresses: []string{"172.17.0.2"}}}
 	}
 	if h, ok := t.cfg.Health[c.name]; ok {

@@ -210,12 +210,15 @@ func BuildWorkload(t testing.TB, c *client.Client) string {
 
 // Workload describes a test container running the workload program.
 type Workload struct {
-	Name        string
-	Labels      map[string]string
-	Env         []string
-	TCP         []int // container ports served and published (bridge) or bound (host network)
-	UDP         []int
-	Publish     bool   // publish the ports on ephemeral host ports (bridge network)
+	Name    string
+	Labels  map[string]string
+	Env     []string
+	TCP     []int // container ports served and published (bridge) or bound (host network)
+	UDP     []int
+	Publish bool // publish the ports on ephemeral host ports (bridge network)
+	// Hold are TCP ports exposed (and published with Publish) but not served: a pause container that
+	// holds the ports of the container on its network.
+	Hold        []int
 	Network     string // "" is the default bridge
 	Restart     string // restart policy name, e.g. "always"
 	Drain       time.Duration
@@ -288,6 +291,9 @@ func (w Workload) configs(image string) (*container.Config, *container.HostConfi
 	}
 	for _, p := range w.UDP {
 		expose(p, "udp")
+	}
+	for _, p := range w.Hold {
+		expose(p, "tcp")
 	}
 	return cfg, hc
 }
