@@ -73,7 +73,22 @@ type LifecycleConfig struct {
 	Timeout time.Duration
 	// MaxBackoff is the longest wait between rounds while instance metadata does not answer; default 30s.
 	MaxBackoff time.Duration
-	Logger     *slog.Logger
+	// Margin is how long before a Spot notice's time the host's services leave; default 30s. Until
+	// then they stay: ECS's Spot draining starts replacements elsewhere and stops this host's tasks
+	// one by one, each leaving as it is stopped, and leaving before that would take capacity that
+	// has no replacement yet.
+	Margin time.Duration
+	// Evidence is how long an Auto Scaling termination waits for a sign that ECS drains the host
+	// (managed instance draining) before every service leaves; default 10s. Without a lifecycle hook
+	// the instance may be gone within a minute, so the wait is short.
+	Evidence time.Duration
+	Logger   *slog.Logger
+}
+
+// ECSDrain tells whether ECS drains this host itself: a task on it marked STOPPED since a time, or
+// the container instance DRAINING. *Source is one.
+type ECSDrain interface {
+	DrainingSince(t time.Time) (why string, ok bool)
 }
 
 // Lifecycle watches instance metadata for the two signs that the whole host is about to go: a Spot
@@ -88,17 +103,25 @@ type Lifecycle struct {
 	poll       time.Duration
 	timeout    time.Duration
 	maxBackoff time.Duration
+	margin     time.Duration
+	evidence   time.Duration
 	log        *slog.Logger
+	now        func() time.Time
 
 	changed chan struct{} // capacity 1: Draining may have changed since it was last received from
 	checked chan struct{} // closed after the first round, answered or not
 	once    sync.Once
 
-	mu     sync.Mutex
-	notice *HostNotice
-	up     bool   // the last round had an answer on every path
-	asked  bool   // a round has been done
-	failed string // the error of the last failed round, "" after a good one
+	mu        sync.Mutex
+	notice    *HostNotice
+	ecs       ECSDrain
+	byECS     string // why ECS is seen draining the host, once it is; "" before
+	announced string // the last Draining answer Changed was sent for
+	advice    Advice
+	adviceAt  time.Time // when the advisories were last read
+	up        bool      // the last round had an answer on every path
+	asked     bool      // a round has been done
+	failed    string    // the error of the last failed round, "" after a good one
 }
 
 // NewLifecycle returns a watcher; nothing is read until Run.
@@ -116,21 +139,126 @@ func newLifecycle(get metadataGetter, cfg LifecycleConfig) *Lifecycle {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 30 * time.Second
 	}
+	if cfg.Margin <= 0 {
+		cfg.Margin = 30 * time.Second
+	}
+	if cfg.Evidence <= 0 {
+		cfg.Evidence = 10 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Lifecycle{get: get, poll: cfg.Poll, timeout: cfg.Timeout, maxBackoff: max(cfg.MaxBackoff, cfg.Poll),
+		margin: cfg.Margin, evidence: cfg.Evidence, now: time.Now,
 		log: cfg.Logger.With("component", "host-lifecycle"), changed: make(chan struct{}, 1), checked: make(chan struct{})}
 }
 
-// Draining is why the host is going away, "" while it is not.
+// WatchECS gives the watcher the signs that ECS drains the host itself.
+func (l *Lifecycle) WatchECS(ecs ECSDrain) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ecs = ecs
+}
+
+// Draining is why every service on the host leaves now, "" while none need to: no notice, or one
+// whose services may stay a while yet (Plan says until when).
 func (l *Lifecycle) Draining() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.drainingLocked(l.now())
+}
+
+func (l *Lifecycle) drainingLocked(now time.Time) string {
 	if l.notice == nil {
 		return ""
 	}
+	if at := l.planLocked(now).LeaveAt; at.IsZero() || now.Before(at) {
+		return ""
+	}
 	return l.notice.Reason
+}
+
+// HostPlan is what the host does about a notice.
+type HostPlan struct {
+	Notice HostNotice
+	// LeaveAt is when every service still advertised leaves; zero while ECS drains the host, which
+	// stops its tasks one by one, each leaving as it is stopped.
+	LeaveAt time.Time
+	// Why says it in plain words, for the status page.
+	Why string
+}
+
+// Plan is the notice in force and when the host's services leave; ok is false without a notice.
+func (l *Lifecycle) Plan() (p HostPlan, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.notice == nil {
+		return HostPlan{}, false
+	}
+	return l.planLocked(l.now()), true
+}
+
+// planLocked decides when the services leave (the three setups in packaging/README.md):
+//   - a Spot notice: at its time less the margin, or at once when that has passed. Tasks that ECS
+//     stops before then (Spot draining) leave as they are stopped, on their own DesiredStatus.
+//   - an Auto Scaling termination: ECS drains the host itself when it uses managed instance
+//     draining; a task marked STOPPED since the notice, or the instance DRAINING, says so, and the
+//     services then leave with their tasks. Without such a sign within the evidence window, nothing
+//     will stop them in time, and they leave.
+func (l *Lifecycle) planLocked(now time.Time) HostPlan {
+	n := *l.notice
+	p := HostPlan{Notice: n}
+	byECS := l.ecsDrainingLocked(n)
+	switch {
+	case n.Kind == NoticeSpot:
+		p.LeaveAt = n.Time.Add(-l.margin)
+		if p.LeaveAt.Before(n.Seen) {
+			p.LeaveAt = n.Seen
+		}
+		p.Why = fmt.Sprintf("services ECS has not stopped leave at %s, %v before the Spot action", p.LeaveAt.UTC().Format(time.RFC3339), l.margin)
+		if byECS {
+			p.Why += "; ECS drains this host (" + l.byECS + ")"
+		}
+	case byECS:
+		p.Why = "ECS drains this host (" + l.byECS + "): each service leaves as ECS stops its task"
+	default:
+		p.LeaveAt = n.Seen.Add(l.evidence)
+		p.Why = fmt.Sprintf("no sign that ECS drains this host yet; every service leaves at %s unless one comes", p.LeaveAt.UTC().Format(time.RFC3339))
+	}
+	return p
+}
+
+// ecsDrainingLocked looks for a sign that ECS drains the host, and keeps the first one: a host
+// that ECS drains stays drained by it.
+func (l *Lifecycle) ecsDrainingLocked(n HostNotice) bool {
+	if l.byECS != "" {
+		return true
+	}
+	if l.ecs == nil {
+		return false
+	}
+	why, ok := l.ecs.DrainingSince(n.Seen)
+	if ok && l.byECS == "" {
+		l.byECS = why
+		l.log.Info("ECS drains this host itself: its services leave as ECS stops their tasks", "sign", why)
+	}
+	return ok
+}
+
+// announce sends Changed when Draining's answer is not the one last sent: a notice came or went, or
+// its time to leave came.
+func (l *Lifecycle) announce() {
+	l.mu.Lock()
+	d := l.drainingLocked(l.now())
+	changed := d != l.announced
+	l.announced = d
+	l.mu.Unlock()
+	if changed {
+		select {
+		case l.changed <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Changed receives a value when Draining's answer may have changed.
@@ -155,12 +283,16 @@ func (l *Lifecycle) Checked() <-chan struct{} { return l.checked }
 func (l *Lifecycle) Run(ctx context.Context) error {
 	b := retry.Backoff(l.maxBackoff)
 	for {
-		answered := l.round(ctx)
-		l.once.Do(func() { close(l.checked) })
-		if n, ok := l.Notice(); ok && n.final() {
-			<-ctx.Done()
-			return ctx.Err()
+		// After a final notice there is nothing left to read, but the time to leave is still to come.
+		answered := true
+		if n, ok := l.Notice(); !ok || !n.final() {
+			answered = l.round(ctx)
 		}
+		l.once.Do(func() { close(l.checked) })
+		if answered {
+			l.advise(ctx)
+		}
+		l.announce()
 		wait := l.poll
 		if answered {
 			b.Reset()
@@ -252,18 +384,12 @@ func (l *Lifecycle) record(now time.Time, n *HostNotice, spotSeen bool, err erro
 	case n != nil && (old == nil || !old.final() && n.final()):
 		n.Seen = now
 		l.notice = n
-		l.log.Warn("the host is going away: every service on it stops being advertised", "why", n.Reason)
+		l.log.Warn("the host is going away", "why", n.Reason, "plan", l.planLocked(now).Why)
 	case old != nil && !old.final() && !spotSeen && now.After(old.Time):
 		// A stopped or hibernated Spot instance that is running again: the notice is gone and its
 		// time has passed.
 		l.notice = nil
 		l.log.Info("the Spot notice is gone after its time: the instance is back", "was", old.Reason)
-	default:
-		return
-	}
-	select {
-	case l.changed <- struct{}{}:
-	default:
 	}
 }
 

@@ -122,16 +122,6 @@ func (f *fakeMetadata) count(path string) int {
 	return f.requests[path]
 }
 
-func (f *fakeMetadata) total() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.requests {
-		n += c
-	}
-	return n
-}
-
 // httpStatus is the error the SDK returns for an HTTP error status on a request to urlPath.
 func httpStatus(code int, urlPath string) error {
 	return &smithyhttp.ResponseError{Err: errors.New(http.StatusText(code)), Response: &smithyhttp.Response{Response: &http.Response{
@@ -191,8 +181,10 @@ func changed(l *Lifecycle) bool {
 	}
 }
 
-// A Spot notice drains the host within a poll of appearing, with its reason, and stays: the
-// watcher stops asking, and the notice going away again (it would not, on EC2) changes nothing.
+// A Spot notice is read within a poll of appearing; the host's services stay until its time less
+// the margin (ECS's Spot draining stops the tasks it can meanwhile), then drain with its reason.
+// It stays: the watcher stops asking, and the notice going away again (it would not, on EC2)
+// changes nothing.
 func TestLifecycleSpotNotice(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeMetadata{answer: nothing, requests: map[string]int{}}
@@ -215,12 +207,22 @@ func TestLifecycleSpotNotice(t *testing.T) {
 		at := time.Now().Add(2 * time.Minute)
 		f.set(spotAt(at, "terminate"))
 		appeared := time.Now()
-		for l.Draining() == "" {
+		for _, ok := l.Notice(); !ok; _, ok = l.Notice() {
 			time.Sleep(10 * time.Millisecond)
 			synctest.Wait()
 		}
 		if d := time.Since(appeared); d > time.Second {
 			t.Errorf("the notice was seen %v after it appeared, want within the 1s poll", d)
+		}
+		if p, _ := l.Plan(); l.Draining() != "" || changed(l) || !p.LeaveAt.Equal(at.Truncate(time.Second).Add(-30*time.Second)) {
+			t.Fatalf("draining %q at once; plan %+v", l.Draining(), p)
+		}
+		for l.Draining() == "" {
+			time.Sleep(10 * time.Millisecond)
+			synctest.Wait()
+		}
+		if left := time.Until(at); left > 31*time.Second || left < 29*time.Second {
+			t.Errorf("drained %v before the Spot action, want the 30s margin", left)
 		}
 		want := "EC2 Spot interruption notice: terminate at " + at.UTC().Format(time.RFC3339)
 		if got := l.Draining(); got != want {
@@ -233,15 +235,15 @@ func TestLifecycleSpotNotice(t *testing.T) {
 		if !ok || n.Kind != NoticeSpot || n.Action != "terminate" || !n.Time.Equal(at.Truncate(time.Second)) || n.Seen.IsZero() {
 			t.Errorf("notice %+v", n)
 		}
-		before := f.total()
+		before := f.count(PathSpotAction) + f.count(PathTargetLifecycleState)
 		f.set(nothing)
 		time.Sleep(10 * time.Minute)
 		synctest.Wait()
 		if l.Draining() != want || changed(l) {
 			t.Errorf("a terminate notice did not stay: %q", l.Draining())
 		}
-		if got := f.total() - before; got != 0 {
-			t.Errorf("%d requests after a final notice", got)
+		if got := f.count(PathSpotAction) + f.count(PathTargetLifecycleState) - before; got != 0 {
+			t.Errorf("%d requests for notices after a final notice", got)
 		}
 		if c := strings.Count(logs.String(), "the host is going away"); c != 1 {
 			t.Errorf("the notice logged %d times:\n%s", c, logs)
@@ -249,8 +251,8 @@ func TestLifecycleSpotNotice(t *testing.T) {
 	})
 }
 
-// An Auto Scaling scale-in (target state Terminated) drains the host; the states an instance comes
-// back from do not.
+// An Auto Scaling scale-in (target state Terminated) drains the host when no sign that ECS drains
+// it comes within the evidence window; the states an instance comes back from do not.
 func TestLifecycleAutoScalingTerminated(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeMetadata{answer: asgState("InService"), requests: map[string]int{}}
@@ -265,6 +267,11 @@ func TestLifecycleAutoScalingTerminated(t *testing.T) {
 		}
 		f.set(asgState("Terminated"))
 		time.Sleep(time.Second)
+		synctest.Wait()
+		if _, ok := l.Notice(); !ok || l.Draining() != "" {
+			t.Fatalf("notice read %v, draining %q at once", ok, l.Draining())
+		}
+		time.Sleep(10 * time.Second)
 		synctest.Wait()
 		if got, want := l.Draining(), "Auto Scaling target lifecycle state Terminated"; got != want || !changed(l) {
 			t.Fatalf("Draining() = %q, want %q", got, want)
@@ -358,15 +365,15 @@ func TestLifecycleHibernatedInstanceComesBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeMetadata{answer: nothing, requests: map[string]int{}}
 		l := watch(t, f, &testenv.Buffer{})
-		at := time.Now().Add(2 * time.Minute)
+		at := time.Now().Add(time.Minute)
 		f.set(spotAt(at, "hibernate"))
-		time.Sleep(time.Second)
+		time.Sleep(31 * time.Second)
 		synctest.Wait()
 		if !strings.Contains(l.Draining(), "hibernate") || !changed(l) {
 			t.Fatalf("Draining() = %q", l.Draining())
 		}
 		f.set(nothing) // a notice missing before its time is a glitch
-		time.Sleep(time.Minute)
+		time.Sleep(20 * time.Second)
 		synctest.Wait()
 		if l.Draining() == "" {
 			t.Fatal("the notice lifted before its time")
@@ -379,7 +386,7 @@ func TestLifecycleHibernatedInstanceComesBack(t *testing.T) {
 		f.set(spotAt(time.Now().Add(2*time.Minute), "stop"))
 		time.Sleep(time.Second)
 		f.set(asgState("Terminated"))
-		time.Sleep(time.Second)
+		time.Sleep(11 * time.Second)
 		synctest.Wait()
 		if got := l.Draining(); !strings.Contains(got, "Auto Scaling") {
 			t.Errorf("the termination did not replace the stop notice: %q", got)
@@ -467,9 +474,11 @@ func TestLifecycleOverHTTP(t *testing.T) {
 		t.Errorf("%d token requests, want the cached one reused", n)
 	}
 	s.set(func(s *imdsServer) { s.asg = "InService" })
-	s.set(func(s *imdsServer) { s.spot = `{"action":"stop","time":"2030-01-02T03:04:05Z"}` })
+	// Within the margin of its time: the services leave at once.
+	at := time.Now().Add(10 * time.Second).UTC().Format(time.RFC3339)
+	s.set(func(s *imdsServer) { s.spot = `{"action":"stop","time":"` + at + `"}` })
 	testenv.Eventually(t, 5*time.Second, "the notice was never read", func() bool { return l.Draining() != "" })
-	if got, want := l.Draining(), "EC2 Spot interruption notice: stop at 2030-01-02T03:04:05Z"; got != want {
+	if got, want := l.Draining(), "EC2 Spot interruption notice: stop at "+at; got != want {
 		t.Errorf("Draining() = %q, want %q", got, want)
 	}
 }
@@ -534,6 +543,107 @@ func TestLifecycleOverHTTPBrokenChangesNothing(t *testing.T) {
 		<-l.Checked()
 		if l.Draining() != "" {
 			t.Errorf("drained: %q", l.Draining())
+		}
+	})
+}
+
+// drainSign is ECS seen draining the host, from a time on.
+type drainSign struct {
+	mu sync.Mutex
+	at time.Time // zero: no sign
+}
+
+func (d *drainSign) DrainingSince(t time.Time) (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.at.IsZero() || d.at.Before(t) {
+		return "", false
+	}
+	return "a task marked STOPPED", true
+}
+
+// With managed instance draining, ECS drains the host: a task marked STOPPED after the Auto Scaling
+// notice keeps the rest of the host's services advertised, each to leave with its task. A task
+// stopped before the notice is no such sign.
+func TestLifecycleAutoScalingWithECSDraining(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeMetadata{answer: asgState("InService"), requests: map[string]int{}}
+		l := watch(t, f, &testenv.Buffer{})
+		sign := &drainSign{at: time.Now()} // a deploy stopped a task before the notice
+		l.WatchECS(sign)
+		time.Sleep(5 * time.Second)
+		f.set(asgState("Terminated"))
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		sign.mu.Lock()
+		sign.at = time.Now()
+		sign.mu.Unlock()
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		p, _ := l.Plan()
+		if l.Draining() != "" || changed(l) || !p.LeaveAt.IsZero() || !strings.Contains(p.Why, "ECS drains this host") {
+			t.Fatalf("draining %q, plan %+v; want ECS to drain it", l.Draining(), p)
+		}
+	})
+}
+
+// A Spot notice closer than the margin drains at once.
+func TestLifecycleLateSpotNotice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeMetadata{answer: nothing, requests: map[string]int{}}
+		l := watch(t, f, &testenv.Buffer{})
+		time.Sleep(time.Second)
+		f.set(spotAt(time.Now().Add(20*time.Second), "terminate"))
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if !strings.Contains(l.Draining(), "terminate") || !changed(l) {
+			t.Fatalf("Draining() = %q, want at once", l.Draining())
+		}
+	})
+}
+
+func TestParseAdvice(t *testing.T) {
+	t.Parallel()
+	if at, err := ParseRebalance(`{"noticeTime": "2020-10-27T08:22:00Z"}`); err != nil || !at.Equal(time.Date(2020, 10, 27, 8, 22, 0, 0, time.UTC)) {
+		t.Errorf("rebalance: %v %v", at, err)
+	}
+	for _, bad := range []string{``, `<html>`, `{"noticeTime":"soon"}`} {
+		if _, err := ParseRebalance(bad); err == nil {
+			t.Errorf("%q accepted as a rebalance recommendation", bad)
+		}
+	}
+	events := `[{"NotBefore":"21 Jan 2019 09:00:43 GMT","Code":"system-reboot","Description":"scheduled reboot","EventId":"instance-event-0d59937288b749b32","NotAfter":"21 Jan 2019 09:17:23 GMT","State":"active"},
+		{"Code":"instance-stop","EventId":"instance-event-1","State":"completed"}]`
+	got, err := ParseScheduledEvents(events)
+	if err != nil || len(got) != 1 || !strings.Contains(got[0], "system-reboot instance-event-0d59937288b749b32 from 21 Jan 2019") {
+		t.Errorf("events: %q %v", got, err)
+	}
+	if _, err := ParseScheduledEvents(`{}`); err == nil {
+		t.Error("an object accepted as a list of events")
+	}
+}
+
+// Rebalance recommendations and scheduled events are read and shown, never drained on.
+func TestLifecycleAdviceDoesNotDrain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeMetadata{answer: func(_ context.Context, path string) (string, error) {
+			switch path {
+			case PathRebalance:
+				return `{"noticeTime": "2026-12-06T10:00:00Z"}`, nil
+			case PathScheduledEvents:
+				return `[{"Code":"system-reboot","EventId":"instance-event-1","NotBefore":"7 Dec 2026 09:00:00 GMT","State":"active"}]`, nil
+			}
+			return "", notFoundAt(path)
+		}, requests: map[string]int{}}
+		l := watch(t, f, &testenv.Buffer{})
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		a := l.Advice()
+		if a.Rebalance.IsZero() || len(a.Maintenance) != 1 || l.Draining() != "" || changed(l) {
+			t.Fatalf("advice %+v, draining %q", a, l.Draining())
+		}
+		if n := f.count(PathRebalance); n < 2 || n > 3 {
+			t.Errorf("%d reads of the rebalance path in a minute, want one every 30s", n)
 		}
 	})
 }

@@ -87,6 +87,11 @@ type Source struct {
 	notify     func(string)
 	stopped    bool
 	wg         sync.WaitGroup
+	// desired is every task's DesiredStatus at the agent's last answer, and lastStop when one last
+	// turned STOPPED: a sign that ECS drains the host when it comes after a termination notice.
+	desired   map[string]string
+	lastStop  time.Time
+	hostGoing bool // DrainingSince was asked: a termination notice is in force
 }
 
 type taskState struct {
@@ -658,16 +663,27 @@ func (s *Source) record(ctx context.Context, dep string, err error) bool {
 // pollAgent reads every task from the ECS agent each Poll interval while there are task containers,
 // to see a task marked for stopping (DesiredStatus STOPPED) before its containers get the signal.
 func (s *Source) pollAgent(ctx context.Context) {
-	t := time.NewTicker(s.cfg.Poll)
-	defer t.Stop()
 	for {
+		t := time.NewTimer(s.pollInterval())
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}
 		s.pollOnce(ctx)
 	}
+}
+
+// pollInterval is Poll, or a quarter of it while the host is going away (DrainingSince was asked):
+// then ECS stops the host's tasks one by one, and each should leave within a second of its stop.
+func (s *Source) pollInterval() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hostGoing {
+		return s.cfg.Poll / 4
+	}
+	return s.cfg.Poll
 }
 
 // pollOnce reads the agent's tasks once, when the host has task containers, and notifies the
@@ -695,6 +711,7 @@ func (s *Source) pollOnce(ctx context.Context) {
 	}
 	var changed []string
 	s.mu.Lock()
+	s.noteStopsLocked(tasks, time.Now())
 	for _, at := range tasks {
 		ts := s.tasks[at.Arn]
 		if ts == nil || (ts.agent != nil && reflect.DeepEqual(*ts.agent, at)) {
@@ -717,6 +734,31 @@ func (s *Source) pollOnce(ctx context.Context) {
 	for _, id := range changed {
 		notify(id)
 	}
+}
+
+// noteStopsLocked keeps every task's desired status and when one last turned STOPPED. A task first
+// seen already STOPPED is no news: it may have been stopped long ago.
+func (s *Source) noteStopsLocked(tasks []AgentTask, now time.Time) {
+	desired := make(map[string]string, len(tasks))
+	for _, at := range tasks {
+		desired[at.Arn] = at.DesiredStatus
+		if was, ok := s.desired[at.Arn]; ok && was != StatusStopped && at.DesiredStatus == StatusStopped {
+			s.lastStop = now
+		}
+	}
+	s.desired = desired
+}
+
+// DrainingSince reports whether ECS has been seen stopping a task on this host since t: with
+// managed instance draining or Spot draining, ECS stops the host's tasks one by one after the notice.
+func (s *Source) DrainingSince(t time.Time) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hostGoing = true
+	if s.lastStop.Before(t) {
+		return "", false
+	}
+	return "a task on this host marked STOPPED at " + s.lastStop.UTC().Format(time.RFC3339), true
 }
 
 // lookupHost reads the host's identity from instance metadata, retrying with backoff until it answers.

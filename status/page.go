@@ -70,6 +70,12 @@ func (p *page) header(snap Snapshot) {
 
 // host writes the line that says the whole host is draining, and why; nothing while it is not.
 func (p *page) host(now time.Time, h Host, drain string) {
+	for _, a := range h.Advisories {
+		p.put(`<p class="host-advice" data-host-advice><span class="pill">advice</span> `, esc(a), " <span class=\"mute\">(nothing is drained on it)</span></p>\n")
+	}
+	if !h.Draining && h.Notice != "" {
+		p.put(`<p class="host-draining" id="host-notice"><span class="pill">host going away</span> `, esc(h.Notice), "<br>", esc(h.Plan), "</p>\n\n")
+	}
 	if !h.Draining {
 		return
 	}

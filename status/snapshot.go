@@ -30,6 +30,15 @@ type Host struct {
 	Draining bool      `json:"draining"`
 	Reason   string    `json:"reason,omitempty"` // e.g. "EC2 Spot interruption notice: terminate at 2026-11-28T10:02:00Z"
 	Since    time.Time `json:"since,omitzero"`   // when the daemon learnt it
+	// Notice is the notice in force, drained on or not yet: a Spot notice's services stay until its
+	// time less a margin, and ECS may be draining the host itself. Plan says which, LeaveAt when
+	// every service still advertised leaves (zero while ECS drains the host task by task).
+	Notice  string    `json:"notice,omitempty"`
+	Plan    string    `json:"plan,omitempty"`
+	LeaveAt time.Time `json:"leave_at,omitzero"`
+	// Advisories are advance word that drains nothing: a Spot rebalance recommendation, scheduled
+	// maintenance events.
+	Advisories []string `json:"advisories,omitempty"`
 }
 
 // Dependency is one thing the daemon talks to: docker, consul, ecs-agent, task-metadata,

@@ -321,3 +321,30 @@ func TestHostDraining(t *testing.T) {
 		t.Error("a host that is not going away shows the line")
 	}
 }
+
+// A notice whose services may stay a while yet, and advice that drains nothing, are shown without
+// the draining line: the operator sees what comes, and when.
+func TestHostNoticeAndAdvice(t *testing.T) {
+	snap := fixture()
+	snap.Host = Host{Notice: "EC2 Spot interruption notice: terminate at 2026-11-26T14:02:00Z",
+		Plan:       "services ECS has not stopped leave at 2026-11-26T14:01:30Z, 30s before the Spot action",
+		LeaveAt:    t0.Add(90 * time.Second),
+		Advisories: []string{"EC2 recommends rebalancing this Spot instance (since 2026-11-26T13:50:00Z): an interruption is more likely"}}
+	h := Handler(fixed{snap}, nil)
+	_, b := get(t, h, "/")
+	page := string(b)
+	if strings.Contains(page, `id="host-draining"`) {
+		t.Error("a notice not yet drained on shows the draining line")
+	}
+	for _, want := range []string{`id="host-notice"`, snap.Host.Notice, "leave at 2026-11-26T14:01:30Z", "data-host-advice", "rebalancing this Spot instance", "nothing is drained on it"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	_, b = get(t, h, "/v1/status")
+	var back Snapshot
+	if err := json.Unmarshal(b, &back); err != nil || back.Host.Draining || back.Host.Notice != snap.Host.Notice ||
+		!back.Host.LeaveAt.Equal(snap.Host.LeaveAt) || len(back.Host.Advisories) != 1 {
+		t.Errorf("/v1/status host = %+v (%v)", back.Host, err)
+	}
+}

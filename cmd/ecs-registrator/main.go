@@ -75,6 +75,8 @@ type config struct {
 	tags       string
 	healthTTL  time.Duration
 	hostDrain  bool
+	// hostDrainMargin: how long before a Spot notice's time the services ECS has not stopped leave.
+	hostDrainMargin time.Duration
 	// From gliderlabs's flags, or -migrate-gliderlabs.
 	keepFailed  bool
 	ipFromLabel string
@@ -112,6 +114,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.tagMeta, "ecs-tag-meta", "", "comma list of task tags copied into service Meta (from task metadata /taskWithTags, else -ecs-api)")
 	fs.DurationVar(&c.healthTTL, "health-ttl", registrator.DefaultHealthTTL, "TTL of the checks mirroring Docker and ECS health; refreshed every third of it")
 	fs.BoolVar(&c.hostDrain, "host-drain", true, "drain every container when instance metadata says the host is going away (EC2 Spot interruption notice, Auto Scaling Terminated)")
+	fs.DurationVar(&c.hostDrainMargin, "host-drain-margin", 30*time.Second, "on a Spot interruption notice, services ECS has not stopped stay until the interruption time less this margin")
 	fs.StringVar(&c.tags, "tags", "", "comma list of Go templates added to every service's tags, e.g. az-{{.AvailabilityZone}}")
 	var migrate bool
 	fs.BoolVar(&migrate, "migrate-gliderlabs", false, "take over the services gliderlabs/registrator left on this host's agent where this daemon registers the same ID, and remove the ones no running container accounts for")
@@ -324,7 +327,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	defer func() { stopBackground(); background.Wait() }()
 	if imdsClient != nil && cfg.hostDrain {
-		lifecycle = ecsmeta.NewLifecycle(ecsmeta.LifecycleConfig{IMDS: imdsClient, Logger: log})
+		lifecycle = ecsmeta.NewLifecycle(ecsmeta.LifecycleConfig{IMDS: imdsClient, Margin: cfg.hostDrainMargin, Logger: log})
 		background.Go(func() { _ = lifecycle.Run(bgCtx) })
 	}
 	ip, ipFrom, host := advertiseIP(ctx, cfg.ip, imdsClient)
@@ -378,7 +381,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		Metrics:     metrics,
 	}
 	if lifecycle != nil {
+		lifecycle.WatchECS(ecs)
 		rcfg.HostLifecycle = lifecycle
+		registerAdviceMetrics(metrics, lifecycle)
 	}
 	reg := registrator.New(docker, sink, rcfg)
 
@@ -389,7 +394,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
 		log.Warn("the status server listens beyond loopback; it shows container names, images and addresses to anyone who reaches it", "addr", ln.Addr().String())
 	}
-	src := daemonStatus{reg: reg, consul: agent.Client(), ecs: ecs, version: version, started: started, config: cfg.shown}
+	src := daemonStatus{reg: reg, consul: agent.Client(), ecs: ecs, lifecycle: lifecycle, version: version, started: started, config: cfg.shown}
 	srv := &http.Server{Handler: status.Handler(src, metrics), ReadHeaderTimeout: 5 * time.Second}
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
@@ -18,12 +19,13 @@ import (
 // (version, start time, flags), the AWS endpoints' states, and what the Consul agent says of the
 // checks and the leader.
 type daemonStatus struct {
-	reg     *registrator.Registrator
-	consul  *api.Client // nil: checks and leader are not shown
-	ecs     *ecsmeta.Source
-	version string
-	started time.Time
-	config  map[string]string
+	reg       *registrator.Registrator
+	consul    *api.Client // nil: checks and leader are not shown
+	ecs       *ecsmeta.Source
+	lifecycle *ecsmeta.Lifecycle // nil when the host's lifecycle is not watched
+	version   string
+	started   time.Time
+	config    map[string]string
 }
 
 func (d daemonStatus) Snapshot(ctx context.Context) status.Snapshot {
@@ -49,7 +51,50 @@ func (d daemonStatus) Snapshot(ctx context.Context) status.Snapshot {
 	if checksErr != nil && consul.LastError == "" {
 		consul.LastError = checksErr.Error()
 	}
+	if d.lifecycle != nil {
+		if p, ok := d.lifecycle.Plan(); ok {
+			s.Host.Notice, s.Host.Plan, s.Host.LeaveAt = p.Notice.Reason, p.Why, p.LeaveAt
+		}
+		s.Host.Advisories = adviceLines(d.lifecycle.Advice())
+	}
 	return s
+}
+
+// adviceLines says the host's advisories in plain words.
+func adviceLines(a ecsmeta.Advice) []string {
+	var out []string
+	if !a.Rebalance.IsZero() {
+		out = append(out, "EC2 recommends rebalancing this Spot instance (since "+a.Rebalance.Format(time.RFC3339)+"): an interruption is more likely")
+	}
+	for _, m := range a.Maintenance {
+		out = append(out, "scheduled maintenance: "+m)
+	}
+	return out
+}
+
+// registerAdviceMetrics exports the host's advisories, which drain nothing, for alerting.
+func registerAdviceMetrics(reg *prometheus.Registry, l *ecsmeta.Lifecycle) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecsr_host_rebalance_recommended",
+			Help: "1 while EC2 recommends rebalancing this Spot instance (instance metadata events/recommendations/rebalance)."},
+			func() float64 {
+				if l.Advice().Rebalance.IsZero() {
+					return 0
+				}
+				return 1
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecsr_host_scheduled_events",
+			Help: "Scheduled maintenance events for this instance that are not completed or canceled."},
+			func() float64 { return float64(len(l.Advice().Maintenance)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecsr_host_notice",
+			Help: "1 while a Spot interruption or Auto Scaling termination notice is in force, drained on yet or not (ecsr_host_draining)."},
+			func() float64 {
+				if _, ok := l.Plan(); ok {
+					return 1
+				}
+				return 0
+			}),
+	)
 }
 
 // Ready is /readyz: the first sync is done and the Consul agent answers.

@@ -37,7 +37,10 @@ type IMDS struct {
 // start; zero never raises it. By default neither is raised: the emulator's own default raises both
 // at once, which would drain every daemon that reads it.
 type IMDSNotices struct {
-	Spot           time.Duration // spot/instance-action appears ("terminate", two minutes ahead): -d
+	Spot time.Duration // spot/instance-action appears ("terminate", two minutes ahead): -d
+	// SpotTime is the interruption time the notice names; zero leaves the emulator's own, two
+	// minutes after each request.
+	SpotTime       time.Time
 	ASGTermination time.Duration // autoscaling/target-lifecycle-state turns Terminated: --asg-termination-delay-sec
 }
 
@@ -85,7 +88,12 @@ func StartIMDSNotices(t testing.TB, metadata map[string]any, notices IMDSNotices
 		}
 		bin = p
 	}
-	cfg, err := json.Marshal(map[string]any{"imdsv2": true, "metadata": metadata, "mock-delay-sec": never, "asg-termination-delay-sec": never})
+	conf := map[string]any{"imdsv2": true, "metadata": metadata, "mock-delay-sec": never, "asg-termination-delay-sec": never,
+		"rebalance-delay-sec": never}
+	if !notices.SpotTime.IsZero() {
+		conf["spot"] = map[string]string{"action": "terminate", "time": notices.SpotTime.UTC().Format(time.RFC3339)}
+	}
+	cfg, err := json.Marshal(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
