@@ -14,6 +14,13 @@ IMAGE_ARCHS ?= amd64 arm64
 
 FUZZTIME ?= 1m
 
+# The current Docker Engine (the Engine 29 line, API 1.5x, as on current ECS-optimized AMIs) that
+# scripts/setup.sh builds from the Go module proxy and starts beside Debian's docker.io 20.10 (API 1.41).
+# The core end-to-end tests run against it too: registration, drain, health mirroring, ID races, ECS
+# enrichment, the mesh and the gliderlabs corpus. (Tests that start a private dockerd use Debian's.)
+ENGINE_HOST  ?= unix:///run/ecsr-engine.sock
+ENGINE_TESTS ?= ^(TestRegistersBridgeContainerAndRemovesIt|TestSeveralPortsAndUDP|TestOptInIgnoreAndBadLabelsStayPerContainer|TestForeignServicesAreNeverTouched|TestSIGTERMExitsCleanlyAndLeavesRegistrations|TestDrainOnStopBeforeTheContainerDies|TestDrainMaintenanceKeepsServiceVisibleButNotPassing|TestHostDrainSpotInterruption|TestHostDrainAutoScalingTerminated|TestHTTPAndTCPChecksFollowTheEndpoint|TestDockerHealthcheckMirrored|TestMirrorTTLRefreshedUntilTheDaemonStops|TestServiceIDClashPairs|TestECS(NetworkModes|ServiceConnectBridge|DrainOnDesiredStopped|HealthMirrored|TagsFromTaskMetadata)|TestConnectMeshEndToEnd|TestGliderlabs(Corpus|CorpusFlags|DropIn|MigrationNoGap|CommandLine))$$
+
 .PHONY: build image test check lint setup bench fuzz demo clean
 
 build:
@@ -58,7 +65,10 @@ lint:
 # Test artifacts (the status page's screenshots) are kept in artifacts/.
 test: setup lint
 	mkdir -p artifacts
+	@echo "== docker engine $$(docker version -f '{{.Server.Version}} API {{.Server.APIVersion}}') at $${DOCKER_HOST:-unix:///var/run/docker.sock}: every test"
 	$(GO) test -race -shuffle=on -count=1 -timeout 15m -artifacts -outputdir $(CURDIR)/artifacts ./...
+	@echo "== docker engine $$(DOCKER_HOST=$(ENGINE_HOST) docker version -f '{{.Server.Version}} API {{.Server.APIVersion}}') at $(ENGINE_HOST): the core end-to-end tests"
+	DOCKER_HOST=$(ENGINE_HOST) $(GO) test -race -shuffle=on -count=1 -timeout 10m -run '$(ENGINE_TESTS)' ./registrator/ ./cmd/ecs-registrator/
 
 check: test
 

@@ -2,6 +2,8 @@ package registrator_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -179,10 +181,20 @@ func TestECSServiceConnectBridge(t *testing.T) {
 	if s.Address != "127.0.0.1" || s.Port != port || s.Meta[registrator.MetaECSService] != name || s.Meta[registrator.MetaECSContainer] != "app" {
 		t.Errorf("registered at %s:%d with Meta %v, want 127.0.0.1:%d (the pause container's published port) and the task's Meta", s.Address, s.Port, s.Meta, port)
 	}
-	// The published port reaches the application: the layout is the agent's, not one the test made up.
-	if body := string(testenv.Get(t, fmt.Sprintf("http://127.0.0.1:%d/health", port), 200)); strings.TrimSpace(body) != "ok" {
-		t.Errorf("the pause container's published port answered %q", body)
-	}
+	// The published port reaches the application (once it listens: the registration does not wait for
+	// that): the layout is the agent's, not one the test made up.
+	var answer string
+	testenv.EventuallyExplain(t, 5*time.Second, func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
+		if err != nil {
+			answer = err.Error()
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		answer = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
+		return answer == "200 ok"
+	}, func() string { return "the pause container's published port never reached the application: " + answer })
 	for _, id := range []string{pause, scPause} {
 		if got := e.services(t, id); len(got) != 0 {
 			t.Errorf("pause container %.12s registered: %v", id, keys(got))

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Makes a fresh Debian machine (as root) ready for the tests and the demo: Docker Engine running, the
-# Consul build cached, staticcheck installed. Safe to run again: it only does what is missing.
+# Consul build cached, staticcheck installed, and a second, current Docker Engine (built from the Go module
+# proxy) running beside Debian's on its own socket (scripts/engine-start.sh). Safe to run again: it only
+# does what is missing.
 # Prints nothing but progress on stderr; exports nothing (callers find tools in the cache directory).
 set -euo pipefail
 
@@ -14,6 +16,11 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 [ -r /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates) # copied into the image
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium) # the status page's browser test
+command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
+# runc for the current engine is built with cgo against libseccomp (scripts/engine-build.sh).
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkgconf)
+[ -r /usr/include/seccomp.h ] || need_apt+=(libseccomp-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -33,6 +40,10 @@ if ! docker version >/dev/null 2>&1; then
 fi
 
 "$here/consul-build.sh" >/dev/null
+
+# The current Docker Engine (API 1.5x) beside Debian's 20.10 (API 1.41), for the tests' second pass:
+# built once into the cache, started when its socket does not answer.
+"$here/engine-start.sh" >/dev/null
 
 if [ ! -x "$cache/bin/staticcheck" ]; then
   echo "setup: installing staticcheck" >&2

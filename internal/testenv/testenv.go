@@ -129,6 +129,7 @@ func dockerAt(t testing.TB, host string) *client.Client {
 	// Settle the API version now: the client negotiates lazily, and its Events reads the version
 	// without the lock negotiation writes it under, a race when tests share the client.
 	c.NegotiateAPIVersion(ctx)
+	logEngine(ctx, c)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
