@@ -83,7 +83,12 @@ func StartDockerd(t testing.TB) *Dockerd {
 		killShims(execRoot)
 		_ = exec.Command("ip", "link", "del", d.bridge).Run()
 		_ = os.RemoveAll(dir)
-		_ = os.RemoveAll(execRoot)
+		// dockerd bind-mounts the host's network namespace there and leaves it mounted: without the
+		// unmount the exec root outlives the test.
+		_ = syscall.Unmount(filepath.Join(execRoot, "netns", "default"), syscall.MNT_DETACH)
+		if err := os.RemoveAll(execRoot); err != nil {
+			t.Errorf("remove the private dockerd's exec root: %v", err)
+		}
 	})
 	return d
 }
