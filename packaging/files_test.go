@@ -48,6 +48,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the binary daemon built, if a test asked for it.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // daemon builds the ecs-registrator binary once for the tests that ask it about its flags.
 func daemon(t *testing.T) string {
 	t.Helper()

@@ -138,7 +138,7 @@ var (
 	buildMu sync.Mutex
 	built   = map[string]bool{} // docker host -> workload image built
 	binOnce sync.Once
-	binPath string
+	binData []byte // the workload binary, kept in memory: its build directory is removed at once
 	binErr  error
 )
 
@@ -155,12 +155,15 @@ func BuildWorkload(t testing.TB, c *client.Client) string {
 			binErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "workload")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, "github.com/ecs-registrator/ecs-registrator/internal/testenv/workload")
+		defer os.RemoveAll(dir)
+		path := filepath.Join(dir, "workload")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", path, "github.com/ecs-registrator/ecs-registrator/internal/testenv/workload")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binErr = fmt.Errorf("build workload: %v\n%s", err, out)
+			return
 		}
+		binData, binErr = os.ReadFile(path)
 	})
 	if binErr != nil {
 		t.Fatal(binErr)
@@ -170,10 +173,7 @@ func BuildWorkload(t testing.TB, c *client.Client) string {
 	if built[c.DaemonHost()] {
 		return WorkloadImage
 	}
-	bin, err := os.ReadFile(binPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := binData
 	var ctxTar bytes.Buffer
 	tw := tar.NewWriter(&ctxTar)
 	for _, f := range []struct {
