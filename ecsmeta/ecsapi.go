@@ -166,6 +166,32 @@ func (a *ecsAPI) describeMany(ctx context.Context, region, cluster string, arns 
 	return res, failed, nil
 }
 
+// instanceStatus is a container instance's status (ACTIVE, DRAINING, ...) from
+// DescribeContainerInstances.
+func (a *ecsAPI) instanceStatus(ctx context.Context, region, cluster, arn string) (string, error) {
+	a.init()
+	body, err := json.Marshal(map[string]any{"cluster": cluster, "containerInstances": []string{arn}})
+	if err != nil {
+		return "", err
+	}
+	var out struct {
+		ContainerInstances []struct{ ContainerInstanceArn, Status string }
+		Failures           []struct{ Arn, Reason string }
+	}
+	if err := a.call(ctx, region, "DescribeContainerInstances", body, &out); err != nil {
+		return "", fmt.Errorf("ecs DescribeContainerInstances: %w", err)
+	}
+	for _, ci := range out.ContainerInstances {
+		if ci.ContainerInstanceArn == arn {
+			return ci.Status, nil
+		}
+	}
+	for _, f := range out.Failures {
+		return "", fmt.Errorf("ecs DescribeContainerInstances: %s: %s", arn, f.Reason)
+	}
+	return "", fmt.Errorf("ecs DescribeContainerInstances: %s is not in the answer", arn)
+}
+
 // call makes one signed JSON 1.1 request and decodes the answer into out. An error answer becomes
 // "<type>: <message>", the exception's type without its namespace.
 func (a *ecsAPI) call(ctx context.Context, region, op string, body []byte, out any) error {

@@ -92,7 +92,15 @@ type Source struct {
 	desired   map[string]string
 	lastStop  time.Time
 	hostGoing bool // DrainingSince was asked: a termination notice is in force
+	// instanceDraining: the ECS API said this container instance is DRAINING (asked with -ecs-api
+	// while a notice is in force, at most every instanceEvery).
+	instanceDraining bool
+	instanceAsked    time.Time
 }
+
+// instanceEvery is how often the ECS API is asked whether the container instance drains, while a
+// termination notice is in force.
+const instanceEvery = 2 * time.Second
 
 type taskState struct {
 	labels     Task
@@ -734,6 +742,31 @@ func (s *Source) pollOnce(ctx context.Context) {
 	for _, id := range changed {
 		notify(id)
 	}
+	s.checkInstance(ctx)
+}
+
+// checkInstance asks the ECS API, while a termination notice is in force and -ecs-api is on, whether
+// this container instance is DRAINING. ECS sets that as soon as it drains the host (managed instance
+// draining, Spot draining), before it stops any task: with a minimum healthy percent of 100 the
+// first task stops only once its replacement runs elsewhere.
+func (s *Source) checkInstance(ctx context.Context) {
+	s.mu.Lock()
+	arn, cluster := s.agent.ContainerInstanceArn, s.agent.Cluster
+	due := s.cfg.API && s.hostGoing && !s.instanceDraining && arn != "" && time.Since(s.instanceAsked) >= instanceEvery
+	if due {
+		s.instanceAsked = time.Now()
+	}
+	s.mu.Unlock()
+	if !due {
+		return
+	}
+	status, err := s.api.instanceStatus(ctx, Task{ARN: arn}.Region(), cluster, arn)
+	if !s.record(ctx, DepAPI, err) || status != "DRAINING" {
+		return
+	}
+	s.mu.Lock()
+	s.instanceDraining = true
+	s.mu.Unlock()
 }
 
 // noteStopsLocked keeps every task's desired status and when one last turned STOPPED. A task first
@@ -749,12 +782,17 @@ func (s *Source) noteStopsLocked(tasks []AgentTask, now time.Time) {
 	s.desired = desired
 }
 
-// DrainingSince reports whether ECS has been seen stopping a task on this host since t: with
-// managed instance draining or Spot draining, ECS stops the host's tasks one by one after the notice.
+// DrainingSince reports whether ECS drains this host: the ECS API says the container instance is
+// DRAINING (with -ecs-api), or a task on it was seen marked STOPPED since t. With managed instance
+// draining or Spot draining, ECS sets the instance DRAINING and stops its tasks one by one after the
+// notice. Being asked also makes the agent polls faster, and starts the ECS API's.
 func (s *Source) DrainingSince(t time.Time) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hostGoing = true
+	if s.instanceDraining {
+		return "the ECS API says this container instance is DRAINING", true
+	}
 	if s.lastStop.Before(t) {
 		return "", false
 	}

@@ -1,6 +1,8 @@
 package ecsmeta
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -310,5 +312,83 @@ func TestSourcePollsHealthOnlyWhereDockerCannotSeeIt(t *testing.T) {
 	}
 	if task, _ := withDocker.Lookup(c); task.Service != "curl-svc" {
 		t.Errorf("task = %+v; its metadata was read once", task)
+	}
+}
+
+// The signs that ECS drains the host: a task turning STOPPED after a time, and, with the ECS API,
+// the container instance DRAINING, which ECS sets before it stops any task. The instance is asked
+// about only once DrainingSince is (a notice is in force), and not again once it drains.
+func TestSourceDrainingSince(t *testing.T) {
+	var desired atomic.Value
+	desired.Store(StatusRunning)
+	agent := newEndpoint(t, agentFor(t, &desired))
+	tmds := newEndpoint(t, serveBody(fixture(t, "tmds-task-awsvpc.json"), 200))
+	var instance atomic.Value
+	instance.Store("ACTIVE")
+	var asked atomic.Int64
+	api := newEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var in struct {
+			Cluster            string
+			ContainerInstances []string
+		}
+		if r.Header.Get("X-Amz-Target") != "AmazonEC2ContainerServiceV20141113.DescribeContainerInstances" ||
+			json.Unmarshal(b, &in) != nil || in.Cluster != "default" || len(in.ContainerInstances) != 1 {
+			w.WriteHeader(400)
+			_, _ = w.Write([]byte(`{"__type":"InvalidParameterException","message":"bad request"}`))
+			return
+		}
+		asked.Add(1)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		_, _ = w.Write([]byte(`{"containerInstances":[{"containerInstanceArn":"` + in.ContainerInstances[0] + `","status":"` +
+			instance.Load().(string) + `","agentConnected":true,"runningTasksCount":1}],"failures":[]}`))
+	})
+	t.Setenv("AWS_ENDPOINT_URL_ECS", api.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+	s, _ := runSource(t, Config{AgentURL: agent.URL, TMDSURL: tmds.URL, API: true, DescribeInterval: time.Hour})
+	s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, true))
+	testenv.Eventually(t, 10*time.Second, "the agent was never polled", func() bool { return s.Agent().ContainerInstanceArn != "" })
+	polled := agent.requests.Load()
+	testenv.Eventually(t, 10*time.Second, "the agent was not polled again", func() bool { return agent.requests.Load() >= polled+5 })
+	if n := asked.Load(); n != 0 {
+		t.Fatalf("the container instance was asked about %d times without a notice", n)
+	}
+
+	notice := time.Now()
+	if why, ok := s.DrainingSince(notice); ok {
+		t.Fatalf("draining before any sign: %q", why)
+	}
+	testenv.Eventually(t, 10*time.Second, "the container instance was never asked about", func() bool { return asked.Load() > 0 })
+	if _, ok := s.DrainingSince(notice); ok {
+		t.Fatal("an ACTIVE instance is draining")
+	}
+	desired.Store(StatusStopped)
+	var why string
+	testenv.Eventually(t, 10*time.Second, "the task's stop was never a sign", func() bool {
+		var ok bool
+		why, ok = s.DrainingSince(notice)
+		return ok
+	})
+	if !strings.Contains(why, "marked STOPPED") {
+		t.Errorf("sign %q", why)
+	}
+	if _, ok := s.DrainingSince(time.Now().Add(time.Minute)); ok {
+		t.Error("a stop before the time is a sign")
+	}
+
+	instance.Store("DRAINING")
+	testenv.Eventually(t, 10*time.Second, "DRAINING was never a sign", func() bool {
+		why, _ = s.DrainingSince(time.Now().Add(time.Minute))
+		return strings.Contains(why, "DRAINING")
+	})
+	// The agent is polled every 12.5 ms now: that many polls span more than instanceEvery, after
+	// which the instance would have been asked again, were it.
+	n, polled := asked.Load(), agent.requests.Load()
+	testenv.Eventually(t, 30*time.Second, "the agent was not polled again", func() bool {
+		return agent.requests.Load() >= polled+int64(instanceEvery/(50*time.Millisecond/4))*6/5
+	})
+	if got := asked.Load() - n; got != 0 {
+		t.Errorf("asked %d more times after DRAINING", got)
 	}
 }

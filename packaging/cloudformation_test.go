@@ -207,13 +207,14 @@ func TestCloudFormationECSResources(t *testing.T) {
 		t.Errorf("resources: %v", counts)
 	}
 	// The daemon's task role exists only for the ECS API or IAM login (which needs an identity, not a
-	// permission); its one permission is DescribeTasks, and only with the ECS API.
+	// permission); its permissions are DescribeTasks and DescribeContainerInstances, and only with the
+	// ECS API.
 	role := tpl.Resources["RegistratorTaskRole"]
 	if role.Condition != "NeedsTaskRole" {
 		t.Error("the daemon's task role must exist only with EnableEcsApi or ConsulIamAuthMethod")
 	}
 	b, _ := json.Marshal(role.Properties["Policies"])
-	if got := regexp.MustCompile(`"Action":"([^"]+)"`).FindAllStringSubmatch(string(b), -1); len(got) != 1 || got[0][1] != "ecs:DescribeTasks" ||
+	if got := regexp.MustCompile(`"Action":"([^"]+)"`).FindAllStringSubmatch(string(b), -1); len(got) != 2 || got[0][1] != "ecs:DescribeTasks" || got[1][1] != "ecs:DescribeContainerInstances" ||
 		!strings.HasPrefix(string(b), `{"Fn::If":["UseEcsApi",`) {
 		t.Errorf("daemon task role policies: %s", b)
 	}

@@ -110,7 +110,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.workers, "workers", 8, "containers reconciled in parallel")
 	fs.StringVar(&c.agentURI, "ecs-agent-uri", "http://127.0.0.1:51678", "ECS agent introspection API (\"\" disables)")
 	fs.StringVar(&c.tmdsURI, "ecs-tmds-uri", "http://127.0.0.1:51679", "ECS task metadata endpoint, reached from the host (\"\" disables)")
-	fs.BoolVar(&c.ecsAPI, "ecs-api", false, "call ECS DescribeTasks for service names and task tags (needs ecs:DescribeTasks)")
+	fs.BoolVar(&c.ecsAPI, "ecs-api", false, "call ECS DescribeTasks for service names and task tags, and DescribeContainerInstances while the host is going away (needs ecs:DescribeTasks, ecs:DescribeContainerInstances)")
 	fs.StringVar(&c.tagMeta, "ecs-tag-meta", "", "comma list of task tags copied into service Meta (from task metadata /taskWithTags, else -ecs-api)")
 	fs.DurationVar(&c.healthTTL, "health-ttl", registrator.DefaultHealthTTL, "TTL of the checks mirroring Docker and ECS health; refreshed every third of it")
 	fs.BoolVar(&c.hostDrain, "host-drain", true, "drain every container when instance metadata says the host is going away (EC2 Spot interruption notice, Auto Scaling Terminated)")
