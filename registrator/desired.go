@@ -77,9 +77,6 @@ func Desired(c Container, o Options) Result {
 	case !c.Running:
 		r.Skipped = "not running"
 		return r
-	case c.Draining:
-		r.Skipped = "stopping: deregistered until it runs again"
-		return r
 	}
 
 	endpoints, why := endpointsOf(c, o, &r)

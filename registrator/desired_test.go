@@ -94,7 +94,6 @@ func TestDesired(t *testing.T) {
 		{name: "ignore not a bool keeps it out", c: web(withLabels("SERVICE_IGNORE", "maybe")),
 			skipped: "bad value", problems: []string{"error:SERVICE_IGNORE"}},
 		{name: "not running", c: web(func(c *Container) { c.Running = false }), skipped: "not running"},
-		{name: "draining", c: web(func(c *Container) { c.Draining = true }), skipped: "stopping"},
 		{name: "env opts in", c: web(func(c *Container) {
 			c.Labels = nil
 			c.Env = []string{"PATH=/bin", "SERVICE_NAME=api", "SERVICE_TAGS=v1"}

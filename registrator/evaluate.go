@@ -25,7 +25,7 @@ func (r *Registrator) work(ctx context.Context) error {
 		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		began := time.Now()
 		err := r.evaluate(ectx, id)
-		r.metrics.reconcile.Observe(time.Since(began).Seconds())
+		r.metrics.evaluate.Observe(time.Since(began).Seconds())
 		cancel()
 		switch {
 		case err == nil:
@@ -83,7 +83,7 @@ func (r *Registrator) evaluate(ctx context.Context, id string) error {
 	} else if t, ok := ecsmeta.FromLabels(c.Labels); ok {
 		c.Task = &t
 	}
-	res := Desired(c, opts) // without Draining: whether it drains is the planner's call
+	res := Desired(c, opts) // whether it drains is the planner's call
 	old, cur := r.store.update(id, func(n *record) {
 		n.container = &c
 		n.services, n.problems, n.skipped, n.task = res.Services, res.Problems, res.Skipped, c.Task

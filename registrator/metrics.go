@@ -20,7 +20,7 @@ var errorReasons = []string{errDockerEvents, errDockerList, errDockerInspect, er
 	errConsulDereg, errConsulCheck, errBadDefinition}
 
 type metrics struct {
-	reconcile       prometheus.Histogram
+	evaluate        prometheus.Histogram
 	lag             prometheus.Histogram
 	registrations   prometheus.Counter
 	deregistrations prometheus.Counter
@@ -32,7 +32,7 @@ type metrics struct {
 
 func newMetrics(r *Registrator, reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		reconcile: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ecsr_reconcile_duration_seconds",
+		evaluate: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ecsr_evaluate_duration_seconds",
 			Help: "Time to evaluate one container: inspect, ECS facts, desired services.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ecsr_registration_lag_seconds",
 			Help: "Time from a container's Docker start event to its registration in Consul.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
@@ -60,7 +60,7 @@ func newMetrics(r *Registrator, reg prometheus.Registerer) *metrics {
 		}
 		return 0
 	}
-	reg.MustRegister(m.reconcile, m.lag, m.registrations, m.deregistrations, m.drains, m.hostDrains, m.healthUpdates, m.errors,
+	reg.MustRegister(m.evaluate, m.lag, m.registrations, m.deregistrations, m.drains, m.hostDrains, m.healthUpdates, m.errors,
 		gauge("ecsr_docker_connected", "1 while the Docker event stream is up.", func() float64 { return b2f(r.dockerUp.Load()) }),
 		gauge("ecsr_consul_connected", "1 while the Consul agent answers.", func() float64 { return b2f(r.consulUp.Load()) }),
 		gauge("ecsr_ready", "1 once the first full sync is done.", func() float64 { return b2f(r.ready.Load()) }),

@@ -70,7 +70,6 @@ type Container struct {
 	NetworkMode string // "bridge", "host", "none", "container:<id>", or a user network name
 	IPs         []netip.Addr
 	Ports       []Port
-	Draining    bool // set by the reconciler when a stop is under way
 	// Task is the container's ECS task, nil for a container ECS did not start.
 	Task *ecsmeta.Task
 	// HasHealthcheck is set when the image or run config defines a Docker HEALTHCHECK; HealthStatus is

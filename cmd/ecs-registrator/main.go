@@ -88,6 +88,11 @@ type config struct {
 	shown        map[string]string // every flag's value, for the status page; nothing secret is a flag
 }
 
+// envName is the environment variable of a flag: REGISTRATOR_ and its name in upper snake case.
+func envName(flag string) string {
+	return "REGISTRATOR_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
 // parseConfig reads flags, with REGISTRATOR_<FLAG> env vars as their defaults.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var c config
@@ -127,7 +132,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		name := "REGISTRATOR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		if v := getenv(name); v != "" && envErr == nil {
 			if err := f.Value.Set(v); err != nil {
 				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
@@ -143,7 +148,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	fs.VisitAll(func(f *flag.Flag) {
-		if getenv("REGISTRATOR_"+strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))) != "" {
+		if getenv(envName(f.Name)) != "" {
 			set[f.Name] = true
 		}
 	})

@@ -71,7 +71,7 @@ func TestOperatorSurface(t *testing.T) {
 	if err != nil {
 		t.Fatalf("/metrics is not Prometheus text: %v", err)
 	}
-	for _, name := range []string{"ecsr_reconcile_duration_seconds", "ecsr_registration_lag_seconds", "ecsr_registrations_total",
+	for _, name := range []string{"ecsr_evaluate_duration_seconds", "ecsr_registration_lag_seconds", "ecsr_registrations_total",
 		"ecsr_deregistrations_total", "ecsr_drains_total", "ecsr_errors_total", "ecsr_docker_connected", "ecsr_consul_connected",
 		"ecsr_containers_watched", "ecsr_services_owned", "go_goroutines", "process_resident_memory_bytes"} {
 		if families[name] == nil {
