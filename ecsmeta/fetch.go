@@ -212,7 +212,7 @@ func (s *Source) needsAPILocked(ts *taskState) (need, waitAgent bool) {
 	if ts.tmds.ServiceName != "" || tagsMissing {
 		return tagsMissing, false
 	}
-	if d := s.deps[DepAgent]; s.cfg.AgentURL != "" && s.agent.Version == "" && (!d.Used || d.Up) {
+	if d := s.deps[DepAgent].Get(); s.cfg.AgentURL != "" && s.agent.Version == "" && (!d.Used || d.Up) {
 		return false, true
 	}
 	return !s.agentGivesServiceNamesLocked(), false
@@ -266,23 +266,13 @@ func (s *Source) record(ctx context.Context, dep string, err error) bool {
 	if err != nil && ctx.Err() != nil {
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d := s.deps[dep]
-	wasUp, used := d.Up, d.Used
-	d.Used = true
-	d.Up = err == nil
-	if err != nil {
-		d.LastError = err.Error()
-	}
-	if d.Up != wasUp || !used {
-		d.Since = time.Now()
+	if _, changed, first := s.deps[dep].Record(err); changed {
 		switch {
-		case err != nil && dep == DepIMDS && !used:
+		case err != nil && dep == DepIMDS && first:
 			s.log.Info("no EC2 instance metadata (not on EC2?); zone and instance ID stay unknown until it answers", "err", err)
 		case err != nil:
 			s.log.Warn(dep+" unavailable; registering from labels and retrying in the background", "err", err)
-		case used:
+		case !first:
 			s.log.Info(dep + " answers again")
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/ecs-registrator/ecs-registrator/internal/depstate"
 )
 
 // Config says which AWS endpoints a Source reads.
@@ -69,7 +70,7 @@ type Source struct {
 	tasks   map[string]*taskState // by task ARN
 	owner   map[string]string     // Docker ID -> task ARN
 	known   map[string]apiTask    // task ARN -> what a daemon before this one wrote (Remember)
-	deps    map[string]*DepStatus
+	deps    map[string]*awsDep
 	running bool // Run has begun: fetch loops may start
 	// toStart are the tasks whose fetch loops Run is to start (it owns their context); startTask
 	// tells it there are some.
@@ -147,15 +148,15 @@ func New(cfg Config) *Source {
 		owner:     map[string]string{},
 		known:     map[string]apiTask{},
 		startTask: make(chan struct{}, 1),
-		deps:      map[string]*DepStatus{},
+		deps:      map[string]*awsDep{},
 	}
 	api.ipv6Only = func() bool { return cfg.IPv6Only || s.Host().IPv6Only() }
 	s.describe = newDescriber(api, cfg.DescribeWindow, cfg.DescribeInterval, s.describeDone)
 	for name, on := range map[string]bool{DepAgent: cfg.AgentURL != "", DepTMDS: cfg.TMDSURL != "", DepIMDS: cfg.IMDS != nil, DepAPI: cfg.API} {
-		s.deps[name] = &DepStatus{Name: name, Enabled: on}
+		s.deps[name] = &awsDep{enabled: on}
 	}
 	if cfg.Host.InstanceID != "" {
-		s.deps[DepIMDS].Up, s.deps[DepIMDS].Used = true, true
+		s.deps[DepIMDS].Record(nil) // main looked it up
 	}
 	return s
 }
@@ -180,9 +181,17 @@ func (s *Source) Status() []DepStatus {
 	defer s.mu.Unlock()
 	var out []DepStatus
 	for _, name := range slices.Sorted(maps.Keys(s.deps)) {
-		out = append(out, *s.deps[name])
+		d := s.deps[name]
+		st := d.Get()
+		out = append(out, DepStatus{Name: name, Enabled: d.enabled, Up: st.Up, LastError: st.LastError, Since: st.Since, Used: st.Used})
 	}
 	return out
+}
+
+// awsDep is one AWS endpoint: whether the configuration uses it, and its state.
+type awsDep struct {
+	enabled bool
+	depstate.State
 }
 
 // Ref is what Lookup is told of a container.

@@ -29,12 +29,12 @@ func (r *Registrator) watchAgent(ctx context.Context) error {
 				log.Warn("consul agent "+refusedOrUnreachable(err), "err", err)
 			}
 			down, seen = true, false
-			r.consulUp.set(err)
+			r.consulUp.Record(err)
 			r.metrics.fail(errConsulRead)
 			wait = max(b.NextBackOff(), wait)
 		default:
 			b.Reset()
-			r.consulUp.set(nil)
+			r.consulUp.Record(nil)
 			if down {
 				down = false
 				log.Info("consul agent answers again")

@@ -61,8 +61,8 @@ func newMetrics(r *Registrator, reg prometheus.Registerer) *metrics {
 		return 0
 	}
 	reg.MustRegister(m.evaluate, m.lag, m.registrations, m.deregistrations, m.drains, m.hostDrains, m.healthUpdates, m.errors,
-		gauge("ecsr_docker_connected", "1 while the Docker event stream is up.", func() float64 { return b2f(r.dockerUp.Load()) }),
-		gauge("ecsr_consul_connected", "1 while the Consul agent answers.", func() float64 { return b2f(r.consulUp.Load()) }),
+		gauge("ecsr_docker_connected", "1 while the Docker event stream is up.", func() float64 { return b2f(r.dockerUp.Get().Up) }),
+		gauge("ecsr_consul_connected", "1 while the Consul agent answers.", func() float64 { return b2f(r.consulUp.Get().Up) }),
 		gauge("ecsr_ready", "1 once the first full sync is done.", func() float64 { return b2f(r.ready.Load()) }),
 		gauge("ecsr_host_draining", "1 while the host is going away and every container on it is drained.", func() float64 {
 			return b2f(r.store.hostDrain().why != "")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/internal/depstate"
 	"github.com/ecs-registrator/ecs-registrator/internal/retry"
 )
 
@@ -114,44 +114,16 @@ type Registrator struct {
 	ready     atomic.Bool
 	lastEvent atomic.Int64 // timeNano of the last Docker event seen, for replay after a reconnect
 	syncCount atomic.Int64 // completed full syncs
-	dockerUp  depState
-	consulUp  depState
+	dockerUp  depstate.State
+	consulUp  depstate.State
 	metrics   *metrics
 	activity  activity
 }
 
-// depState is whether a dependency answers, since when, and its last error.
-type depState struct {
-	mu      sync.Mutex
-	up      bool
-	since   time.Time
-	lastErr string
-}
-
-// set records the outcome of talking to the dependency.
-func (d *depState) set(err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	up := err == nil
-	if up != d.up || d.since.IsZero() {
-		d.since = time.Now()
-	}
-	d.up = up
-	if err != nil {
-		d.lastErr = err.Error()
-	}
-}
-
-func (d *depState) Load() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.up
-}
-
-func (d *depState) get() Dependency {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return Dependency{Up: d.up, Since: d.since, LastError: d.lastErr}
+// dependency is a dependency's state as the snapshot shows it.
+func dependency(d *depstate.State) Dependency {
+	st := d.Get()
+	return Dependency{Up: st.Up, Since: st.Since, LastError: st.LastError}
 }
 
 // DefaultHealthTTL outlasts a daemon restart (an ECS daemon-service update pulls and starts the new
@@ -196,7 +168,7 @@ func New(docker Docker, agent Agent, cfg Config) *Registrator {
 func (r *Registrator) Ready() bool { return r.ready.Load() }
 
 // ConsulUp reports whether the Consul agent answered last time it was asked.
-func (r *Registrator) ConsulUp() bool { return r.consulUp.Load() }
+func (r *Registrator) ConsulUp() bool { return r.consulUp.Get().Up }
 
 // Syncs is the number of completed full syncs (resyncs), for tests and metrics.
 func (r *Registrator) Syncs() int64 { return r.syncCount.Load() }
@@ -244,12 +216,12 @@ func (r *Registrator) waitForNode(ctx context.Context) error {
 		node, err := r.agent.NodeName(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				r.consulUp.set(err) // the status page says why: unreachable, or which permission is missing
+				r.consulUp.Record(err) // the status page says why: unreachable, or which permission is missing
 			}
 			return err
 		}
 		r.node.Store(&node)
-		r.consulUp.set(nil)
+		r.consulUp.Record(nil)
 		log.Info("consul agent answers", "node", node)
 		return nil
 	})

@@ -64,7 +64,7 @@ func (c ContainerView) HasErrors() bool {
 // credentials.
 func (r *Registrator) Snapshot() Snapshot {
 	snap := Snapshot{Time: time.Now(), Ready: r.ready.Load(), Node: *r.node.Load(), Events: r.activity.recent(),
-		Docker: r.dockerUp.get(), Consul: r.consulUp.get()}
+		Docker: dependency(&r.dockerUp), Consul: dependency(&r.consulUp)}
 	if r.cfg.AdvertiseIP.IsValid() {
 		snap.AdvertiseIP = r.cfg.AdvertiseIP.String()
 	}

@@ -78,7 +78,7 @@ func (r *Registrator) fullSync(ctx context.Context) error {
 	o := r.applier.startRead()
 	st, err := r.agent.Services(ctx)
 	if ctx.Err() == nil {
-		r.consulUp.set(err)
+		r.consulUp.Record(err)
 	}
 	if err != nil {
 		r.metrics.fail(errConsulRead)

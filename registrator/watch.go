@@ -31,7 +31,7 @@ func (r *Registrator) watchDocker(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("event stream ended")
 		}
-		r.dockerUp.set(err)
+		r.dockerUp.Record(err)
 		r.metrics.fail(errDockerEvents)
 		// A stream that was healthy for a while failed for a new reason: retry quickly.
 		if time.Since(start) > time.Minute {
@@ -57,7 +57,7 @@ func (r *Registrator) streamEvents(ctx context.Context, log *slog.Logger) error 
 	if err := r.relist(ctx); err != nil {
 		return err
 	}
-	r.dockerUp.set(nil)
+	r.dockerUp.Record(nil)
 	r.queue.retryNow()
 	log.Info("watching docker events")
 	for {
