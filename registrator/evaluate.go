@@ -47,7 +47,7 @@ func (r *Registrator) evaluate(ctx context.Context, id string) error {
 	rec := r.store.get(id)
 	var c Container
 	if rec == nil || rec.stale || !rec.evaluated() {
-		r.store.update(id, func(n *record) { n.stale = false }) // an event from now on marks it again
+		r.store.inspecting(id) // an event from now on marks it stale again
 		in, err := r.docker.ContainerInspect(ctx, id)
 		if cerrdefs.IsNotFound(err) {
 			r.forget(id)
@@ -84,10 +84,7 @@ func (r *Registrator) evaluate(ctx context.Context, id string) error {
 		c.Task = &t
 	}
 	res := Desired(c, opts) // whether it drains is the planner's call
-	old, cur := r.store.update(id, func(n *record) {
-		n.container = &c
-		n.services, n.problems, n.skipped, n.task = res.Services, res.Problems, res.Skipped, c.Task
-	})
+	old, cur := r.store.evaluated(id, &c, res)
 	if old == nil || !sameAdvert(old, cur) {
 		r.store.notify()
 	}

@@ -3,6 +3,7 @@ package registrator
 import (
 	"fmt"
 	"maps"
+	"strconv"
 	"sync"
 	"time"
 
@@ -119,6 +120,41 @@ func (s *store) update(id string, f func(r *record)) (old, cur *record) {
 	f(&next)
 	s.records[id] = &next
 	return old, &next
+}
+
+// dockerEvent records what a Docker event says of a container: a kill that stops it (a SIGHUP
+// during the stop window, log rotation, does not undo the stop), its death and exit code, its start
+// (for the registration lag). stale marks it for a new inspect.
+func (s *store) dockerEvent(id, action string, attrs map[string]string, at time.Time, stale bool) (old, cur *record) {
+	return s.update(id, func(n *record) {
+		n.stale = n.stale || stale
+		switch action {
+		case "kill":
+			if sig := attrs["signal"]; n.drainWhy() == "" || Terminating(sig, n.container.StopSignal) {
+				n.kill = killMark{signal: sig, at: at}
+			}
+		case "die":
+			n.diedAt, n.exitCode = at, nil
+			if code, err := strconv.Atoi(attrs["exitCode"]); err == nil {
+				n.exitCode = &code
+			}
+		case "start":
+			n.startEvent = at
+		}
+	})
+}
+
+// inspecting says the container is being inspected: an event from now on makes it stale again.
+func (s *store) inspecting(id string) {
+	s.update(id, func(r *record) { r.stale = false })
+}
+
+// evaluated records a container's evaluation: what Docker and ECS say of it, and what it wants.
+func (s *store) evaluated(id string, c *Container, res Result) (old, cur *record) {
+	return s.update(id, func(n *record) {
+		n.container = c
+		n.services, n.problems, n.skipped, n.task = res.Services, res.Problems, res.Skipped, c.Task
+	})
 }
 
 // markStale says that Docker may have news of the container: its next evaluation inspects it.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -112,23 +111,7 @@ func (r *Registrator) handleEvent(m events.Message) {
 		return
 	}
 	stop := slices.Contains(stopActions, action)
-	old, cur := r.store.update(id, func(n *record) {
-		n.stale = n.stale || !stop
-		switch action {
-		case "kill":
-			// A SIGHUP during the stop window (log rotation) does not undo the stop.
-			if sig := m.Actor.Attributes["signal"]; n.drainWhy() == "" || Terminating(sig, n.container.StopSignal) {
-				n.kill = killMark{signal: sig, at: at}
-			}
-		case "die":
-			n.diedAt, n.exitCode = at, nil
-			if code, err := strconv.Atoi(m.Actor.Attributes["exitCode"]); err == nil {
-				n.exitCode = &code
-			}
-		case "start":
-			n.startEvent = at
-		}
-	})
+	old, cur := r.store.dockerEvent(id, action, m.Actor.Attributes, at, !stop)
 	if old != nil && (old.running() != cur.running() || old.drainWhy() != cur.drainWhy()) {
 		r.store.notify()
 	}
