@@ -35,6 +35,11 @@ type Agent interface {
 	Maintain(ctx context.Context, id, note string) error
 }
 
+// ErrRefused is the kind of an Agent's error when the agent answered and refused the request (an
+// ACL, a bad definition), as opposed to not answering: the agent is reachable, and the write is that
+// service's problem, not the others'. Test for it with errors.Is.
+var ErrRefused = errors.New("the agent refused the request")
+
 // AgentState is what the agent holds.
 type AgentState struct {
 	Owned   map[string]Service
@@ -145,7 +150,7 @@ func (a *ConsulAgent) Close(ctx context.Context) error {
 func (a *ConsulAgent) NodeName(ctx context.Context) (string, error) {
 	var self struct{ Config struct{ NodeName string } }
 	if _, err := a.c.Raw().Query("/v1/agent/self", &self, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		return "", fmt.Errorf("read agent self: %w", err)
+		return "", refused(fmt.Errorf("read agent self: %w", err))
 	}
 	if self.Config.NodeName == "" {
 		return "", errors.New("consul agent reported no node name")
@@ -160,11 +165,11 @@ func (a *ConsulAgent) Services(ctx context.Context) (AgentState, error) {
 	q := (&api.QueryOptions{}).WithContext(ctx)
 	all, err := a.c.Agent().ServicesWithFilterOpts("", q)
 	if err != nil {
-		return AgentState{}, fmt.Errorf("list agent services: %w", err)
+		return AgentState{}, refused(fmt.Errorf("list agent services: %w", err))
 	}
 	maint, err := a.c.Agent().ChecksWithFilterOpts(fmt.Sprintf("CheckID matches %q", "^"+maintCheckPrefix), q)
 	if err != nil {
-		return AgentState{}, fmt.Errorf("list maintenance checks: %w", err)
+		return AgentState{}, refused(fmt.Errorf("list maintenance checks: %w", err))
 	}
 	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}, Unmarked: map[string]Service{}}
 	// A sidecar registered with an owned service is part of that service's registration: Consul
@@ -281,14 +286,14 @@ func (a *ConsulAgent) Register(ctx context.Context, s Service) error {
 	// Replacing drops checks an earlier definition had and this one has not.
 	opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
 	if err := a.c.Agent().ServiceRegisterOpts(reg, opts); err != nil {
-		return fmt.Errorf("register %s: %w", s.ID, err)
+		return refused(fmt.Errorf("register %s: %w", s.ID, err))
 	}
 	if s.Maintenance == "" {
 		return nil
 	}
 	// Re-registering keeps an existing maintenance check; the reconciler lifts one by deregistering first.
 	if err := a.c.Agent().EnableServiceMaintenanceOpts(s.ID, s.Maintenance, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		return fmt.Errorf("maintenance mode of %s: %w", s.ID, err)
+		return refused(fmt.Errorf("maintenance mode of %s: %w", s.ID, err))
 	}
 	return nil
 }
@@ -332,14 +337,14 @@ func duration(d time.Duration) string {
 
 func (a *ConsulAgent) Maintain(ctx context.Context, id, note string) error {
 	if err := a.c.Agent().EnableServiceMaintenanceOpts(id, note, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		return fmt.Errorf("maintenance mode of %s: %w", id, err)
+		return refused(fmt.Errorf("maintenance mode of %s: %w", id, err))
 	}
 	return nil
 }
 
 func (a *ConsulAgent) UpdateTTL(ctx context.Context, checkID string, st health.State) error {
 	if err := a.c.Agent().UpdateTTLOpts(checkID, st.Output, st.Status, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		return fmt.Errorf("update check %s: %w", checkID, err)
+		return refused(fmt.Errorf("update check %s: %w", checkID, err))
 	}
 	return nil
 }
@@ -351,7 +356,7 @@ func (a *ConsulAgent) Deregister(ctx context.Context, id string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("deregister %s: %w", id, err)
+		return refused(fmt.Errorf("deregister %s: %w", id, err))
 	}
 	return nil
 }

@@ -127,9 +127,19 @@ func withTokenFile(cfg *api.Config, path string) error {
 	return withTokens(cfg, f)
 }
 
-// Refused reports whether the agent answered a request and refused it (an ACL, a bad definition), as
-// opposed to not answering: it is reachable.
-func Refused(err error) bool {
+// refused marks an error Consul answered with (an ACL, a bad definition) as ErrRefused; any other
+// error (no answer) it returns as it is.
+func refused(err error) error {
 	var se api.StatusError
-	return errors.As(err, &se)
+	if errors.As(err, &se) {
+		return refusal{err}
+	}
+	return err
 }
+
+// refusal is ErrRefused with Consul's own error, whose text it keeps: that text names what to fix
+// (the permission a token lacks).
+type refusal struct{ err error }
+
+func (r refusal) Error() string   { return r.err.Error() }
+func (r refusal) Unwrap() []error { return []error{r.err, ErrRefused} }
