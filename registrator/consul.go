@@ -58,10 +58,6 @@ func (s AgentState) Equal(o AgentState) bool {
 // maintCheckPrefix is the ID prefix of the check Consul adds for a service in maintenance mode.
 const maintCheckPrefix = "_service_maintenance:"
 
-// drainReason is the maintenance note. It names the container start it belongs to, so a daemon that
-// restarts mid-drain recognises its own drain (see Reconcile).
-const drainReason = "ecs-registrator: container is stopping"
-
 // ConsulAgent is the Agent backed by hashicorp/consul/api.
 type ConsulAgent struct {
 	c     *api.Client
@@ -264,7 +260,7 @@ func (a *ConsulAgent) Register(ctx context.Context, s Service) error {
 		}}
 	}
 	var prev map[string]string
-	if s.replaces && slices.ContainsFunc(s.Checks, func(c health.Check) bool { return c.InitialStatus == "" && c.Kind != health.KindMirror }) {
+	if s.Replaces() && slices.ContainsFunc(s.Checks, func(c health.Check) bool { return c.InitialStatus == "" && c.Kind != health.KindMirror }) {
 		prev = a.checkStatuses(ctx, s.ID)
 	}
 	for _, c := range s.Checks {
@@ -291,7 +287,7 @@ func (a *ConsulAgent) Register(ctx context.Context, s Service) error {
 	if s.Maintenance == "" {
 		return nil
 	}
-	// Re-registering keeps an existing maintenance check; the reconciler lifts one by deregistering first.
+	// Re-registering keeps an existing maintenance check; the planner lifts one by deregistering first.
 	if err := a.c.Agent().EnableServiceMaintenanceOpts(s.ID, s.Maintenance, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
 		return refused(fmt.Errorf("maintenance mode of %s: %w", s.ID, err))
 	}
