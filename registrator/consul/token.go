@@ -1,9 +1,8 @@
-package registrator
+package consul
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -126,20 +125,3 @@ func withTokenFile(cfg *api.Config, path string) error {
 	}
 	return withTokens(cfg, f)
 }
-
-// refused marks an error Consul answered with (an ACL, a bad definition) as ErrRefused; any other
-// error (no answer) it returns as it is.
-func refused(err error) error {
-	var se api.StatusError
-	if errors.As(err, &se) {
-		return refusal{err}
-	}
-	return err
-}
-
-// refusal is ErrRefused with Consul's own error, whose text it keeps: that text names what to fix
-// (the permission a token lacks).
-type refusal struct{ err error }
-
-func (r refusal) Error() string   { return r.err.Error() }
-func (r refusal) Unwrap() []error { return []error{r.err, ErrRefused} }
