@@ -9,6 +9,7 @@ import (
 
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
+	consulagent "github.com/ecs-registrator/ecs-registrator/registrator/consul"
 )
 
 // writeToken replaces the token file whole (write, then rename), as a secrets agent does.
@@ -33,7 +34,7 @@ func TestACLTokenFileMinimalPolicyAndRefusals(t *testing.T) {
 	noAgentRead := consul.NewToken(t, "no-agent-read", `service_prefix "" { policy = "write" }`)
 	limited := consul.NewToken(t, "limited", `agent_prefix "" { policy = "read" }
 service_prefix "allowed-" { policy = "write" }`)
-	minimal := consul.NewToken(t, "registrator", registrator.ACLPolicy)
+	minimal := consul.NewToken(t, "registrator", consulagent.ACLPolicy)
 	file := filepath.Join(t.TempDir(), "token")
 	writeToken(t, file, noAgentRead)
 	t.Setenv("CONSUL_HTTP_TOKEN_FILE", file)

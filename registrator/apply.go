@@ -2,6 +2,7 @@ package registrator
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -398,7 +399,7 @@ func (a *applier) write(ctx context.Context, key, containerID string, s *Service
 		return false, err
 	}
 	a.metrics.fail(reason)
-	if !Refused(err) {
+	if !errors.Is(err, ErrRefused) {
 		return false, err
 	}
 	// The agent answered and refused: this service's problem, not the others'.

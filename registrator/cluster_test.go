@@ -12,6 +12,7 @@ import (
 
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
+	consulagent "github.com/ecs-registrator/ecs-registrator/registrator/consul"
 )
 
 // host is one simulated container instance: its own dockerd, Consul client agent and daemon, with an
@@ -27,7 +28,7 @@ func startHost(t *testing.T, cl *testenv.Cluster, name, ip string) *host {
 	t.Helper()
 	h := &host{ip: ip, dockerd: testenv.StartDockerd(t)}
 	h.agent = cl.StartClient(t, name, ip)
-	agent, err := registrator.NewConsulAgent(h.agent.Addr())
+	agent, err := consulagent.NewAgent(h.agent.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}

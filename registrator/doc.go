@@ -5,4 +5,8 @@
 // holds which container owns each service ID and what to write (plan.go); one applier, the only
 // writer to the agent, carries the plan out (apply.go). Syncs and a watch on the agent repair drift
 // (sync.go, agentwatch.go). The package only ever touches services it owns.
+//
+// It writes through the small Agent interface (agent.go) and imports no Consul client, nor an AWS one
+// of its own (AWS is ecsmeta's): the Consul adapter behind Agent, with its token, login and TLS, is
+// registrator/consul. A change to what is registered, or when, belongs here.
 package registrator

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,7 +16,6 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
-	"github.com/hashicorp/consul/api"
 
 	"github.com/ecs-registrator/ecs-registrator/health"
 )
@@ -282,7 +280,7 @@ func (a *fakeAgent) Register(ctx context.Context, s Service) error {
 		return errAgentDown
 	}
 	if code := a.refuse[s.ID]; code != 0 {
-		return fmt.Errorf("register %s: %w", s.ID, api.StatusError{Code: code, Body: "Permission denied"})
+		return fmt.Errorf("register %s: %w: %d (Permission denied)", s.ID, ErrRefused, code)
 	}
 	if old, ok := a.services[s.ID]; ok && old.Maintenance != "" && s.Maintenance == "" {
 		s.Maintenance = old.Maintenance // Consul keeps a maintenance check across a re-registration
@@ -317,7 +315,7 @@ func (a *fakeAgent) Maintain(_ context.Context, id, note string) error {
 	}
 	s, ok := a.services[id]
 	if !ok {
-		return fmt.Errorf("maintenance mode of %s: %w", id, api.StatusError{Code: http.StatusNotFound, Body: "Unknown service ID"})
+		return fmt.Errorf("maintenance mode of %s: %w: 404 (Unknown service ID)", id, ErrRefused)
 	}
 	s.Maintenance = note
 	a.services[id] = s
@@ -333,7 +331,7 @@ func (a *fakeAgent) UpdateTTL(_ context.Context, checkID string, st health.State
 		return errAgentDown
 	}
 	if _, ok := a.ttl[checkID]; !ok {
-		return fmt.Errorf("update check %s: %w", checkID, api.StatusError{Code: http.StatusNotFound, Body: "CheckID does not have associated TTL"})
+		return fmt.Errorf("update check %s: %w: 404 (CheckID does not have associated TTL)", checkID, ErrRefused)
 	}
 	a.ttl[checkID] = st
 	a.writes = append(a.writes, "ttl "+checkID+" "+st.Status)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
-	"github.com/ecs-registrator/ecs-registrator/registrator"
+	consulagent "github.com/ecs-registrator/ecs-registrator/registrator/consul"
 )
 
 // IAM login end to end: a real Consul with ACLs on, an aws-iam auth method whose STS endpoint is a
@@ -20,7 +20,7 @@ func TestIAMLogin(t *testing.T) {
 	consul := testenv.StartConsulACL(t)
 	sts := testenv.StartFakeSTS(t, "arn:aws:sts::123456789012:assumed-role/ecs-registrator/task-1", "123456789012")
 	m := consul.API()
-	if _, _, err := m.ACL().PolicyCreate(&api.ACLPolicy{Name: "registrator", Rules: registrator.ACLPolicy}, nil); err != nil {
+	if _, _, err := m.ACL().PolicyCreate(&api.ACLPolicy{Name: "registrator", Rules: consulagent.ACLPolicy}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := m.ACL().RoleCreate(&api.ACLRole{Name: "registrator", Policies: []*api.ACLRolePolicyLink{{Name: "registrator"}}}, nil); err != nil {
@@ -44,7 +44,7 @@ func TestIAMLogin(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_STS", sts.URL)
 	t.Setenv("AWS_REGION", "us-east-1")
 
-	agent, err := registrator.NewConsulAgent(consul.Addr(), registrator.WithIAMLogin("aws", "consul.test", ecsmeta.Credentials()))
+	agent, err := consulagent.NewAgent(consul.Addr(), consulagent.WithIAMLogin("aws", "consul.test", ecsmeta.Credentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
+	consulagent "github.com/ecs-registrator/ecs-registrator/registrator/consul"
 )
 
 // env is one registrator running against a real dockerd and its own Consul dev agent.
@@ -45,7 +46,7 @@ func (e *env) problems(id string) ([]registrator.Problem, string) {
 // run starts a registrator against docker and a fresh Consul agent, advertising 127.0.0.1.
 func run(t *testing.T, docker *client.Client, consul *testenv.Consul, mod ...func(*registrator.Config)) *env {
 	t.Helper()
-	agent, err := registrator.NewConsulAgent(consul.ClientAddr())
+	agent, err := consulagent.NewAgent(consul.ClientAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func run(t *testing.T, docker *client.Client, consul *testenv.Consul, mod ...fun
 
 // runWith is run with an agent the test connected itself; it is closed (a login logged out) when the
 // registrator stops.
-func runWith(t *testing.T, docker *client.Client, consul *testenv.Consul, agent *registrator.ConsulAgent, mod ...func(*registrator.Config)) *env {
+func runWith(t *testing.T, docker *client.Client, consul *testenv.Consul, agent *consulagent.Agent, mod ...func(*registrator.Config)) *env {
 	t.Helper()
 	// The daemon's log is kept, and shown (its end) only when the test fails.
 	logs := &testenv.Buffer{}
@@ -463,7 +464,7 @@ func TestDryRunWritesNothingAndLogsOnce(t *testing.T) {
 	dockerd := testenv.StartDockerd(t)
 	d := dockerd.Client()
 	consul := testenv.StartConsul(t)
-	agent, err := registrator.NewConsulAgent(consul.ClientAddr())
+	agent, err := consulagent.NewAgent(consul.ClientAddr())
 	if err != nil {
 		t.Fatal(err)
 	}

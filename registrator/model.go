@@ -134,6 +134,10 @@ type Service struct {
 	replaces bool
 }
 
+// Replaces reports whether the planner registers s over a registration the agent holds, whose check
+// statuses the checks that changed ID start with.
+func (s Service) Replaces() bool { return s.replaces }
+
 // Equal reports whether two registrations are the same for Consul's purposes (nil and empty are alike).
 func (s Service) Equal(o Service) bool {
 	return s.ID == o.ID && s.Name == o.Name && s.Address == o.Address && s.Port == o.Port &&

@@ -282,6 +282,10 @@ func ownMaintenance(note string) bool {
 	return strings.HasPrefix(note, drainReason) || strings.HasPrefix(note, hostDrainReason)
 }
 
+// drainReason starts the maintenance note of a container's drain (drainNote), which marks the
+// maintenance as the daemon's own (ownMaintenance).
+const drainReason = "ecs-registrator: container is stopping"
+
 // drainNote is the maintenance note of a drain. It names the run of the container it belongs to, so
 // that a daemon restarted mid-drain recognises its own drain.
 func drainNote(started time.Time) string {

@@ -2,6 +2,7 @@ package registrator
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
@@ -256,7 +257,7 @@ func retryUntil(ctx context.Context, log *slog.Logger, what string, fn func() er
 // refusedOrUnreachable says whether a dependency refused a request (it answered: an ACL token without the
 // permission the error names, say) or could not be reached.
 func refusedOrUnreachable(err error) string {
-	if Refused(err) {
+	if errors.Is(err, ErrRefused) {
 		return "refused the request"
 	}
 	return "unreachable"

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
-	"github.com/ecs-registrator/ecs-registrator/registrator"
+	consulagent "github.com/ecs-registrator/ecs-registrator/registrator/consul"
 )
 
 // An agent that serves HTTPS and requires client certificates: with CONSUL_CACERT and the client's
@@ -31,7 +31,7 @@ func TestTLSWithClientCertificates(t *testing.T) {
 			if env[0] == "CONSUL_CLIENT_CERT" {
 				t.Setenv("CONSUL_CLIENT_KEY", "")
 			}
-			a, err := registrator.NewConsulAgent(consul.ClientAddr())
+			a, err := consulagent.NewAgent(consul.ClientAddr())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
+	"github.com/ecs-registrator/ecs-registrator/registrator/consul"
 	"github.com/ecs-registrator/ecs-registrator/status"
 )
 
@@ -300,11 +301,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer docker.Close()
 
-	var consulOpts []registrator.ConsulOption
+	var consulOpts []consul.Option
 	if cfg.iamMethod != "" {
-		consulOpts = append(consulOpts, registrator.WithIAMLogin(cfg.iamMethod, cfg.iamServer, ecsmeta.Credentials()))
+		consulOpts = append(consulOpts, consul.WithIAMLogin(cfg.iamMethod, cfg.iamServer, ecsmeta.Credentials()))
 	}
-	agent, err := registrator.NewConsulAgent(cfg.consul, consulOpts...)
+	agent, err := consul.NewAgent(cfg.consul, consulOpts...)
 	if err != nil {
 		return err
 	}

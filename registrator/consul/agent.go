@@ -1,4 +1,4 @@
-package registrator
+package consul
 
 import (
 	"cmp"
@@ -6,67 +6,33 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-
 	"github.com/hashicorp/consul/api"
 
 	"github.com/ecs-registrator/ecs-registrator/health"
+	"github.com/ecs-registrator/ecs-registrator/registrator"
 )
-
-// Agent is the part of the local Consul agent the registrator uses (after gliderlabs/registrator's
-// RegistryAdapter): small, so that dry-run and the tests' recording fakes stay simple.
-type Agent interface {
-	NodeName(ctx context.Context) (string, error)
-	// Services returns the agent's services: the owned ones in full, and the IDs of the others.
-	Services(ctx context.Context) (AgentState, error)
-	Register(ctx context.Context, s Service) error
-	// Deregister removes an owned service; one already gone is not an error.
-	Deregister(ctx context.Context, id string) error
-	// UpdateTTL sets the status and output of a TTL check.
-	UpdateTTL(ctx context.Context, checkID string, st health.State) error
-	// Maintain puts a service the agent holds into maintenance mode (its maintenance check, critical)
-	// without registering it again.
-	Maintain(ctx context.Context, id, note string) error
-}
-
-// AgentState is what the agent holds.
-type AgentState struct {
-	Owned   map[string]Service
-	Foreign map[string]bool
-	// Unmarked are the foreign services without an external-source, as gliderlabs/registrator leaves
-	// them (see Migration): ID, name, address and port only. Each is in Foreign too.
-	Unmarked map[string]Service
-}
-
-// Equal reports whether two reads of the agent found the same services.
-func (s AgentState) Equal(o AgentState) bool {
-	return maps.Equal(s.Foreign, o.Foreign) && maps.EqualFunc(s.Owned, o.Owned, Service.Equal) &&
-		maps.EqualFunc(s.Unmarked, o.Unmarked, Service.Equal)
-}
 
 // maintCheckPrefix is the ID prefix of the check Consul adds for a service in maintenance mode.
 const maintCheckPrefix = "_service_maintenance:"
 
-// drainReason is the maintenance note. It names the container start it belongs to, so a daemon that
-// restarts mid-drain recognises its own drain (see Reconcile).
-const drainReason = "ecs-registrator: container is stopping"
-
-// ConsulAgent is the Agent backed by hashicorp/consul/api.
-type ConsulAgent struct {
+// Agent is the registrator.Agent backed by hashicorp/consul/api.
+type Agent struct {
 	c     *api.Client
 	login *iamLogin // nil unless it logs in
 }
 
-// ConsulOption changes how NewConsulAgent connects.
-type ConsulOption func(*consulOptions)
+var _ registrator.Agent = (*Agent)(nil)
 
-type consulOptions struct {
+// Option changes how NewAgent connects.
+type Option func(*options)
+
+type options struct {
 	iamMethod, iamServerID string
 	creds                  aws.CredentialsProvider
 }
@@ -74,15 +40,15 @@ type consulOptions struct {
 // WithIAMLogin gets the token by logging in through Consul's aws-iam auth method with the daemon's
 // AWS credentials (see iamLogin) instead of CONSUL_HTTP_TOKEN(_FILE). serverID is the method's
 // ServerIDHeaderValue, "" when it has none.
-func WithIAMLogin(method, serverID string, creds aws.CredentialsProvider) ConsulOption {
-	return func(o *consulOptions) { o.iamMethod, o.iamServerID, o.creds = method, serverID, creds }
+func WithIAMLogin(method, serverID string, creds aws.CredentialsProvider) Option {
+	return func(o *options) { o.iamMethod, o.iamServerID, o.creds = method, serverID, creds }
 }
 
-// NewConsulAgent connects to the agent at addr (host:port or URL; empty keeps CONSUL_HTTP_ADDR or the
+// NewAgent connects to the agent at addr (host:port or URL; empty keeps CONSUL_HTTP_ADDR or the
 // default). The standard CONSUL_HTTP_TOKEN(_FILE), CONSUL_CACERT, CONSUL_CLIENT_CERT/KEY variables apply;
 // CONSUL_HTTP_TOKEN_FILE is read again whenever it changes.
-func NewConsulAgent(addr string, opts ...ConsulOption) (*ConsulAgent, error) {
-	var o consulOptions
+func NewAgent(addr string, opts ...Option) (*Agent, error) {
+	var o options
 	for _, f := range opts {
 		f(&o)
 	}
@@ -102,7 +68,7 @@ func NewConsulAgent(addr string, opts ...ConsulOption) (*ConsulAgent, error) {
 	// be established"; over HTTP/1.1 as "tls: certificate required", which tells an operator what to fix.
 	cfg.Transport.ForceAttemptHTTP2 = false
 	cfg.Transport.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-	a := &ConsulAgent{}
+	a := &Agent{}
 	switch {
 	case o.iamMethod != "":
 		plain := *cfg
@@ -135,17 +101,17 @@ func NewConsulAgent(addr string, opts ...ConsulOption) (*ConsulAgent, error) {
 }
 
 // Close logs out a token that the daemon logged in for; registrations stay.
-func (a *ConsulAgent) Close(ctx context.Context) error {
+func (a *Agent) Close(ctx context.Context) error {
 	if a.login == nil {
 		return nil
 	}
 	return a.login.logout(ctx)
 }
 
-func (a *ConsulAgent) NodeName(ctx context.Context) (string, error) {
+func (a *Agent) NodeName(ctx context.Context) (string, error) {
 	var self struct{ Config struct{ NodeName string } }
 	if _, err := a.c.Raw().Query("/v1/agent/self", &self, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		return "", fmt.Errorf("read agent self: %w", err)
+		return "", refused(fmt.Errorf("read agent self: %w", err))
 	}
 	if self.Config.NodeName == "" {
 		return "", errors.New("consul agent reported no node name")
@@ -154,19 +120,19 @@ func (a *ConsulAgent) NodeName(ctx context.Context) (string, error) {
 }
 
 // Client is the Consul API client, for what the status page shows beside the daemon's own state.
-func (a *ConsulAgent) Client() *api.Client { return a.c }
+func (a *Agent) Client() *api.Client { return a.c }
 
-func (a *ConsulAgent) Services(ctx context.Context) (AgentState, error) {
+func (a *Agent) Services(ctx context.Context) (registrator.AgentState, error) {
 	q := (&api.QueryOptions{}).WithContext(ctx)
 	all, err := a.c.Agent().ServicesWithFilterOpts("", q)
 	if err != nil {
-		return AgentState{}, fmt.Errorf("list agent services: %w", err)
+		return registrator.AgentState{}, refused(fmt.Errorf("list agent services: %w", err))
 	}
 	maint, err := a.c.Agent().ChecksWithFilterOpts(fmt.Sprintf("CheckID matches %q", "^"+maintCheckPrefix), q)
 	if err != nil {
-		return AgentState{}, fmt.Errorf("list maintenance checks: %w", err)
+		return registrator.AgentState{}, refused(fmt.Errorf("list maintenance checks: %w", err))
 	}
-	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}, Unmarked: map[string]Service{}}
+	st := registrator.AgentState{Owned: map[string]registrator.Service{}, Foreign: map[string]bool{}, Unmarked: map[string]registrator.Service{}}
 	// A sidecar registered with an owned service is part of that service's registration: Consul
 	// gives it the service's Meta and removes it with the service. It is neither a service of its
 	// own to reap nor a foreign one.
@@ -174,8 +140,8 @@ func (a *ConsulAgent) Services(ctx context.Context) (AgentState, error) {
 	for id, s := range all {
 		// Ours only when Consul registered it with our service: it then carries our Meta. A proxy of
 		// another tool under that ID stays foreign.
-		if parent, ok := all[sidecarOf(s)]; ok && id == parent.ID+SidecarSuffix && parent.Meta[MetaExternalSource] == ExternalSource &&
-			s.Meta[MetaExternalSource] == ExternalSource {
+		if parent, ok := all[sidecarOf(s)]; ok && id == parent.ID+registrator.SidecarSuffix && parent.Meta[registrator.MetaExternalSource] == registrator.ExternalSource &&
+			s.Meta[registrator.MetaExternalSource] == registrator.ExternalSource {
 			sidecars[parent.ID] = s
 		}
 	}
@@ -183,16 +149,16 @@ func (a *ConsulAgent) Services(ctx context.Context) (AgentState, error) {
 		if sc, ok := sidecars[sidecarOf(s)]; ok && sc == s {
 			continue
 		}
-		if s.Meta[MetaExternalSource] != ExternalSource {
+		if s.Meta[registrator.MetaExternalSource] != registrator.ExternalSource {
 			st.Foreign[id] = true
-			if _, marked := s.Meta[MetaExternalSource]; !marked {
-				st.Unmarked[id] = Service{ID: id, Name: s.Service, Address: s.Address, Port: s.Port}
+			if _, marked := s.Meta[registrator.MetaExternalSource]; !marked {
+				st.Unmarked[id] = registrator.Service{ID: id, Name: s.Service, Address: s.Address, Port: s.Port}
 			}
 			continue
 		}
-		svc := Service{
+		svc := registrator.Service{
 			ID: id, Name: s.Service, Tags: nilIfEmpty(s.Tags), Address: s.Address, Port: s.Port,
-			Meta: s.Meta, ContainerID: s.Meta[MetaContainerID], Connect: connectOf(sidecars[id]),
+			Meta: s.Meta, ContainerID: s.Meta[registrator.MetaContainerID], Connect: connectOf(sidecars[id]),
 		}
 		if c, ok := maint[maintCheckPrefix+id]; ok {
 			svc.Maintenance = c.Notes
@@ -214,11 +180,11 @@ func sidecarOf(s *api.AgentService) string {
 }
 
 // connectOf reads back what Register wrote of a sidecar; nil for none.
-func connectOf(sc *api.AgentService) *Connect {
+func connectOf(sc *api.AgentService) *registrator.Connect {
 	if sc == nil {
 		return nil
 	}
-	c := &Connect{Address: sc.Address, Port: sc.Port, LocalPort: sc.Proxy.LocalServicePort}
+	c := &registrator.Connect{Address: sc.Address, Port: sc.Port, LocalPort: sc.Proxy.LocalServicePort}
 	if p, ok := sc.Proxy.Config["bind_port"].(float64); ok {
 		c.BindPort = int(p)
 	}
@@ -226,7 +192,7 @@ func connectOf(sc *api.AgentService) *Connect {
 		if u.CentrallyConfigured {
 			continue // merged in by the agent (transparent proxy), not registered by the daemon
 		}
-		c.Upstreams = append(c.Upstreams, Upstream{Name: u.DestinationName, LocalPort: u.LocalBindPort})
+		c.Upstreams = append(c.Upstreams, registrator.Upstream{Name: u.DestinationName, LocalPort: u.LocalBindPort})
 	}
 	return c
 }
@@ -238,7 +204,7 @@ func nilIfEmpty(s []string) []string {
 	return slices.Clone(s)
 }
 
-func (a *ConsulAgent) Register(ctx context.Context, s Service) error {
+func (a *Agent) Register(ctx context.Context, s registrator.Service) error {
 	reg := &api.AgentServiceRegistration{
 		ID: s.ID, Name: s.Name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta,
 	}
@@ -259,7 +225,7 @@ func (a *ConsulAgent) Register(ctx context.Context, s Service) error {
 		}}
 	}
 	var prev map[string]string
-	if s.replaces && slices.ContainsFunc(s.Checks, func(c health.Check) bool { return c.InitialStatus == "" && c.Kind != health.KindMirror }) {
+	if s.Replaces() && slices.ContainsFunc(s.Checks, func(c health.Check) bool { return c.InitialStatus == "" && c.Kind != health.KindMirror }) {
 		prev = a.checkStatuses(ctx, s.ID)
 	}
 	for _, c := range s.Checks {
@@ -281,14 +247,14 @@ func (a *ConsulAgent) Register(ctx context.Context, s Service) error {
 	// Replacing drops checks an earlier definition had and this one has not.
 	opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
 	if err := a.c.Agent().ServiceRegisterOpts(reg, opts); err != nil {
-		return fmt.Errorf("register %s: %w", s.ID, err)
+		return refused(fmt.Errorf("register %s: %w", s.ID, err))
 	}
 	if s.Maintenance == "" {
 		return nil
 	}
-	// Re-registering keeps an existing maintenance check; the reconciler lifts one by deregistering first.
+	// Re-registering keeps an existing maintenance check; the planner lifts one by deregistering first.
 	if err := a.c.Agent().EnableServiceMaintenanceOpts(s.ID, s.Maintenance, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		return fmt.Errorf("maintenance mode of %s: %w", s.ID, err)
+		return refused(fmt.Errorf("maintenance mode of %s: %w", s.ID, err))
 	}
 	return nil
 }
@@ -296,7 +262,7 @@ func (a *ConsulAgent) Register(ctx context.Context, s Service) error {
 // checkStatuses reads the status of a service's checks on the agent, by check ID and by Consul check
 // type (the worst of each type), leaving out mirrored health. Nil if the agent does not answer: the
 // registration then goes ahead with Consul's default.
-func (a *ConsulAgent) checkStatuses(ctx context.Context, serviceID string) map[string]string {
+func (a *Agent) checkStatuses(ctx context.Context, serviceID string) map[string]string {
 	cs, err := a.c.Agent().ChecksWithFilterOpts(fmt.Sprintf("ServiceID == %q", serviceID), (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return nil
@@ -330,28 +296,45 @@ func duration(d time.Duration) string {
 	return d.String()
 }
 
-func (a *ConsulAgent) Maintain(ctx context.Context, id, note string) error {
+func (a *Agent) Maintain(ctx context.Context, id, note string) error {
 	if err := a.c.Agent().EnableServiceMaintenanceOpts(id, note, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		return fmt.Errorf("maintenance mode of %s: %w", id, err)
+		return refused(fmt.Errorf("maintenance mode of %s: %w", id, err))
 	}
 	return nil
 }
 
-func (a *ConsulAgent) UpdateTTL(ctx context.Context, checkID string, st health.State) error {
+func (a *Agent) UpdateTTL(ctx context.Context, checkID string, st health.State) error {
 	if err := a.c.Agent().UpdateTTLOpts(checkID, st.Output, st.Status, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		return fmt.Errorf("update check %s: %w", checkID, err)
+		return refused(fmt.Errorf("update check %s: %w", checkID, err))
 	}
 	return nil
 }
 
-func (a *ConsulAgent) Deregister(ctx context.Context, id string) error {
+func (a *Agent) Deregister(ctx context.Context, id string) error {
 	err := a.c.Agent().ServiceDeregisterOpts(id, (&api.QueryOptions{}).WithContext(ctx))
 	var se api.StatusError
 	if errors.As(err, &se) && se.Code == http.StatusNotFound {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("deregister %s: %w", id, err)
+		return refused(fmt.Errorf("deregister %s: %w", id, err))
 	}
 	return nil
 }
+
+// refused marks an error Consul answered with (an ACL, a bad definition) as registrator.ErrRefused;
+// any other error (no answer) it returns as it is.
+func refused(err error) error {
+	var se api.StatusError
+	if errors.As(err, &se) {
+		return refusal{err}
+	}
+	return err
+}
+
+// refusal is registrator.ErrRefused with Consul's own error, whose text it keeps: that text names
+// what to fix (the permission a token lacks).
+type refusal struct{ err error }
+
+func (r refusal) Error() string   { return r.err.Error() }
+func (r refusal) Unwrap() []error { return []error{r.err, registrator.ErrRefused} }

@@ -1,9 +1,8 @@
-package registrator
+package consul
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -125,11 +124,4 @@ func withTokenFile(cfg *api.Config, path string) error {
 		return fmt.Errorf("CONSUL_HTTP_TOKEN_FILE %s: no token in it", path)
 	}
 	return withTokens(cfg, f)
-}
-
-// Refused reports whether the agent answered a request and refused it (an ACL, a bad definition), as
-// opposed to not answering: it is reachable.
-func Refused(err error) bool {
-	var se api.StatusError
-	return errors.As(err, &se)
 }

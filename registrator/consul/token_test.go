@@ -1,4 +1,4 @@
-package registrator
+package consul
 
 import (
 	"fmt"
@@ -40,7 +40,7 @@ func TestTokenFileRotation(t *testing.T) {
 	write("first-token\n", start)
 	t.Setenv("CONSUL_HTTP_TOKEN_FILE", path)
 	t.Setenv("CONSUL_HTTP_TOKEN", "")
-	a, err := NewConsulAgent(srv.URL)
+	a, err := NewAgent(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestTokenFileRotation(t *testing.T) {
 		}
 	}
 	write("", start.Add(time.Second))
-	if _, err := NewConsulAgent(srv.URL); err == nil {
+	if _, err := NewAgent(srv.URL); err == nil {
 		t.Error("an empty token file at start was accepted")
 	}
 }

@@ -1,0 +1,45 @@
+package registrator
+
+import (
+	"context"
+	"errors"
+	"maps"
+
+	"github.com/ecs-registrator/ecs-registrator/health"
+)
+
+// Agent is the part of the local Consul agent the registrator uses (after gliderlabs/registrator's
+// RegistryAdapter): small, so that dry-run and the tests' recording fakes stay simple.
+type Agent interface {
+	NodeName(ctx context.Context) (string, error)
+	// Services returns the agent's services: the owned ones in full, and the IDs of the others.
+	Services(ctx context.Context) (AgentState, error)
+	Register(ctx context.Context, s Service) error
+	// Deregister removes an owned service; one already gone is not an error.
+	Deregister(ctx context.Context, id string) error
+	// UpdateTTL sets the status and output of a TTL check.
+	UpdateTTL(ctx context.Context, checkID string, st health.State) error
+	// Maintain puts a service the agent holds into maintenance mode (its maintenance check, critical)
+	// without registering it again.
+	Maintain(ctx context.Context, id, note string) error
+}
+
+// ErrRefused is the kind of an Agent's error when the agent answered and refused the request (an
+// ACL, a bad definition), as opposed to not answering: the agent is reachable, and the write is that
+// service's problem, not the others'. Test for it with errors.Is.
+var ErrRefused = errors.New("the agent refused the request")
+
+// AgentState is what the agent holds.
+type AgentState struct {
+	Owned   map[string]Service
+	Foreign map[string]bool
+	// Unmarked are the foreign services without an external-source, as gliderlabs/registrator leaves
+	// them (see Migration): ID, name, address and port only. Each is in Foreign too.
+	Unmarked map[string]Service
+}
+
+// Equal reports whether two reads of the agent found the same services.
+func (s AgentState) Equal(o AgentState) bool {
+	return maps.Equal(s.Foreign, o.Foreign) && maps.EqualFunc(s.Owned, o.Owned, Service.Equal) &&
+		maps.EqualFunc(s.Unmarked, o.Unmarked, Service.Equal)
+}
