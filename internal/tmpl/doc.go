@@ -7,7 +7,8 @@
 // Why not text/template: its field lookup calls reflect.Value.MethodByName with a name only known at
 // run time, which makes the linker keep every exported method of every type the daemon can reach: 4 MB
 // of binary and 3.7 MB of resident memory on every host. cmd/ecs-registrator's TestDependencies fails
-// when the daemon links text/template again; this package imports the standard library only.
+// when the daemon links text/template again; TestStandardLibraryOnly, when this package imports
+// anything but the standard library.
 //
 // The evaluator follows text/template's rules for everything it supports (fields, map keys,
 // variables, pipelines, if, with, range, break, continue, the builtins and their argument checks, the
