@@ -84,7 +84,7 @@ bench: setup
 
 # Every fuzz target for FUZZTIME each (CI runs their seed corpora as part of make test).
 fuzz:
-	@set -e; for pkg in ./registrator ./health ./ecsmeta; do \
+	@set -e; for pkg in ./registrator ./internal/tmpl ./health ./ecsmeta; do \
 		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "== $$pkg $$target"; \
 			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \

@@ -28,7 +28,8 @@ package registrator
 //	                     cmd/ecs-registrator TestParseConfig (the -useIpFromLabel row)
 //	-tags <tags>         here, TestGliderlabsCorpusFlags: the rendered tags (Container.InspectTags) are
 //	                     appended to every service; the rendering over docker inspect is the tag template
-//	                     tests (TestInspectTagTemplateMatchesTextTemplate, FuzzInspectTagTemplate);
+//	                     tests (internal/tmpl TestInspectTagTemplateMatchesTextTemplate and
+//	                     FuzzInspectTagTemplate; here TestInspectTagTemplateRender);
 //	                     end to end: cmd/ecs-registrator TestGliderlabsDropIn
 //	-resync <seconds>    cmd/ecs-registrator TestParseConfig "gliderlabs resync in seconds";
 //	                     end to end: TestGliderlabsCommandLine

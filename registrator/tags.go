@@ -5,10 +5,31 @@ import (
 	"strings"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/internal/tmpl"
 )
 
-// TagTemplates are the -tags templates, added to every service's tags.
-type TagTemplates []*tagTemplate
+// TagTemplates are the -tags templates of this daemon's own mode, one per tag, added to every
+// service's tags.
+//
+// What one can use: text, {{.Field}}, {{.Labels.key}} (an error when the label is missing), comments,
+// variables, pipelines, parentheses, if/else, with/else, range with break and continue, and the
+// functions in tagBuiltins. Anything else, and a field TagData does not have, fails at parse time,
+// so at the daemon's start.
+type TagTemplates []*tmpl.Template[TagData]
+
+// tagBuiltins names the functions a tag template of this daemon's own mode may call.
+var tagBuiltins = []string{"and", "or", "not", "eq", "ne", "lt", "le", "gt", "ge", "len", "index", "print", "printf", "println"}
+
+// tagOptions are what a tag template of this daemon's own mode may call; a missing label is an
+// error (text/template's missingkey=error), not "<no value>".
+var tagOptions = func() tmpl.Options {
+	all := tmpl.Builtins()
+	funcs := make(map[string]*tmpl.Func, len(tagBuiltins))
+	for _, n := range tagBuiltins {
+		funcs[n] = all[n]
+	}
+	return tmpl.Options{Funcs: funcs, MissingKeyError: true}
+}()
 
 // TagData is what a -tags template sees. ECS fields are empty for a container ECS did not start, and
 // while the metadata is still being fetched.
@@ -38,7 +59,7 @@ func ParseTagTemplates(s string) (TagTemplates, error) {
 		if src == "" {
 			continue
 		}
-		t, err := parseTagTemplate(fmt.Sprintf("tag %d", i+1), src)
+		t, err := tmpl.Compile[TagData](fmt.Sprintf("tag %d", i+1), src, tagOptions)
 		if err != nil {
 			return nil, fmt.Errorf("tag template %q: %w", src, err)
 		}
@@ -91,14 +112,14 @@ func (ts TagTemplates) render(c Container, host ecsmeta.Host, r *Result) []strin
 	for _, t := range ts {
 		b := &limitedWriter{max: maxNameLen + 1}
 		if err := t.Execute(b, d); err != nil {
-			r.warnf("-tags", "template %q failed for this container: %v; tag left out", t.tree.Root.String(), err)
+			r.warnf("-tags", "template %q failed for this container: %v; tag left out", t.String(), err)
 			continue
 		}
 		tag := strings.TrimSpace(b.String())
 		switch {
 		case tag == "":
 		case len(tag) > maxNameLen || strings.ContainsAny(tag, ",\n"):
-			r.warnf("-tags", "template %q rendered %q, which is not a usable tag; left out", t.tree.Root.String(), tag)
+			r.warnf("-tags", "template %q rendered %q, which is not a usable tag; left out", t.String(), tag)
 		default:
 			tags = append(tags, tag)
 		}

@@ -1,8 +1,16 @@
-package registrator
-
-// The evaluator of tag templates (see tagtemplate.go). Adapted from Go's text/template/exec.go,
+// adapted from Go 1.26.8 text/template/exec.go
+//
 // Copyright 2011 The Go Authors. All rights reserved. Use of this source code is governed by a
 // BSD-style license that can be found at https://go.dev/LICENSE.
+//
+// The evaluator of templates compiled by Compile (compile.go). It follows upstream's walk, range,
+// evalPipeline, evalCommand, evalField, evalCall, validateType, evalArg and printValue, with their
+// error messages, and differs where doc.go says: fields and map keys only (no method calls, so no
+// reflect.Value.MethodByName), a bound on the steps of one execution, no {{template}}, no range over
+// channels or functions. To follow a fix upstream, diff this file against exec.go of the release
+// named above.
+
+package tmpl
 
 import (
 	"cmp"
@@ -32,9 +40,9 @@ func isMissing(v reflect.Value) bool {
 	return v.IsValid() && v.Type() == missingVal.Type()
 }
 
-// errInternal marks a panic of the evaluator itself, turned into an error: a template must not take
-// the daemon down.
-var errInternal = errors.New("internal error in the tag template evaluator")
+// ErrInternal marks a panic of the evaluator itself, turned into an error: a template must not take
+// the daemon down. Such an error is a bug in this package.
+var ErrInternal = errors.New("internal error in the tag template evaluator")
 
 // execError carries an evaluation error up through the evaluator's recursion to execute.
 type execError struct{ err error }
@@ -45,7 +53,7 @@ type execVar struct {
 }
 
 type execState struct {
-	t     *compiledTemplate
+	t     *compiled
 	w     io.Writer
 	vars  []execVar
 	node  parse.Node // where evaluation is, for errors
@@ -61,7 +69,7 @@ const (
 )
 
 // execute writes the template's output for data.
-func (t *compiledTemplate) execute(w io.Writer, data reflect.Value) (err error) {
+func (t *compiled) execute(w io.Writer, data reflect.Value) (err error) {
 	s := &execState{t: t, w: w, vars: []execVar{{"$", data}}, node: t.tree.Root}
 	defer func() {
 		switch r := recover().(type) {
@@ -69,7 +77,7 @@ func (t *compiledTemplate) execute(w io.Writer, data reflect.Value) (err error) 
 		case execError:
 			err = r.err
 		default:
-			err = fmt.Errorf("%w: %v", errInternal, r)
+			err = fmt.Errorf("%w: %v", ErrInternal, r)
 		}
 	}()
 	s.walk(data, t.tree.Root)
@@ -487,9 +495,10 @@ func (s *execState) evalFunction(dot reflect.Value, n *parse.IdentifierNode, cmd
 	return s.evalCall(dot, f, n.Ident, cmd, args, final)
 }
 
-// tmplFunc is a template function with its Go signature, so that its arguments are evaluated,
-// checked and converted as text/template does for a Go function of that signature.
-type tmplFunc struct {
+// Func is a function a template may call (see Builtins and GliderlabsFuncs), with its Go signature,
+// so that its arguments are evaluated, checked and converted as text/template does for a Go function
+// of that signature.
+type Func struct {
 	// params are the parameters' types; when variadic, the last is the type of each ... argument.
 	// reflectValueType takes any value as it is.
 	params   []reflect.Type
@@ -501,7 +510,7 @@ type tmplFunc struct {
 }
 
 // evalCall calls f; args, when not nil, are the command's words, the function's name first.
-func (s *execState) evalCall(dot reflect.Value, f *tmplFunc, name string, node parse.Node, args []parse.Node, final reflect.Value) reflect.Value {
+func (s *execState) evalCall(dot reflect.Value, f *Func, name string, node parse.Node, args []parse.Node, final reflect.Value) reflect.Value {
 	if args != nil {
 		args = args[1:]
 	}
@@ -556,7 +565,7 @@ func (s *execState) evalCall(dot reflect.Value, f *tmplFunc, name string, node p
 }
 
 // call runs the function; a panic in it is its error, as with text/template.
-func (f *tmplFunc) call(argv []reflect.Value) (v reflect.Value, err error) {
+func (f *Func) call(argv []reflect.Value) (v reflect.Value, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			if e, ok := r.(error); ok {

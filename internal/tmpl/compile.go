@@ -1,4 +1,4 @@
-package registrator
+package tmpl
 
 import (
 	"errors"
@@ -8,74 +8,59 @@ import (
 	"text/template/parse"
 )
 
-// Tag templates are Go templates evaluated here rather than by text/template. Linking
-// text/template's executor (its field lookup calls reflect.Value.MethodByName with a name only known
-// at run time) makes the linker keep every exported method of every type the daemon can reach: 4 MB
-// of binary and 3.7 MB of resident memory on every host. This evaluator follows text/template's
-// rules for everything it supports (fields, map keys, variables, pipelines, if, with, range, break,
-// continue, its builtins and their argument checks, its printing) and differs where that keeps the
-// daemon safe or fails sooner: it reads struct fields and map entries and never calls a method; a
-// field the data's type does not have fails at parse time where dot is still the data; one
-// execution gives up after maxSteps; a panic is an error, never a crash.
-//
-// Its execution (tagexec.go) is adapted from Go's text/template/exec.go, Copyright 2011 The Go
-// Authors, under Go's BSD-style license (https://go.dev/LICENSE), so that results and errors match.
-//
-// Two kinds of template use it: -tags in this daemon's own mode (tagTemplate, over TagData, one
-// template per tag, a missing label is an error) and in gliderlabs mode (InspectTagTemplate, over
-// the docker inspect document).
-
-// tagTemplate is one -tags template of this daemon's own mode.
-//
-// What it can use: text, {{.Field}}, {{.Labels.key}} (an error when the label is missing), comments,
-// variables, pipelines, parentheses, if/else, with/else, range with break and continue, and the
-// functions and, or, not, eq, ne, lt, le, gt, ge, len, index, print, printf and println. Anything
-// else, and a field TagData does not have, fails at parse time, so at the daemon's start.
-type tagTemplate struct {
-	*compiledTemplate
+// Template is a compiled template over data of type T.
+type Template[T any] struct {
+	c *compiled
 }
 
-// tagBuiltins names the functions a tag template of this daemon's own mode may call.
-var tagBuiltins = []string{"and", "or", "not", "eq", "ne", "lt", "le", "gt", "ge", "len", "index", "print", "printf", "println"}
+// Options are what a template may call, and how it treats a missing map key.
+type Options struct {
+	// Funcs are the functions the template may call, by name (see Builtins and GliderlabsFuncs).
+	Funcs map[string]*Func
+	// Refuse names functions the template may not call, with why: Compile fails saying so.
+	Refuse map[string]string
+	// MissingKeyError is text/template's missingkey=error: .Map.key with no such key is an error
+	// rather than an invalid value (printed "<no value>").
+	MissingKeyError bool
+}
 
-var tagDataType = reflect.TypeFor[TagData]()
-
-func parseTagTemplate(name, src string) (*tagTemplate, error) {
-	funcs := make(map[string]*tmplFunc, len(tagBuiltins))
-	for _, n := range tagBuiltins {
-		funcs[n] = builtinFuncs[n]
-	}
-	t, err := compileTemplate(name, src, tagDataType, funcs, nil)
+// Compile parses src and checks it against T, the type dot has at the top: a field T does not have
+// fails now, so a misspelt field fails at the daemon's start rather than for every container.
+// {{template}}, {{define}}, {{block}} and the functions in o.Refuse fail too.
+func Compile[T any](name, src string, o Options) (*Template[T], error) {
+	c, err := compile(name, src, reflect.TypeFor[T](), o)
 	if err != nil {
 		return nil, err
 	}
-	t.missingKeyError = true
-	return &tagTemplate{t}, nil
+	return &Template[T]{c}, nil
 }
 
-// Execute writes the template's output for d.
-func (t *tagTemplate) Execute(w io.Writer, d TagData) error {
-	return t.execute(w, reflect.ValueOf(d))
+// Execute writes the template's output for data. A panic while executing is an error wrapping
+// ErrInternal; one execution gives up after a bounded number of steps.
+func (t *Template[T]) Execute(w io.Writer, data T) error {
+	return t.c.execute(w, reflect.ValueOf(data))
 }
 
-// compiledTemplate is a parsed template, what it may call and how it treats a missing map key.
-type compiledTemplate struct {
+// String is the template as parsed, for messages.
+func (t *Template[T]) String() string {
+	return t.c.tree.Root.String()
+}
+
+// compiled is a parsed template, what it may call and how it treats a missing map key.
+type compiled struct {
 	tree  *parse.Tree
-	funcs map[string]*tmplFunc
-	// missingKeyError is text/template's missingkey=error: .Map.key with no such key is an error
-	// rather than an invalid value (printed "<no value>").
+	funcs map[string]*Func
+	// missingKeyError is Options.MissingKeyError.
 	missingKeyError bool
 }
 
-// compileTemplate parses src. data is the type dot has at the top: fields read from it are checked
-// now, so a misspelt field fails at the daemon's start rather than for every container. refuse
-// explains why a function the parser knows may not be used (nil: none refused).
-func compileTemplate(name, src string, data reflect.Type, funcs map[string]*tmplFunc, refuse map[string]string) (*compiledTemplate, error) {
-	known := make(map[string]any, len(funcs)+len(refuse))
-	for n := range funcs {
+// compile is Compile for data of type data.
+func compile(name, src string, data reflect.Type, o Options) (*compiled, error) {
+	known := make(map[string]any, len(o.Funcs)+len(o.Refuse))
+	for n := range o.Funcs {
 		known[n] = n
 	}
-	for n := range refuse {
+	for n := range o.Refuse {
 		known[n] = n
 	}
 	tree := parse.New(name)
@@ -87,10 +72,10 @@ func compileTemplate(name, src string, data reflect.Type, funcs map[string]*tmpl
 	if len(set) != 1 || set[name] != tree {
 		return nil, errors.New("{{define}} and {{block}} are not supported in tag templates")
 	}
-	if err := checkTemplate(tree.Root, data, refuse); err != nil {
+	if err := checkTemplate(tree.Root, data, o.Refuse); err != nil {
 		return nil, err
 	}
-	return &compiledTemplate{tree: tree, funcs: funcs}, nil
+	return &compiled{tree: tree, funcs: o.Funcs, missingKeyError: o.MissingKeyError}, nil
 }
 
 // checkTemplate rejects {{template}}, refused functions, and fields data does not have where dot is

@@ -1,15 +1,28 @@
-package registrator
+// adapted from Go 1.26.8 text/template/funcs.go
+//
+// Copyright 2011 The Go Authors. All rights reserved. Use of this source code is governed by a
+// BSD-style license that can be found at https://go.dev/LICENSE.
+//
+// The builtins, written against this package's Func rather than called through reflect.Value.Call,
+// with upstream's argument checks, results and error messages.
+
+package tmpl
 
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 )
 
-// builtinFuncs are text/template's builtins that tag templates may call, with text/template's
-// signatures and behaviour. Not here: call (a template has no functions to call), html, js and
-// urlquery (escapers for other languages than tags).
-var builtinFuncs = map[string]*tmplFunc{
+// Builtins returns text/template's builtins that templates may call, with text/template's
+// signatures and behaviour, by name: a new map, the caller's to pick from. Not here: call (a
+// template has no functions to call), html, js and urlquery (escapers for other languages than tags).
+func Builtins() map[string]*Func {
+	return maps.Clone(builtinFuncs)
+}
+
+var builtinFuncs = map[string]*Func{
 	"and": {params: values(2), variadic: true, andOr: true},
 	"or":  {params: values(2), variadic: true, andOr: true},
 	"not": {params: values(1), fn: func(a []reflect.Value) (reflect.Value, error) {

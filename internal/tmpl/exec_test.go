@@ -1,14 +1,30 @@
-package registrator
+package tmpl
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"text/template"
 )
 
+// tagData has the shape of the data of this daemon's own -tags (registrator.TagData): strings and
+// the container's labels.
+type tagData struct {
+	ID, Name, Image  string
+	Labels           map[string]string
+	Cluster, TaskARN string
+	TaskID, Family   string
+	Revision         string
+	Service          string
+	Container        string
+	AvailabilityZone string
+	InstanceID       string
+	Region           string
+}
+
 // reference renders src with text/template as the daemon did before it evaluated tag templates
 // itself: the tests hold the two to the same output and the same errors.
-func reference(src string, d TagData) (string, bool, error) {
+func reference(src string, d tagData) (string, bool, error) {
 	t, err := template.New("tag").Option("missingkey=error").Parse(src)
 	if err != nil {
 		return "", false, err
@@ -18,17 +34,18 @@ func reference(src string, d TagData) (string, bool, error) {
 	return b.String(), err == nil, nil
 }
 
-func ours(src string, d TagData) (string, bool, error) {
-	t, err := parseTagTemplate("tag", src)
+// ours renders src as the daemon's own -tags do: text/template's builtins, missingkey=error.
+func ours(src string, d tagData) (string, error, error) {
+	t, err := Compile[tagData]("tag", src, Options{Funcs: Builtins(), MissingKeyError: true})
 	if err != nil {
-		return "", false, err
+		return "", nil, err
 	}
 	var b strings.Builder
 	err = t.Execute(&b, d)
-	return b.String(), err == nil, nil
+	return b.String(), err, nil
 }
 
-var tagData = TagData{ID: "c0ffee", Name: "web-1", Image: "img:1", Labels: map[string]string{"team": "payments", "tier": "", "a": "1"},
+var tagDataFixture = tagData{ID: "c0ffee", Name: "web-1", Image: "img:1", Labels: map[string]string{"team": "payments", "tier": "", "a": "1"},
 	Cluster: "prod", TaskARN: "arn:aws:ecs:eu-west-1:1:task/prod/abc", TaskID: "abc", Family: "web", Revision: "7",
 	AvailabilityZone: "eu-west-1a", Region: "eu-west-1"}
 
@@ -63,8 +80,12 @@ func TestTagTemplateMatchesTextTemplate(t *testing.T) {
 		"{{index .Labels}}", "{{index .Name}}", "{{index .Name 0}}", "{{index .Name 99}}", `{{index .Labels "team" 0}}`,
 		"{{print nil}}", "{{not nil}}", "{{if 0.0}}t{{else}}f{{end}}",
 	} {
-		want, wantOK, wantErr := reference(src, tagData)
-		got, gotOK, gotErr := ours(src, tagData)
+		want, wantOK, wantErr := reference(src, tagDataFixture)
+		got, execErr, gotErr := ours(src, tagDataFixture)
+		gotOK := gotErr == nil && execErr == nil
+		if errors.Is(execErr, ErrInternal) {
+			t.Errorf("%q: %v", src, execErr)
+		}
 		switch {
 		case (wantErr == nil) != (gotErr == nil):
 			// Parse errors may differ where the evaluator refuses more ({{template}}, {{define}},
@@ -78,4 +99,31 @@ func TestTagTemplateMatchesTextTemplate(t *testing.T) {
 			t.Errorf("%q: text/template %q, evaluator %q", src, want, got)
 		}
 	}
+}
+
+// FuzzTagTemplate: the evaluator gives what text/template gives for every template both accept, over
+// data shaped like the daemon's own -tags data, and never panics.
+func FuzzTagTemplate(f *testing.F) {
+	f.Add("ecs,az-{{.AvailabilityZone}},{{.Family}}-{{.Revision}}", "team", "payments")
+	f.Add("{{.Labels.team}},{{index .Labels \"x\"}}", "x", "a,b")
+	f.Add("{{range .Labels}}{{.}}{{end}}", "k", "\n")
+	f.Add("{{printf \"%s,%s\" .Name .ID}}", "", "")
+	f.Add("{{range $k, $v := .Labels}}{{if eq $k \"x\"}}{{break}}{{end}}{{$v}}{{end}}", "x", "y")
+	f.Add("{{with .Service}}{{. | printf \"%q\"}}{{else}}{{len .Family}}{{end}}", "", "abc")
+	f.Fuzz(func(t *testing.T, src, k, v string) {
+		d := tagData{Name: "n", Labels: map[string]string{k: v}, Family: v, Service: k}
+		got, execErr, err := ours(src, d)
+		if err != nil {
+			return
+		}
+		if errors.Is(execErr, ErrInternal) {
+			t.Fatalf("%q: %v", src, execErr)
+		}
+		if execErr != nil && strings.Contains(execErr.Error(), "gave up after") {
+			return // a bound text/template does not have
+		}
+		if want, wantOK, err := reference(src, d); err == nil && (wantOK != (execErr == nil) || got != want) {
+			t.Fatalf("%q: text/template ok=%v %q, evaluator %q, %v", src, wantOK, want, got, execErr)
+		}
+	})
 }

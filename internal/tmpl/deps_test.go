@@ -1,0 +1,40 @@
+package tmpl
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestStandardLibraryOnly: the engine imports the standard library only, and never text/template,
+// whose executor is what it replaces (see doc.go). Its tests may import more. It only runs go list,
+// so it runs under -short too.
+func TestStandardLibraryOnly(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}}", ".")
+	cmd.Env = append(os.Environ(), "GOPROXY=off")
+	out, err := cmd.Output()
+	if err != nil {
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+			t.Fatalf("go list: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatalf("go list: %v", err)
+	}
+	self := false
+	for line := range strings.Lines(string(out)) {
+		pkg, standard, _ := strings.Cut(strings.TrimSpace(line), " ")
+		switch {
+		case pkg == "github.com/ecs-registrator/ecs-registrator/internal/tmpl":
+			self = true
+		case standard != "true":
+			t.Errorf("internal/tmpl depends on %s: it must import the standard library only", pkg)
+		case pkg == "text/template" || pkg == "html/template":
+			t.Errorf("internal/tmpl depends on %s: its executor is what this package replaces", pkg)
+		}
+	}
+	if !self {
+		t.Fatalf("go list -deps did not list internal/tmpl itself: is its output what this test reads?\n%s", out)
+	}
+}
