@@ -1,11 +1,8 @@
 package ecsmeta
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
@@ -203,15 +199,12 @@ func (a *ecsAPI) call(ctx context.Context, region, op string, body []byte, out a
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	req, err := SignedRequest(ctx, creds, http.MethodPost, endpoint, "ecs", region, body, http.Header{
+		"Content-Type": {"application/x-amz-json-1.1"},
+		"X-Amz-Target": {"AmazonEC2ContainerServiceV20141113." + op},
+	})
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", "AmazonEC2ContainerServiceV20141113."+op)
-	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "ecs", region, time.Now()); err != nil {
-		return fmt.Errorf("sign: %w", err)
 	}
 	resp, err := a.http.Do(req)
 	if err != nil {

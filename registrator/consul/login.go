@@ -2,9 +2,7 @@ package consul
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/hashicorp/consul/api"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
@@ -113,17 +110,13 @@ func (l *iamLogin) loginData(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("aws credentials: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(stsBody))
+	header := http.Header{"Content-Type": {"application/x-www-form-urlencoded; charset=utf-8"}}
+	if l.serverID != "" {
+		header.Set(iamServerIDHeader, l.serverID)
+	}
+	req, err := ecsmeta.SignedRequest(ctx, creds, http.MethodPost, endpoint, "sts", region, []byte(stsBody), header)
 	if err != nil {
 		return "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	if l.serverID != "" {
-		req.Header.Set(iamServerIDHeader, l.serverID)
-	}
-	sum := sha256.Sum256([]byte(stsBody))
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "sts", region, time.Now()); err != nil {
-		return "", fmt.Errorf("sign: %w", err)
 	}
 	headers, err := json.Marshal(req.Header)
 	if err != nil {
