@@ -29,7 +29,7 @@ func endpointsOf(c Container, o Options, r *Result) ([]endpoint, string) {
 	case strings.HasPrefix(mode, "container:"):
 		// An awsvpc task: the app containers share the pause container's network, whose ENI address
 		// only the ECS agent knows. Otherwise (a sidecar, a pod) the other container's address, which
-		// evaluate looked up. The ports are the container ports.
+		// the core looked up (Container.JoinNetwork). The ports are the container ports.
 		var addr netip.Addr
 		switch {
 		case c.Task != nil && len(c.Task.Addrs) > 0:
