@@ -68,7 +68,7 @@ test: setup lint
 	@echo "== docker engine $$(docker version -f '{{.Server.Version}} API {{.Server.APIVersion}}') at $${DOCKER_HOST:-unix:///var/run/docker.sock}: every test"
 	$(GO) test -race -shuffle=on -count=1 -timeout 15m -artifacts -outputdir $(CURDIR)/artifacts ./...
 	@echo "== docker engine $$(DOCKER_HOST=$(ENGINE_HOST) docker version -f '{{.Server.Version}} API {{.Server.APIVersion}}') at $(ENGINE_HOST): the core end-to-end tests"
-	DOCKER_HOST=$(ENGINE_HOST) $(GO) test -race -shuffle=on -count=1 -timeout 10m -run '$(ENGINE_TESTS)' ./registrator/ ./cmd/ecs-registrator/
+	DOCKER_HOST=$(ENGINE_HOST) $(GO) test -race -shuffle=on -count=1 -timeout 10m -run '$(ENGINE_TESTS)' ./registrator/ ./registrator/desired/ ./cmd/ecs-registrator/
 
 check: test
 
@@ -79,12 +79,12 @@ bench: SHELL := /bin/bash
 bench: .SHELLFLAGS := -o pipefail -c
 bench: setup
 	mkdir -p bin
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./registrator/ ./ecsmeta/ | tee bin/bench-go.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./registrator/ ./registrator/desired/ ./ecsmeta/ | tee bin/bench-go.txt
 	ECSR_E2E_BENCH=1 $(GO) test -count=1 -timeout 30m -run TestEndToEnd -v ./internal/bench/ | tee bin/bench-e2e.txt
 
 # Every fuzz target for FUZZTIME each (CI runs their seed corpora as part of make test).
 fuzz:
-	@set -e; for pkg in ./registrator ./internal/tmpl ./health ./ecsmeta; do \
+	@set -e; for pkg in ./registrator/desired ./internal/tmpl ./health ./ecsmeta; do \
 		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "== $$pkg $$target"; \
 			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \

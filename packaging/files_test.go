@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
-	"github.com/ecs-registrator/ecs-registrator/registrator"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // decodeStrict decodes JSON into v, rejecting fields v does not have: a misspelt key in a task
@@ -186,10 +186,10 @@ func TestExampleServiceTaskDefinition(t *testing.T) {
 	decodeStrict(t, read(t, "ecs/example-service-task-definition.json"), &td)
 	c := td.ContainerDefinitions[0]
 	pm := c.PortMappings[0]
-	cont := registrator.Container{ID: "0123456789ab", Name: "ecs-orders-1-orders-a0a0a0a0a0a0a0a0a0a0", Image: *c.Image, Running: true,
+	cont := desired.Container{ID: "0123456789ab", Name: "ecs-orders-1-orders-a0a0a0a0a0a0a0a0a0a0", Image: *c.Image, Running: true,
 		NetworkMode: string(td.NetworkMode), Labels: c.DockerLabels,
-		Ports: []registrator.Port{{Port: int(*pm.ContainerPort), Proto: string(pm.Protocol), HostIP: "0.0.0.0", HostPort: 32768}}}
-	res := registrator.Desired(cont, registrator.Options{Node: "ip-10-0-1-23", AdvertiseIP: netip.MustParseAddr("10.0.1.23"), OptIn: true})
+		Ports: []desired.Port{{Port: int(*pm.ContainerPort), Proto: string(pm.Protocol), HostIP: "0.0.0.0", HostPort: 32768}}}
+	res := desired.Desired(cont, desired.Options{Node: "ip-10-0-1-23", AdvertiseIP: netip.MustParseAddr("10.0.1.23"), OptIn: true})
 	if len(res.Problems) != 0 || len(res.Services) != 1 {
 		t.Fatalf("the example's labels: problems %v, services %d", res.Problems, len(res.Services))
 	}
@@ -269,14 +269,14 @@ func TestExampleMeshTaskDefinition(t *testing.T) {
 	for _, pm := range app.PortMappings {
 		task.Ports = append(task.Ports, ecsmeta.Port{ContainerPort: int(*pm.ContainerPort), Protocol: string(pm.Protocol)})
 	}
-	opts := registrator.Options{Node: "ip-10-0-1-23", AdvertiseIP: netip.MustParseAddr("10.0.1.23"), OptIn: true}
-	res := registrator.Desired(registrator.Container{ID: "0123456789ab", Name: "ecs-orders-mesh-1-orders-a0a0", Image: *app.Image, Running: true,
+	opts := desired.Options{Node: "ip-10-0-1-23", AdvertiseIP: netip.MustParseAddr("10.0.1.23"), OptIn: true}
+	res := desired.Desired(desired.Container{ID: "0123456789ab", Name: "ecs-orders-mesh-1-orders-a0a0", Image: *app.Image, Running: true,
 		NetworkMode: "container:pause", Labels: app.DockerLabels, Task: task}, opts)
 	if len(res.Problems) != 0 || len(res.Services) != 1 {
 		t.Fatalf("the example's labels: problems %v, services %d", res.Problems, len(res.Services))
 	}
 	c := res.Services[0].Connect
-	want := []registrator.Upstream{{Name: "payments", LocalPort: 9191}, {Name: "ledger", LocalPort: 9192}}
+	want := []desired.Upstream{{Name: "payments", LocalPort: 9191}, {Name: "ledger", LocalPort: 9192}}
 	if c == nil || c.Addr() != "10.0.7.9:21000" || c.LocalPort != 8080 || !slices.Equal(c.Upstreams, want) {
 		t.Fatalf("sidecar %+v", c)
 	}

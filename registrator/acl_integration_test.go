@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
-	"github.com/ecs-registrator/ecs-registrator/registrator"
 	consulagent "github.com/ecs-registrator/ecs-registrator/registrator/consul"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // writeToken replaces the token file whole (write, then rename), as a secrets agent does.
@@ -84,7 +84,7 @@ service_prefix "allowed-" { policy = "write" }`)
 	}
 }
 
-func problemsText(ps []registrator.Problem) string {
+func problemsText(ps []desired.Problem) string {
 	var b strings.Builder
 	for _, p := range ps {
 		b.WriteString(p.Message + "; ")
@@ -92,9 +92,9 @@ func problemsText(ps []registrator.Problem) string {
 	return b.String()
 }
 
-func allProblems(e *env) []registrator.Problem {
+func allProblems(e *env) []desired.Problem {
 	snap := e.reg.Snapshot()
-	out := []registrator.Problem{{Message: snap.Consul.LastError}, {Message: snap.Docker.LastError}}
+	out := []desired.Problem{{Message: snap.Consul.LastError}, {Message: snap.Docker.LastError}}
 	for _, c := range snap.Containers {
 		out = append(out, c.Problems...)
 	}

@@ -6,6 +6,7 @@ import (
 	"maps"
 
 	"github.com/ecs-registrator/ecs-registrator/health"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // Agent is the part of the local Consul agent the registrator uses (after gliderlabs/registrator's
@@ -14,7 +15,7 @@ type Agent interface {
 	NodeName(ctx context.Context) (string, error)
 	// Services returns the agent's services: the owned ones in full, and the IDs of the others.
 	Services(ctx context.Context) (AgentState, error)
-	Register(ctx context.Context, s Service) error
+	Register(ctx context.Context, s desired.Service) error
 	// Deregister removes an owned service; one already gone is not an error.
 	Deregister(ctx context.Context, id string) error
 	// UpdateTTL sets the status and output of a TTL check.
@@ -31,15 +32,15 @@ var ErrRefused = errors.New("the agent refused the request")
 
 // AgentState is what the agent holds.
 type AgentState struct {
-	Owned   map[string]Service
+	Owned   map[string]desired.Service
 	Foreign map[string]bool
 	// Unmarked are the foreign services without an external-source, as gliderlabs/registrator leaves
 	// them (see Migration): ID, name, address and port only. Each is in Foreign too.
-	Unmarked map[string]Service
+	Unmarked map[string]desired.Service
 }
 
 // Equal reports whether two reads of the agent found the same services.
 func (s AgentState) Equal(o AgentState) bool {
-	return maps.Equal(s.Foreign, o.Foreign) && maps.EqualFunc(s.Owned, o.Owned, Service.Equal) &&
-		maps.EqualFunc(s.Unmarked, o.Unmarked, Service.Equal)
+	return maps.Equal(s.Foreign, o.Foreign) && maps.EqualFunc(s.Owned, o.Owned, desired.Service.Equal) &&
+		maps.EqualFunc(s.Unmarked, o.Unmarked, desired.Service.Equal)
 }

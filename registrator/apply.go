@@ -12,6 +12,7 @@ import (
 
 	"github.com/ecs-registrator/ecs-registrator/health"
 	"github.com/ecs-registrator/ecs-registrator/internal/retry"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // observation is the agent's services as read at one moment.
@@ -41,11 +42,11 @@ type applier struct {
 
 	// The ledger: what the agent holds for this daemon, and which of it this daemon wrote after the
 	// last read of the agent began (the write count after each write).
-	held     map[string]Service
+	held     map[string]desired.Service
 	written  map[string]uint64
 	changed  bool // held changed since the last publish
 	foreign  map[string]bool
-	unmarked map[string]Service // foreign services without an external-source (Migration)
+	unmarked map[string]desired.Service // foreign services without an external-source (Migration)
 	mirrored map[string]ttlPush
 	deleted  map[string]uint64  // deregistered (at this write count) since an observation that may still show them
 	failing  map[string]failure // op + ID (opRegister...) -> a write the agent refused, retried with backoff
@@ -71,14 +72,14 @@ type failure struct {
 	err       string
 	attempts  int
 	next      time.Time
-	svc       *Service // the registration refused; another one is tried at once
+	svc       *desired.Service // the registration refused; another one is tried at once
 }
 
 // applied is what the applier last did and knows, for the snapshot. Immutable once published.
 type applied struct {
-	held     map[string]Service
-	clashes  map[string][]Problem
-	failures map[string][]Problem // container ID -> writes the agent refused
+	held     map[string]desired.Service
+	clashes  map[string][]desired.Problem
+	failures map[string][]desired.Problem // container ID -> writes the agent refused
 	foreign  int
 }
 
@@ -87,7 +88,7 @@ func newApplier(agent Agent, st *store, cfg Config, m *metrics, act *activity) *
 		agent: agent, store: st, drain: cfg.Drain, ttl: cfg.HealthTTL, keepFailed: cfg.KeepFailed, migrate: cfg.Migrate, log: cfg.Logger.With("component", "apply"),
 		metrics: m, activity: act,
 		observations: make(chan observation, 1),
-		held:         map[string]Service{}, written: map[string]uint64{}, foreign: map[string]bool{}, mirrored: map[string]ttlPush{},
+		held:         map[string]desired.Service{}, written: map[string]uint64{}, foreign: map[string]bool{}, mirrored: map[string]ttlPush{},
 		deleted: map[string]uint64{}, failing: map[string]failure{},
 	}
 }
@@ -199,7 +200,7 @@ func (a *applier) merge(o observation) {
 		return
 	}
 	a.merged.Store(o.read)
-	fresh := make(map[string]Service, len(o.state.Owned))
+	fresh := make(map[string]desired.Service, len(o.state.Owned))
 	for id, s := range o.state.Owned {
 		if seq, ok := a.deleted[id]; !ok || seq <= o.seq {
 			fresh[id] = s
@@ -292,7 +293,7 @@ const writeTimeout = 10 * time.Second
 
 // due reports whether a write may be tried now: it never failed, its backoff is over, or what is to
 // be registered is not what the agent refused.
-func (a *applier) due(key string, s *Service, now time.Time) bool {
+func (a *applier) due(key string, s *desired.Service, now time.Time) bool {
 	f, ok := a.failing[key]
 	return !ok || !f.next.After(now) || (s != nil && f.svc != nil && !f.svc.Equal(*s))
 }
@@ -387,7 +388,7 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 // write makes one write, bounded by writeTimeout, and keeps the books on its failure under key: ok
 // is whether it was done; err is set when the agent could not be reached or did not answer in time (a
 // refusal is ok false, err nil).
-func (a *applier) write(ctx context.Context, key, containerID string, s *Service, reason string, f func(context.Context) error) (ok bool, _ error) {
+func (a *applier) write(ctx context.Context, key, containerID string, s *desired.Service, reason string, f func(context.Context) error) (ok bool, _ error) {
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	err := f(wctx)
 	cancel()
@@ -467,13 +468,13 @@ func (a *applier) nextRetry() time.Time {
 }
 
 func (a *applier) publish(p plan) {
-	out := applied{held: a.last().held, clashes: p.clashes, failures: map[string][]Problem{}}
+	out := applied{held: a.last().held, clashes: p.clashes, failures: map[string][]desired.Problem{}}
 	if a.changed || out.held == nil {
 		out.held, a.changed = maps.Clone(a.held), false
 	}
 	for _, key := range slices.Sorted(maps.Keys(a.failing)) {
 		f := a.failing[key]
-		out.failures[f.container] = append(out.failures[f.container], Problem{Severity: SeverityError, Key: "consul",
+		out.failures[f.container] = append(out.failures[f.container], desired.Problem{Severity: desired.SeverityError, Key: "consul",
 			Message: "the agent refused to " + key + ": " + f.err})
 	}
 	out.foreign = len(a.foreign)

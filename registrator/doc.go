@@ -1,12 +1,14 @@
 // Package registrator keeps the local Consul agent holding exactly the services that the local Docker
 // engine's opted-in containers should advertise. Docker events only say which container to look at
 // (watch.go); parallel workers evaluate a container into the store: inspect, ECS facts and the pure
-// Desired (evaluate.go, store.go). A pure planner decides from the whole store and what the agent
-// holds which container owns each service ID and what to write (plan.go); one applier, the only
+// desired.Desired (evaluate.go, store.go). A pure planner decides from the whole store and what the
+// agent holds which container owns each service ID and what to write (plan.go); one applier, the only
 // writer to the agent, carries the plan out (apply.go). Syncs and a watch on the agent repair drift
 // (sync.go, agentwatch.go). The package only ever touches services it owns.
 //
-// It writes through the small Agent interface (agent.go) and imports no Consul client, nor an AWS one
-// of its own (AWS is ecsmeta's): the Consul adapter behind Agent, with its token, login and TLS, is
-// registrator/consul. A change to what is registered, or when, belongs here.
+// What a container wants (labels, addresses, checks, mesh keys, tag templates) is registrator/desired.
+// The core writes through the small Agent interface (agent.go) and imports no Consul client, nor an
+// AWS one of its own (AWS is ecsmeta's): the Consul adapter behind Agent, with its token, login and
+// TLS, is registrator/consul. A change to when services are written, which container owns one, or
+// how drift and draining are handled belongs here.
 package registrator

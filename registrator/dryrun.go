@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/ecs-registrator/ecs-registrator/health"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // DryRun is an Agent that reads from the real agent and only logs the writes it would make. It remembers
@@ -15,12 +16,12 @@ type DryRun struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	pretend map[string]*Service // nil value: pretend-deregistered
+	pretend map[string]*desired.Service // nil value: pretend-deregistered
 }
 
 // NewDryRun wraps agent.
 func NewDryRun(agent Agent, log *slog.Logger) *DryRun {
-	return &DryRun{Agent: agent, log: log, pretend: map[string]*Service{}}
+	return &DryRun{Agent: agent, log: log, pretend: map[string]*desired.Service{}}
 }
 
 func (d *DryRun) Services(ctx context.Context) (AgentState, error) {
@@ -40,7 +41,7 @@ func (d *DryRun) Services(ctx context.Context) (AgentState, error) {
 	return st, nil
 }
 
-func (d *DryRun) Register(_ context.Context, s Service) error {
+func (d *DryRun) Register(_ context.Context, s desired.Service) error {
 	d.log.Info("dry run: would register", "service", s.ID, "service_name", s.Name, "address", s.Addr(), "tags", s.Tags)
 	d.mu.Lock()
 	defer d.mu.Unlock()

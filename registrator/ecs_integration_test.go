@@ -17,6 +17,7 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/internal/fakeecs"
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // ecsTask is one simulated ECS task (fakeecs.Task), its fields by their old names.
@@ -99,7 +100,7 @@ func TestECSNetworkModes(t *testing.T) {
 	appID := testenv.Start(t, d, vpc.container("api", testenv.Workload{TCP: []int{9000}, Network: "container:" + pauseID,
 		Labels: map[string]string{"SERVICE_REGISTER": "true"}}))
 
-	full := func(s *api.AgentService) bool { return s.Meta[registrator.MetaECSService] != "" }
+	full := func(s *api.AgentService) bool { return s.Meta[desired.MetaECSService] != "" }
 	cases := []struct {
 		id, task, container, service, addr string
 		port                               int
@@ -116,13 +117,13 @@ func TestECSNetworkModes(t *testing.T) {
 		}
 		in := testenv.Inspect(t, d, c.id)
 		want := map[string]string{
-			registrator.MetaECSCluster: "test", registrator.MetaECSTaskARN: c.task, registrator.MetaECSTaskFamily: c.ecs.family,
-			registrator.MetaECSTaskRevision: "7", registrator.MetaECSService: c.service, registrator.MetaECSContainer: c.container,
-			registrator.MetaAvailabilityZone: "eu-west-1b", registrator.MetaEC2InstanceID: host["instance-id"],
-			registrator.MetaContainerID: c.id, registrator.MetaContainerName: in.Name[1:],
+			desired.MetaECSCluster: "test", desired.MetaECSTaskARN: c.task, desired.MetaECSTaskFamily: c.ecs.family,
+			desired.MetaECSTaskRevision: "7", desired.MetaECSService: c.service, desired.MetaECSContainer: c.container,
+			desired.MetaAvailabilityZone: "eu-west-1b", desired.MetaEC2InstanceID: host["instance-id"],
+			desired.MetaContainerID: c.id, desired.MetaContainerName: in.Name[1:],
 		}
 		if c.container == "proxy" {
-			want[registrator.MetaECSService] = "edge-svc" // SERVICE_NAME names it; Meta keeps the ECS service
+			want[desired.MetaECSService] = "edge-svc" // SERVICE_NAME names it; Meta keeps the ECS service
 		}
 		for k, v := range want {
 			if s.Meta[k] != v {
@@ -178,7 +179,7 @@ func TestECSServiceConnectBridge(t *testing.T) {
 	port := hostPort(t, d, pause, "8080/tcp")
 	s := e.service(t, app, 5*time.Second, func(s *api.AgentService) bool { return s.Service == name })
 	t.Logf("registered %v after the start", time.Since(started).Round(time.Millisecond))
-	if s.Address != "127.0.0.1" || s.Port != port || s.Meta[registrator.MetaECSService] != name || s.Meta[registrator.MetaECSContainer] != "app" {
+	if s.Address != "127.0.0.1" || s.Port != port || s.Meta[desired.MetaECSService] != name || s.Meta[desired.MetaECSContainer] != "app" {
 		t.Errorf("registered at %s:%d with Meta %v, want 127.0.0.1:%d (the pause container's published port) and the task's Meta", s.Address, s.Port, s.Meta, port)
 	}
 	// The published port reaches the application (once it listens: the registration does not wait for
@@ -249,7 +250,7 @@ func TestECSAgentDownThenBack(t *testing.T) {
 	})
 	s := e.service(t, id, time.Second, func(*api.AgentService) bool { return true })
 	t.Logf("registered from labels %v after start; name %s", took, s.Service)
-	if s.Service != "down" || s.Meta[registrator.MetaECSTaskARN] != task.arn || s.Meta[registrator.MetaECSService] != "" {
+	if s.Service != "down" || s.Meta[desired.MetaECSTaskARN] != task.arn || s.Meta[desired.MetaECSService] != "" {
 		t.Errorf("from labels: %s meta %v", s.Service, s.Meta)
 	}
 
@@ -257,7 +258,7 @@ func TestECSAgentDownThenBack(t *testing.T) {
 	fake.TMDS.Start(t)
 	took = testenv.Eventually(t, 10*time.Second, "ecs-service and availability-zone never arrived", func() bool {
 		for _, s := range e.services(t, id) {
-			return s.Meta[registrator.MetaECSService] == "down-svc" && s.Meta[registrator.MetaAvailabilityZone] == "us-east-1c" &&
+			return s.Meta[desired.MetaECSService] == "down-svc" && s.Meta[desired.MetaAvailabilityZone] == "us-east-1c" &&
 				s.Service == "down-svc"
 		}
 		return false
@@ -293,7 +294,7 @@ func TestECSDegradation(t *testing.T) {
 			fake.Introspection.SetFault(fakeecs.Healthy)
 			fake.TMDS.SetFault(fakeecs.Healthy)
 			e.service(t, id, 10*time.Second, func(s *api.AgentService) bool {
-				return s.Service == "deg-"+tc.name && s.Meta[registrator.MetaAvailabilityZone] == "us-east-1a"
+				return s.Service == "deg-"+tc.name && s.Meta[desired.MetaAvailabilityZone] == "us-east-1a"
 			})
 		})
 	}
@@ -322,7 +323,7 @@ func TestECSStaysUnderRateLimit(t *testing.T) {
 	e.waitReady(t)
 	ids := startServiceTasks(t, d, fake, "many", 30)
 	for _, id := range ids {
-		e.service(t, id, 30*time.Second, func(s *api.AgentService) bool { return s.Meta[registrator.MetaECSService] != "" })
+		e.service(t, id, 30*time.Second, func(s *api.AgentService) bool { return s.Meta[desired.MetaECSService] != "" })
 	}
 	if n := fake.TMDS.Throttled(); n != 0 {
 		t.Errorf("task metadata answered 429 %d times", n)
@@ -390,7 +391,7 @@ func TestECSAPICallsAtFleetScale(t *testing.T) {
 	}
 	for _, id := range ids {
 		e.service(t, id, 60*time.Second, func(s *api.AgentService) bool {
-			return strings.HasPrefix(s.Meta[registrator.MetaECSService], "fleet-") && s.Meta["team"] != ""
+			return strings.HasPrefix(s.Meta[desired.MetaECSService], "fleet-") && s.Meta["team"] != ""
 		})
 	}
 	calls := describe.Calls()
@@ -414,7 +415,7 @@ func TestECSAPICallsAtFleetScale(t *testing.T) {
 	e2 := runECSWith(t, d, consul, fake, "", withAPI)
 	e2.waitReady(t)
 	for _, id := range ids {
-		e2.service(t, id, 10*time.Second, func(s *api.AgentService) bool { return s.Meta[registrator.MetaECSService] != "" })
+		e2.service(t, id, 10*time.Second, func(s *api.AgentService) bool { return s.Meta[desired.MetaECSService] != "" })
 	}
 	after := describe.Calls()[before:]
 	t.Logf("restart with 30 known tasks: %d DescribeTasks calls", len(after))
@@ -432,7 +433,7 @@ func TestECSAPINotCalledWhenTaskMetadataSuffices(t *testing.T) {
 	e.waitReady(t)
 	ids := startServiceTasks(t, d, fake, "tmds", 10)
 	for _, id := range ids {
-		e.service(t, id, 30*time.Second, func(s *api.AgentService) bool { return strings.HasPrefix(s.Meta[registrator.MetaECSService], "tmds-") })
+		e.service(t, id, 30*time.Second, func(s *api.AgentService) bool { return strings.HasPrefix(s.Meta[desired.MetaECSService], "tmds-") })
 	}
 	if calls := describe.Calls(); len(calls) != 0 {
 		t.Errorf("%d DescribeTasks calls (%v); task metadata gave every service name", len(calls), calls)

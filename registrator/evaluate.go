@@ -12,6 +12,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // work evaluates queued containers until the queue shuts down. Workers run in parallel; none of them
@@ -45,7 +46,7 @@ func (r *Registrator) work(ctx context.Context) error {
 // leaves the store.
 func (r *Registrator) evaluate(ctx context.Context, id string) error {
 	rec := r.store.get(id)
-	var c Container
+	var c desired.Container
 	if rec == nil || rec.stale || !rec.evaluated() {
 		r.store.inspecting(id) // an event from now on marks it stale again
 		in, err := r.docker.ContainerInspect(ctx, id)
@@ -58,10 +59,10 @@ func (r *Registrator) evaluate(ctx context.Context, id string) error {
 			r.metrics.fail(errDockerInspect)
 			return fmt.Errorf("inspect: %w", err)
 		}
-		c = FromInspect(in)
+		c = desired.FromInspect(in)
 		if netID, ok := strings.CutPrefix(c.NetworkMode, "container:"); ok {
 			if other, err := r.docker.ContainerInspect(ctx, netID); err == nil {
-				c.joinNetwork(FromInspect(other))
+				c.JoinNetwork(desired.FromInspect(other))
 			}
 		}
 		if r.cfg.InspectTags != nil {
@@ -71,19 +72,19 @@ func (r *Registrator) evaluate(ctx context.Context, id string) error {
 		c = *rec.container
 	}
 
-	opts := Options{Node: cmp.Or(r.cfg.IDPrefix, *r.node.Load()), AdvertiseIP: r.cfg.AdvertiseIP, Internal: r.cfg.Internal,
+	opts := desired.Options{Node: cmp.Or(r.cfg.IDPrefix, *r.node.Load()), AdvertiseIP: r.cfg.AdvertiseIP, Internal: r.cfg.Internal,
 		OptIn: r.cfg.OptIn, Tags: r.cfg.Tags, HealthTTL: r.cfg.HealthTTL, Gliderlabs: r.cfg.Gliderlabs, IPFromLabel: r.cfg.IPFromLabel}
 	c.Task = nil
 	if r.cfg.ECS != nil {
 		opts.Host = r.cfg.ECS.Host()
-		ref := ecsmeta.Ref{ID: c.ID, Labels: c.Labels, Env: c.Env, Running: c.Running, Wanted: Wanted(c, opts), DockerHealth: c.HasHealthcheck}
+		ref := ecsmeta.Ref{ID: c.ID, Labels: c.Labels, Env: c.Env, Running: c.Running, Wanted: desired.Wanted(c, opts), DockerHealth: c.HasHealthcheck}
 		if t, ok := r.cfg.ECS.Lookup(ref); ok {
 			c.Task = &t
 		}
 	} else if t, ok := ecsmeta.FromLabels(c.Labels); ok {
 		c.Task = &t
 	}
-	res := Desired(c, opts) // whether it drains is the planner's call
+	res := desired.Desired(c, opts) // whether it drains is the planner's call
 	old, cur := r.store.evaluated(id, &c, res)
 	if old == nil || !sameAdvert(old, cur) {
 		r.store.notify()
@@ -137,7 +138,7 @@ func (r *Registrator) noteProblems(ctx context.Context, old, cur *record) {
 	log := r.containerLog(cur.id)
 	for _, p := range cur.problems {
 		level := slog.LevelWarn
-		if p.Severity == SeverityError {
+		if p.Severity == desired.SeverityError {
 			level = slog.LevelError
 			r.metrics.fail(errBadDefinition)
 			r.activity.add(Event{Container: shortID(cur.id), Name: nameOf(cur), Source: "reconcile", Action: "kept out", Detail: p.String()})

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/ecs-registrator/ecs-registrator/health"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // The fast layer's recording fakes. They stand in for dockerd and the Consul agent only in tests of the
@@ -217,7 +218,7 @@ func (d *fakeDocker) remove(id string) {
 type fakeAgent struct {
 	mu       sync.Mutex
 	node     string
-	services map[string]Service // owned and foreign; foreign ones lack the external-source meta
+	services map[string]desired.Service // owned and foreign; foreign ones lack the external-source meta
 	ttl      map[string]health.State
 	writes   []string
 	gen      int
@@ -228,7 +229,7 @@ type fakeAgent struct {
 }
 
 func newFakeAgent() *fakeAgent {
-	return &fakeAgent{node: "node1", services: map[string]Service{}, ttl: map[string]health.State{}, changed: make(chan struct{}),
+	return &fakeAgent{node: "node1", services: map[string]desired.Service{}, ttl: map[string]health.State{}, changed: make(chan struct{}),
 		refuse: map[string]int{}, hang: map[string]bool{}}
 }
 
@@ -255,9 +256,9 @@ func (a *fakeAgent) Services(context.Context) (AgentState, error) {
 	if a.down {
 		return AgentState{}, errAgentDown
 	}
-	st := AgentState{Owned: map[string]Service{}, Foreign: map[string]bool{}}
+	st := AgentState{Owned: map[string]desired.Service{}, Foreign: map[string]bool{}}
 	for id, s := range a.services {
-		if s.Meta[MetaExternalSource] != ExternalSource {
+		if s.Meta[desired.MetaExternalSource] != desired.ExternalSource {
 			st.Foreign[id] = true
 			continue
 		}
@@ -268,7 +269,7 @@ func (a *fakeAgent) Services(context.Context) (AgentState, error) {
 	return st, nil
 }
 
-func (a *fakeAgent) Register(ctx context.Context, s Service) error {
+func (a *fakeAgent) Register(ctx context.Context, s desired.Service) error {
 	a.mu.Lock()
 	if a.hang[s.ID] {
 		a.mu.Unlock()
@@ -358,11 +359,11 @@ func (a *fakeAgent) setDown(down bool) {
 func (a *fakeAgent) addForeign(id string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.services[id] = Service{ID: id, Name: "hand-made", Meta: map[string]string{}}
+	a.services[id] = desired.Service{ID: id, Name: "hand-made", Meta: map[string]string{}}
 	a.bumpLocked()
 }
 
-func (a *fakeAgent) service(id string) (Service, bool) {
+func (a *fakeAgent) service(id string) (desired.Service, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s, ok := a.services[id]

@@ -20,6 +20,7 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
 	consulagent "github.com/ecs-registrator/ecs-registrator/registrator/consul"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // env is one registrator running against a real dockerd and its own Consul dev agent.
@@ -34,7 +35,7 @@ type env struct {
 }
 
 // problems returns a container's problems and why it has no services, as the snapshot shows them.
-func (e *env) problems(id string) ([]registrator.Problem, string) {
+func (e *env) problems(id string) ([]desired.Problem, string) {
 	for _, c := range e.reg.Snapshot().Containers {
 		if c.ID == id {
 			return c.Problems, c.Reason
@@ -88,7 +89,7 @@ func (e *env) waitReady(t *testing.T) {
 // services returns the agent's services for one container.
 func (e *env) services(t *testing.T, containerID string) map[string]*api.AgentService {
 	t.Helper()
-	s, err := e.api.Agent().ServicesWithFilter(fmt.Sprintf("Meta[%q] == %q", registrator.MetaContainerID, containerID))
+	s, err := e.api.Agent().ServicesWithFilter(fmt.Sprintf("Meta[%q] == %q", desired.MetaContainerID, containerID))
 	if err != nil {
 		t.Fatalf("agent services: %v", err)
 	}
@@ -239,13 +240,13 @@ func TestOptInIgnoreAndBadLabelsStayPerContainer(t *testing.T) {
 		{bad, "SERVICE_IGNORE has a bad value", "SERVICE_IGNORE"},
 		{badName, "no port left", "SERVICE_NAME"},
 	} {
-		var problems []registrator.Problem
+		var problems []desired.Problem
 		var skipped string
 		testenv.EventuallyExplain(t, 5*time.Second, func() bool {
 			problems, skipped = e.problems(c.id)
 			return strings.Contains(skipped, c.reason)
 		}, func() string { return fmt.Sprintf("%.12s: skipped %q problems %v", c.id, skipped, problems) })
-		if c.problem != "" && !slices.ContainsFunc(problems, func(p registrator.Problem) bool { return p.Key == c.problem }) {
+		if c.problem != "" && !slices.ContainsFunc(problems, func(p desired.Problem) bool { return p.Key == c.problem }) {
 			t.Errorf("%.12s: problems %v lack %s", c.id, problems, c.problem)
 		}
 		if s := e.services(t, c.id); len(s) != 0 {

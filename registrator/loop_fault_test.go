@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // An agent that never answers one write does not hold up the others: every write has a deadline.
@@ -46,7 +47,7 @@ func TestLoopRefusedRegistrationDoesNotDelayTheDrain(t *testing.T) {
 		task.Revision = "4"
 		e.set("c1", task) // new metadata: the update is refused, again and again
 		l.after(3 * time.Minute)
-		if s, _ := l.a.service(sid); s.Meta[MetaECSTaskRevision] != "3" {
+		if s, _ := l.a.service(sid); s.Meta[desired.MetaECSTaskRevision] != "3" {
 			t.Fatalf("the refused update got through: %v", s.Meta)
 		}
 		l.d.kill("c1", "15")
@@ -95,9 +96,9 @@ func TestObservationsKeepTheNewestRead(t *testing.T) {
 	a := newApplier(newFakeAgent(), newStore(), Config{Logger: slog.New(slog.DiscardHandler), HealthTTL: time.Minute},
 		newMetrics(nil, nil), &activity{})
 	full := a.startRead()
-	full.state, full.full = AgentState{Owned: map[string]Service{"web1": {ID: "web1"}}}, true
+	full.state, full.full = AgentState{Owned: map[string]desired.Service{"web1": {ID: "web1"}}}, true
 	newer := a.startRead()
-	newer.state = AgentState{Owned: map[string]Service{}} // the agent restarted meanwhile
+	newer.state = AgentState{Owned: map[string]desired.Service{}} // the agent restarted meanwhile
 	a.observe(t.Context(), newer)
 	a.observe(t.Context(), full)
 	got := <-a.observations

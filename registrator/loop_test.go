@@ -15,6 +15,7 @@ import (
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // loop is a Registrator running in a synctest bubble against the recording fakes.
@@ -544,7 +545,7 @@ func TestLoopECSStoppedDrainsWithoutInspect(t *testing.T) {
 		l.d.start(webSpec("c1", "web-1"))
 		l.settle()
 		s, ok := l.a.service("node1:web-1:8080")
-		if !ok || s.Meta[MetaECSCluster] != "prod" || s.Meta[MetaAvailabilityZone] != "eu-west-1a" {
+		if !ok || s.Meta[desired.MetaECSCluster] != "prod" || s.Meta[desired.MetaAvailabilityZone] != "eu-west-1a" {
 			t.Fatalf("service = %+v, %v", s, ok)
 		}
 		before := l.d.inspected("c1")
@@ -634,18 +635,18 @@ func TestLoopDryRunWritesNothing(t *testing.T) {
 // A task whose services' Meta disagree (a container's own label won over the task tag in one of them)
 // is not remembered: its tags are asked for again rather than read back wrong.
 func TestKnownTasksLeavesOutDisagreement(t *testing.T) {
-	meta := func(arn, svc, team string) Service {
-		m := map[string]string{MetaECSTaskARN: arn, MetaECSService: svc, MetaECSTags: "Team"}
+	meta := func(arn, svc, team string) desired.Service {
+		m := map[string]string{desired.MetaECSTaskARN: arn, desired.MetaECSService: svc, desired.MetaECSTags: "Team"}
 		if team != "" {
 			m["team"] = team
 		}
-		return Service{Meta: m}
+		return desired.Service{Meta: m}
 	}
-	got := knownTasks(map[string]Service{
+	got := knownTasks(map[string]desired.Service{
 		"a1": meta("arn-a", "svc", "core"), "a2": meta("arn-a", "svc", "core"),
 		"b1": meta("arn-b", "svc", "core"), "b2": meta("arn-b", "svc", "label-value"),
-		"c1": meta("arn-c", "", ""),                              // not in a service, tags looked up, none found
-		"d1": {Meta: map[string]string{MetaECSTaskARN: "arn-d"}}, // nothing known
+		"c1": meta("arn-c", "", ""),                                      // not in a service, tags looked up, none found
+		"d1": {Meta: map[string]string{desired.MetaECSTaskARN: "arn-d"}}, // nothing known
 	})
 	slices.SortFunc(got, func(a, b ecsmeta.Known) int { return strings.Compare(a.TaskARN, b.TaskARN) })
 	if len(got) != 2 || got[0].TaskARN != "arn-a" || got[0].Tags["team"] != "core" || got[1].TaskARN != "arn-c" ||

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // Migration says what the daemon does with the services gliderlabs/registrator left on the agent
@@ -50,7 +52,7 @@ func parseGliderlabsID(id string) (g gliderlabsID, ok bool) {
 // adopts reports whether want takes over the unmarked registration g of the same ID: one with
 // gliderlabs's ID shape and this host's prefix, or one naming the same address and port (a
 // gliderlabs SERVICE_ID).
-func (m Migration) adopts(g Service, want *Service) bool {
+func (m Migration) adopts(g desired.Service, want *desired.Service) bool {
 	if !m.Adopt {
 		return false
 	}
@@ -65,12 +67,12 @@ func (m Migration) adopts(g Service, want *Service) bool {
 // would take over but does not advertise now (its container is stopping or has stopped), and a
 // duplicate of one it holds for the same container and port (its IDs use another prefix). With
 // Cleanup: one of this host's that no running container accounts for.
-func (m Migration) released(in planInput, won map[string]*Service) map[string]string {
+func (m Migration) released(in planInput, won map[string]*desired.Service) map[string]string {
 	if (!m.Adopt && !m.Cleanup) || len(in.unmarked) == 0 {
 		return nil
 	}
 	byName := make(map[string]*record, len(in.records))
-	wanted := map[string]*Service{}
+	wanted := map[string]*desired.Service{}
 	for _, rec := range in.records {
 		if !rec.evaluated() {
 			return nil
@@ -104,7 +106,7 @@ func (m Migration) released(in planInput, won map[string]*Service) map[string]st
 			out[sid] = "no such container"
 		case !rec.running() && !(in.keepFailed && in.hostDrain == "" && rec.keptWhy() != ""):
 			out[sid] = "its container is not running"
-		case !slices.ContainsFunc(taskPorts(*rec.container), func(p Port) bool { return p.Port == id.port && p.Proto == id.proto }):
+		case !slices.ContainsFunc(rec.container.TaskPorts(), func(p desired.Port) bool { return p.Port == id.port && p.Proto == id.proto }):
 			out[sid] = "its container has no such port"
 		}
 	}
@@ -113,7 +115,7 @@ func (m Migration) released(in planInput, won map[string]*Service) map[string]st
 
 // holdsSame reports whether the agent holds a registration of this daemon for the container at g's
 // address and port.
-func holdsSame(held map[string]Service, containerID string, g Service) bool {
+func holdsSame(held map[string]desired.Service, containerID string, g desired.Service) bool {
 	for _, h := range held {
 		if h.ContainerID == containerID && h.Address == g.Address && h.Port == g.Port {
 			return true

@@ -10,7 +10,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
-	"github.com/ecs-registrator/ecs-registrator/registrator"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // 20 pairs of containers asking for the same SERVICE_ID, each pair started at the same instant:
@@ -70,7 +70,7 @@ func TestServiceIDClashPairs(t *testing.T) {
 		if err != nil || s == nil {
 			return ""
 		}
-		return s.Meta[registrator.MetaContainerID]
+		return s.Meta[desired.MetaContainerID]
 	}
 	clashShown := func(id, sid string) bool {
 		probs, _ := e.problems(id)

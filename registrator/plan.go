@@ -8,19 +8,20 @@ import (
 	"time"
 
 	"github.com/ecs-registrator/ecs-registrator/health"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // planInput is everything the planner decides from: every container's record and what the agent holds.
 type planInput struct {
 	records  map[string]*record
-	held     map[string]Service // owned services on the agent, by ID, as far as the applier knows
-	foreign  map[string]bool    // IDs of services on the agent that are not ours
-	mirrored map[string]ttlPush // mirror check ID -> the state last written to it
+	held     map[string]desired.Service // owned services on the agent, by ID, as far as the applier knows
+	foreign  map[string]bool            // IDs of services on the agent that are not ours
+	mirrored map[string]ttlPush         // mirror check ID -> the state last written to it
 	drain    DrainMode
 	// keepFailed is -deregister on-success: a container that failed keeps its services.
 	keepFailed bool
 	// unmarked are the foreign services without an external-source, for migrate.
-	unmarked map[string]Service
+	unmarked map[string]desired.Service
 	migrate  Migration
 	// hostDrain is why the whole host is going away, "" while it is not: every running container
 	// drains, and none is registered anew.
@@ -30,10 +31,10 @@ type planInput struct {
 // plan is what the applier does next, in this order: deregister, register, push mirror states.
 type plan struct {
 	deregister []string
-	register   []Service
+	register   []desired.Service
 	mirrors    []mirrorPush
 	// clashes are the containers that want a service ID they do not get, with why.
-	clashes map[string][]Problem
+	clashes map[string][]desired.Problem
 	// draining are the running containers that are stopping, with why.
 	draining map[string]string
 	// released are the registrations gliderlabs/registrator left that are deregistered, with why.
@@ -54,7 +55,7 @@ type mirrorPush struct {
 // candidate is one container's claim on a service ID.
 type candidate struct {
 	rec      *record
-	svc      *Service // in rec, or in its maintenance copy: never changed
+	svc      *desired.Service // in rec, or in its maintenance copy: never changed
 	draining bool
 }
 
@@ -65,13 +66,13 @@ type candidate struct {
 // one that is, then the one that started first, then the lower container ID. The others get a clash
 // problem and take the ID over once the plan no longer gives it to the holder.
 func makePlan(in planInput) plan {
-	p := plan{clashes: map[string][]Problem{}, draining: map[string]string{}}
+	p := plan{clashes: map[string][]desired.Problem{}, draining: map[string]string{}}
 	// Map order is random; every list the plan returns is sorted at the end, and candidates are
 	// ranked, so the plan does not depend on it. Most IDs have one claimant: best holds it, and
 	// rivals only the IDs that have more.
 	best := make(map[string]candidate, len(in.held)+8)
 	rivals := map[string][]candidate{}
-	var heldBy map[string][]Service // container ID -> held services, built when a failed container needs it
+	var heldBy map[string][]desired.Service // container ID -> held services, built when a failed container needs it
 	for id, rec := range in.records {
 		svcs, why := advertised(rec, in.held, in.drain, in.hostDrain)
 		if why != "" {
@@ -81,7 +82,7 @@ func makePlan(in planInput) plan {
 		// A host that is going keeps nothing of a failed container: it is not coming back here.
 		if in.keepFailed && in.hostDrain == "" && svcs == nil && rec.keptWhy() != "" {
 			if heldBy == nil && len(rec.services) == 0 {
-				heldBy = map[string][]Service{}
+				heldBy = map[string][]desired.Service{}
 				for _, h := range in.held {
 					heldBy[h.ContainerID] = append(heldBy[h.ContainerID], h)
 				}
@@ -103,7 +104,7 @@ func makePlan(in planInput) plan {
 		}
 	}
 
-	won := make(map[string]*Service, len(best))
+	won := make(map[string]*desired.Service, len(best))
 	for sid, c := range best {
 		held, isHeld := in.held[sid]
 		g, unmarked := in.unmarked[sid]
@@ -152,7 +153,7 @@ func makePlan(in planInput) plan {
 		}
 		w := *want
 		_, adopted := in.unmarked[sid]
-		w.replaces = ok || adopted
+		w.Replaces = ok || adopted
 		p.register = append(p.register, w)
 	}
 	for sid, h := range in.held {
@@ -190,16 +191,16 @@ func makePlan(in planInput) plan {
 	}
 	slices.SortFunc(p.maintain, func(a, b maintenance) int { return strings.Compare(a.id, b.id) })
 	slices.Sort(p.deregister)
-	slices.SortFunc(p.register, func(a, b Service) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(p.register, func(a, b desired.Service) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(p.mirrors, func(a, b mirrorPush) int { return strings.Compare(a.checkID, b.checkID) })
 	for _, ps := range p.clashes {
-		slices.SortFunc(ps, func(a, b Problem) int { return strings.Compare(a.Message, b.Message) })
+		slices.SortFunc(ps, func(a, b desired.Problem) int { return strings.Compare(a.Message, b.Message) })
 	}
 	return p
 }
 
 func (p *plan) clash(containerID, msg string) {
-	p.clashes[containerID] = append(p.clashes[containerID], Problem{Severity: SeverityError, Key: "SERVICE_ID", Message: msg})
+	p.clashes[containerID] = append(p.clashes[containerID], desired.Problem{Severity: desired.SeverityError, Key: "SERVICE_ID", Message: msg})
 }
 
 func rank(a, b candidate) int {
@@ -217,7 +218,7 @@ func rank(a, b candidate) int {
 // maintenance check naming this run of the container. On a host that is going away (hostDrain)
 // every running container drains the same way, its maintenance note saying why; and nothing the
 // agent does not hold yet is registered.
-func advertised(rec *record, held map[string]Service, mode DrainMode, hostDrain string) ([]Service, string) {
+func advertised(rec *record, held map[string]desired.Service, mode DrainMode, hostDrain string) ([]desired.Service, string) {
 	if !rec.running() {
 		return nil, ""
 	}
@@ -247,7 +248,7 @@ func advertised(rec *record, held map[string]Service, mode DrainMode, hostDrain 
 	if why == "" {
 		return rec.services, ""
 	}
-	out := make([]Service, 0, len(rec.services))
+	out := make([]desired.Service, 0, len(rec.services))
 	for _, s := range rec.services {
 		if h, ok := held[s.ID]; hostDrain != "" && !(ok && h.ContainerID == rec.id) {
 			continue // a host that is going registers nothing new, not even in maintenance
@@ -261,12 +262,12 @@ func advertised(rec *record, held map[string]Service, mode DrainMode, hostDrain 
 // keptServices are what a container that failed keeps advertising (-deregister on-success): its
 // services as last evaluated, else what the agent holds for it (a daemon that restarted since). Its
 // own health is gone with it, so a mirrored check goes critical.
-func keptServices(rec *record, held []Service, mirrored map[string]ttlPush) []Service {
+func keptServices(rec *record, held []desired.Service, mirrored map[string]ttlPush) []desired.Service {
 	svcs := rec.services
 	if len(svcs) == 0 {
 		svcs = held
 	}
-	out := make([]Service, len(svcs))
+	out := make([]desired.Service, len(svcs))
 	for i, s := range svcs {
 		if _, ok := mirrored[health.MirrorID(s.ID)]; ok || s.Health != nil {
 			s.Health = &health.State{Status: health.Critical, Output: "container " + rec.keptWhy()}

@@ -8,13 +8,14 @@ import (
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/health"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 
 // rec is a running, inspected container started at t0+startedSec wanting the given service IDs.
 func rec(id string, startedSec int, sids ...string) *record {
-	c := &Container{ID: id, Name: "n-" + id, Running: true, StartedAt: t0.Add(time.Duration(startedSec) * time.Second)}
+	c := &desired.Container{ID: id, Name: "n-" + id, Running: true, StartedAt: t0.Add(time.Duration(startedSec) * time.Second)}
 	r := &record{id: id, container: c}
 	for _, sid := range sids {
 		r.services = append(r.services, held(sid, id))
@@ -22,9 +23,9 @@ func rec(id string, startedSec int, sids ...string) *record {
 	return r
 }
 
-func held(sid, containerID string) Service {
-	return Service{ID: sid, Name: "web", Address: "10.0.0.5", Port: 8080, ContainerID: containerID,
-		Meta: map[string]string{MetaExternalSource: ExternalSource, MetaContainerID: containerID}}
+func held(sid, containerID string) desired.Service {
+	return desired.Service{ID: sid, Name: "web", Address: "10.0.0.5", Port: 8080, ContainerID: containerID,
+		Meta: map[string]string{desired.MetaExternalSource: desired.ExternalSource, desired.MetaContainerID: containerID}}
 }
 
 func with(r *record, f func(*record)) *record { f(r); return r }
@@ -49,14 +50,14 @@ func healthy(status string) func(*record) {
 }
 
 func TestPlan(t *testing.T) {
-	maint := func(r *record, sid string) Service {
+	maint := func(r *record, sid string) desired.Service {
 		s := held(sid, r.id)
 		s.Maintenance = drainNote(r.container.StartedAt)
 		return s
 	}
 	a := rec("aaaa", 0, "web1")
 	const spot = "EC2 Spot interruption notice: terminate at 2026-11-28T10:02:00Z"
-	hostMaint := func(sid, containerID string) Service {
+	hostMaint := func(sid, containerID string) desired.Service {
 		s := held(sid, containerID)
 		s.Maintenance = hostDrainNote(spot)
 		return s
@@ -64,14 +65,14 @@ func TestPlan(t *testing.T) {
 	tests := []struct {
 		name     string
 		records  []*record
-		held     []Service // what the agent holds
+		held     []desired.Service // what the agent holds
 		foreign  []string
 		mirrored map[string]ttlPush
 		drain    DrainMode
 		// keep is -deregister on-success; unmarked are foreign services without an external-source
 		// (also in foreign), migrate what to do with them (Hostname "host1").
 		keep     bool
-		unmarked []Service
+		unmarked []desired.Service
 		migrate  Migration
 		// want: the plan's writes, as "-id" (deregister), "+id@container" (register), "~check=status" (mirror)
 		want    []string
@@ -83,162 +84,162 @@ func TestPlan(t *testing.T) {
 	}{
 		{name: "new container is registered", records: []*record{rec("aaaa", 0, "web1")},
 			want: []string{"+web1@aaaa"}},
-		{name: "unchanged writes nothing", records: []*record{rec("aaaa", 0, "web1")}, held: []Service{held("web1", "aaaa")}},
+		{name: "unchanged writes nothing", records: []*record{rec("aaaa", 0, "web1")}, held: []desired.Service{held("web1", "aaaa")}},
 		{name: "changed service is registered again", records: []*record{rec("aaaa", 0, "web1")},
-			held: []Service{{ID: "web1", Name: "old", ContainerID: "aaaa"}}, want: []string{"+web1@aaaa"}},
-		{name: "gone container is deregistered", held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
-		{name: "stray without a container is deregistered", held: []Service{held("x", "")}, want: []string{"-x"}},
-		{name: "not yet inspected keeps what it holds", records: []*record{{id: "aaaa"}}, held: []Service{held("web1", "aaaa")}},
+			held: []desired.Service{{ID: "web1", Name: "old", ContainerID: "aaaa"}}, want: []string{"+web1@aaaa"}},
+		{name: "gone container is deregistered", held: []desired.Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		{name: "stray without a container is deregistered", held: []desired.Service{held("x", "")}, want: []string{"-x"}},
+		{name: "not yet inspected keeps what it holds", records: []*record{{id: "aaaa"}}, held: []desired.Service{held("web1", "aaaa")}},
 		{name: "service the container no longer wants goes", records: []*record{rec("aaaa", 0, "web1")},
-			held: []Service{held("web1", "aaaa"), held("web2", "aaaa")}, want: []string{"-web2"}},
+			held: []desired.Service{held("web1", "aaaa"), held("web2", "aaaa")}, want: []string{"-web2"}},
 		{name: "stopped container is deregistered", records: []*record{with(rec("aaaa", 0, "web1"), died)},
-			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+			held: []desired.Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "SIGTERM drains at once", records: []*record{with(rec("aaaa", 0, "web1"), killed("15"))},
-			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+			held: []desired.Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "SIGKILL by name drains", records: []*record{with(rec("aaaa", 0, "web1"), killed("SIGKILL"))},
-			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+			held: []desired.Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "SIGHUP is no stop", records: []*record{with(rec("aaaa", 0, "web1"), killed("1"))},
-			held: []Service{held("web1", "aaaa")}},
+			held: []desired.Service{held("web1", "aaaa")}},
 		{name: "the container's own stop signal drains", records: []*record{with(rec("aaaa", 0, "web1"), func(r *record) {
 			r.container.StopSignal = "SIGUSR2"
 			killed("12")(r)
-		})}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		})}, held: []desired.Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "a kill before this run started is history", records: []*record{with(rec("aaaa", 0, "web1"), func(r *record) {
 			r.kill = killMark{signal: "15", at: r.container.StartedAt.Add(-time.Second)}
-		})}, held: []Service{held("web1", "aaaa")}},
+		})}, held: []desired.Service{held("web1", "aaaa")}},
 		{name: "ECS STOPPED drains", records: []*record{with(rec("aaaa", 0, "web1"), func(r *record) {
 			r.task = &ecsmeta.Task{DesiredStatus: ecsmeta.StatusStopped}
-		})}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+		})}, held: []desired.Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "maintenance drain keeps the service in maintenance", drain: DrainMaintenance,
-			records: []*record{with(rec("aaaa", 0, "web1"), killed("15"))}, held: []Service{held("web1", "aaaa")},
+			records: []*record{with(rec("aaaa", 0, "web1"), killed("15"))}, held: []desired.Service{held("web1", "aaaa")},
 			want: []string{"+web1@aaaa maint"}},
 		{name: "maintenance found after a daemon restart is kept", drain: DrainMaintenance,
-			records: []*record{a}, held: []Service{maint(a, "web1")}},
+			records: []*record{a}, held: []desired.Service{maint(a, "web1")}},
 		{name: "maintenance of an earlier run is lifted by starting over", drain: DrainMaintenance,
-			records: []*record{rec("aaaa", 5, "web1")}, held: []Service{maint(rec("aaaa", 0), "web1")},
+			records: []*record{rec("aaaa", 5, "web1")}, held: []desired.Service{maint(rec("aaaa", 0), "web1")},
 			want: []string{"-web1", "+web1@aaaa"}},
 		{name: "first started keeps the ID", records: []*record{rec("bbbb", 1, "web1"), rec("aaaa", 2, "web1")},
 			want: []string{"+web1@bbbb"}, clashes: map[string]string{"aaaa": "bbbb"}},
 		{name: "tie goes to the lower container ID", records: []*record{rec("bbbb", 1, "web1"), rec("aaaa", 1, "web1")},
 			want: []string{"+web1@aaaa"}, clashes: map[string]string{"bbbb": "aaaa"}},
 		{name: "holder keeps the ID: nothing written", records: []*record{rec("bbbb", 1, "web1"), rec("aaaa", 2, "web1")},
-			held: []Service{held("web1", "bbbb")}, clashes: map[string]string{"aaaa": "bbbb"}},
+			held: []desired.Service{held("web1", "bbbb")}, clashes: map[string]string{"aaaa": "bbbb"}},
 		{name: "an earlier starter takes the ID over from a later one", records: []*record{rec("bbbb", 1, "web1"), rec("aaaa", 2, "web1")},
-			held: []Service{held("web1", "aaaa")}, want: []string{"+web1@bbbb"}, clashes: map[string]string{"aaaa": "bbbb"}},
+			held: []desired.Service{held("web1", "aaaa")}, want: []string{"+web1@bbbb"}, clashes: map[string]string{"aaaa": "bbbb"}},
 		{name: "hand-over when the holder goes", records: []*record{rec("aaaa", 2, "web1")},
-			held: []Service{held("web1", "bbbb")}, want: []string{"+web1@aaaa"}},
+			held: []desired.Service{held("web1", "bbbb")}, want: []string{"+web1@aaaa"}},
 		{name: "hand-over when the holder drains", records: []*record{with(rec("bbbb", 1, "web1"), killed("15")), rec("aaaa", 2, "web1")},
-			held: []Service{held("web1", "bbbb")}, want: []string{"+web1@aaaa"}},
+			held: []desired.Service{held("web1", "bbbb")}, want: []string{"+web1@aaaa"}},
 		{name: "a draining holder yields in maintenance mode too", drain: DrainMaintenance,
 			records: []*record{with(rec("bbbb", 1, "web1"), killed("15")), rec("aaaa", 2, "web1")},
-			held:    []Service{held("web1", "bbbb")}, want: []string{"+web1@aaaa"}, clashes: map[string]string{"bbbb": "aaaa"}},
+			held:    []desired.Service{held("web1", "bbbb")}, want: []string{"+web1@aaaa"}, clashes: map[string]string{"bbbb": "aaaa"}},
 		{name: "foreign service keeps its ID", records: []*record{rec("aaaa", 0, "web1", "web2")}, foreign: []string{"web1"},
 			want: []string{"+web2@aaaa"}, clashes: map[string]string{"aaaa": "does not own"}},
 		{name: "health mirror pushed with a registration", records: []*record{with(rec("aaaa", 0, "web1"), healthy("passing"))},
 			want: []string{"+web1@aaaa", "~service:web1:health=passing"}},
 		{name: "health change pushed alone", records: []*record{with(rec("aaaa", 0, "web1"), healthy("critical"))},
-			held: []Service{held("web1", "aaaa")}, mirrored: map[string]ttlPush{"service:web1:health": {State: health.State{Status: "passing", Output: "probe"}}},
+			held: []desired.Service{held("web1", "aaaa")}, mirrored: map[string]ttlPush{"service:web1:health": {State: health.State{Status: "passing", Output: "probe"}}},
 			want: []string{"~service:web1:health=critical"}},
 		{name: "unchanged health writes nothing", records: []*record{with(rec("aaaa", 0, "web1"), healthy("passing"))},
-			held: []Service{held("web1", "aaaa")}, mirrored: map[string]ttlPush{"service:web1:health": {State: health.State{Status: "passing", Output: "probe"}}}},
+			held: []desired.Service{held("web1", "aaaa")}, mirrored: map[string]ttlPush{"service:web1:health": {State: health.State{Status: "passing", Output: "probe"}}}},
 		{name: "a holder not yet inspected keeps the ID", records: []*record{{id: "bbbb"}, rec("aaaa", 2, "web1")},
-			held: []Service{held("web1", "bbbb")}, clashes: map[string]string{"aaaa": "not yet inspected"}},
+			held: []desired.Service{held("web1", "bbbb")}, clashes: map[string]string{"aaaa": "not yet inspected"}},
 		{name: "an operator's maintenance is left alone", records: []*record{rec("aaaa", 0, "web1")},
-			held: []Service{with2(held("web1", "aaaa"), func(s *Service) { s.Maintenance = "kernel upgrade" })}},
-		{name: "a foreign service is never deregistered", held: []Service{held("web1", "gone")}, foreign: []string{"web1"}},
+			held: []desired.Service{with2(held("web1", "aaaa"), func(s *desired.Service) { s.Maintenance = "kernel upgrade" })}},
+		{name: "a foreign service is never deregistered", held: []desired.Service{held("web1", "gone")}, foreign: []string{"web1"}},
 		{name: "on-success: a container that exited 1 keeps its services, its health critical", keep: true,
 			records:  []*record{with(with(rec("aaaa", 0, "web1"), exited(1)), healthy("passing"))},
-			held:     []Service{held("web1", "aaaa")},
+			held:     []desired.Service{held("web1", "aaaa")},
 			mirrored: map[string]ttlPush{"service:web1:health": {State: health.State{Status: "passing"}}},
 			want:     []string{"~service:web1:health=critical"}},
 		{name: "on-success: exit 0 deregisters", keep: true, records: []*record{with(rec("aaaa", 0, "web1"), exited(0))},
-			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+			held: []desired.Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "on-success: a signal's exit code deregisters", keep: true, records: []*record{with(rec("aaaa", 0, "web1"), exited(137))},
-			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+			held: []desired.Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "on-success: a container stopped with SIGTERM that exits 1 stays out", keep: true,
-			records: []*record{with(with(rec("aaaa", 0, "web1"), killed("15")), exited(1))}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+			records: []*record{with(with(rec("aaaa", 0, "web1"), killed("15")), exited(1))}, held: []desired.Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "always: exit 1 deregisters", records: []*record{with(rec("aaaa", 0, "web1"), exited(1))},
-			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+			held: []desired.Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "on-success after a daemon restart: what the agent holds is kept", keep: true,
 			records: []*record{with(rec("aaaa", 0), func(r *record) { r.container.Running, r.container.ExitCode = false, 2 })},
-			held:    []Service{held("web1", "aaaa")}},
+			held:    []desired.Service{held("web1", "aaaa")}},
 		{name: "on-success: a running container takes the ID from a failed one", keep: true,
 			records: []*record{with(rec("aaaa", 0, "web1"), exited(1)), rec("bbbb", 5, "web1")},
-			held:    []Service{held("web1", "aaaa")}, want: []string{"+web1@bbbb"}, clashes: map[string]string{"aaaa": "bbbb"}},
+			held:    []desired.Service{held("web1", "aaaa")}, want: []string{"+web1@bbbb"}, clashes: map[string]string{"aaaa": "bbbb"}},
 		{name: "gliderlabs registration adopted in place by ID prefix", migrate: Migration{Adopt: true, Hostname: "host1"},
 			records: []*record{rec("aaaa", 0, "host1:n-aaaa:80")}, foreign: []string{"host1:n-aaaa:80"},
-			unmarked: []Service{{ID: "host1:n-aaaa:80", Address: "10.9.9.9", Port: 1}}, want: []string{"+host1:n-aaaa:80@aaaa"}},
+			unmarked: []desired.Service{{ID: "host1:n-aaaa:80", Address: "10.9.9.9", Port: 1}}, want: []string{"+host1:n-aaaa:80@aaaa"}},
 		{name: "gliderlabs registration adopted by address and port", migrate: Migration{Adopt: true, Hostname: "host1"},
 			records: []*record{rec("aaaa", 0, "custom-id")}, foreign: []string{"custom-id"},
-			unmarked: []Service{{ID: "custom-id", Address: "10.0.0.5", Port: 8080}}, want: []string{"+custom-id@aaaa"}},
+			unmarked: []desired.Service{{ID: "custom-id", Address: "10.0.0.5", Port: 8080}}, want: []string{"+custom-id@aaaa"}},
 		{name: "without adopt an unmarked registration is foreign, with a hint",
 			records: []*record{rec("aaaa", 0, "host1:n-aaaa:80")}, foreign: []string{"host1:n-aaaa:80"},
-			unmarked: []Service{{ID: "host1:n-aaaa:80"}}, clashes: map[string]string{"aaaa": "-migrate-gliderlabs"}},
+			unmarked: []desired.Service{{ID: "host1:n-aaaa:80"}}, clashes: map[string]string{"aaaa": "-migrate-gliderlabs"}},
 		{name: "another host's prefix at another address is not adopted", migrate: Migration{Adopt: true, Hostname: "host1"},
 			records: []*record{rec("aaaa", 0, "host2:n-aaaa:80")}, foreign: []string{"host2:n-aaaa:80"},
-			unmarked: []Service{{ID: "host2:n-aaaa:80", Address: "10.9.9.9", Port: 80}}, clashes: map[string]string{"aaaa": "does not own"}},
+			unmarked: []desired.Service{{ID: "host2:n-aaaa:80", Address: "10.9.9.9", Port: 80}}, clashes: map[string]string{"aaaa": "does not own"}},
 		{name: "adopt: a registration of a stopping container is released", migrate: Migration{Adopt: true, Hostname: "host1"},
 			records: []*record{with(rec("aaaa", 0, "host1:n-aaaa:80"), killed("15"))}, foreign: []string{"host1:n-aaaa:80"},
-			unmarked: []Service{{ID: "host1:n-aaaa:80"}}, want: []string{"-host1:n-aaaa:80"}},
+			unmarked: []desired.Service{{ID: "host1:n-aaaa:80"}}, want: []string{"-host1:n-aaaa:80"}},
 		{name: "adopt: a registration of a container that died is released", migrate: Migration{Adopt: true, Hostname: "host1"},
 			records: []*record{with(rec("aaaa", 0, "custom"), died)}, foreign: []string{"custom"},
-			unmarked: []Service{{ID: "custom", Address: "10.0.0.5", Port: 8080}}, want: []string{"-custom"}},
+			unmarked: []desired.Service{{ID: "custom", Address: "10.0.0.5", Port: 8080}}, want: []string{"-custom"}},
 		{name: "adopt: gliderlabs's copy under another prefix goes once ours is held", migrate: Migration{Adopt: true, Hostname: "host1"},
-			records: []*record{with(rec("aaaa", 0, "node1:n-aaaa:8080"), func(r *record) { r.container.Ports = []Port{{Port: 8080, Proto: "tcp"}} })},
-			held:    []Service{held("node1:n-aaaa:8080", "aaaa")}, foreign: []string{"host1:n-aaaa:8080", "host1:n-aaaa:9090"},
-			unmarked: []Service{{ID: "host1:n-aaaa:8080", Address: "10.0.0.5", Port: 8080}, {ID: "host1:n-aaaa:9090", Address: "10.0.0.5", Port: 9090}},
+			records: []*record{with(rec("aaaa", 0, "node1:n-aaaa:8080"), func(r *record) { r.container.Ports = []desired.Port{{Port: 8080, Proto: "tcp"}} })},
+			held:    []desired.Service{held("node1:n-aaaa:8080", "aaaa")}, foreign: []string{"host1:n-aaaa:8080", "host1:n-aaaa:9090"},
+			unmarked: []desired.Service{{ID: "host1:n-aaaa:8080", Address: "10.0.0.5", Port: 8080}, {ID: "host1:n-aaaa:9090", Address: "10.0.0.5", Port: 9090}},
 			want:     []string{"-host1:n-aaaa:8080"}},
 		{name: "adopt: not before ours is held", migrate: Migration{Adopt: true, Hostname: "host1"},
 			records: []*record{rec("aaaa", 0, "node1:n-aaaa:8080")}, foreign: []string{"host1:n-aaaa:8080"},
-			unmarked: []Service{{ID: "host1:n-aaaa:8080", Address: "10.0.0.5", Port: 8080}}, want: []string{"+node1:n-aaaa:8080@aaaa"}},
+			unmarked: []desired.Service{{ID: "host1:n-aaaa:8080", Address: "10.0.0.5", Port: 8080}}, want: []string{"+node1:n-aaaa:8080@aaaa"}},
 		{name: "cleanup keeps a failed container's registration only with on-success", migrate: Migration{Cleanup: true, Hostname: "host1"},
 			records: []*record{with(rec("aaaa", 0), exited(1))}, foreign: []string{"host1:n-aaaa:80"},
-			unmarked: []Service{{ID: "host1:n-aaaa:80"}}, want: []string{"-host1:n-aaaa:80"}},
+			unmarked: []desired.Service{{ID: "host1:n-aaaa:80"}}, want: []string{"-host1:n-aaaa:80"}},
 		{name: "cleanup removes this host's gliderlabs leftovers that no running container accounts for",
 			migrate: Migration{Adopt: true, Cleanup: true, Hostname: "host1"},
 			records: []*record{
-				with(rec("aaaa", 0), func(r *record) { r.container.Ports = []Port{{Port: 80, Proto: "tcp"}} }),
+				with(rec("aaaa", 0), func(r *record) { r.container.Ports = []desired.Port{{Port: 80, Proto: "tcp"}} }),
 				with(rec("bbbb", 0), died),
 			},
 			foreign: []string{"host1:n-aaaa:80", "host1:n-aaaa:81", "host1:n-bbbb:80", "host1:gone:53:udp", "host2:gone:80"},
-			unmarked: []Service{{ID: "host1:n-aaaa:80"}, {ID: "host1:n-aaaa:81"}, {ID: "host1:n-bbbb:80"},
+			unmarked: []desired.Service{{ID: "host1:n-aaaa:80"}, {ID: "host1:n-aaaa:81"}, {ID: "host1:n-bbbb:80"},
 				{ID: "host1:gone:53:udp"}, {ID: "host2:gone:80"}},
 			want: []string{"-host1:gone:53:udp", "-host1:n-aaaa:81", "-host1:n-bbbb:80"}},
 		{name: "cleanup waits while a container is not inspected", migrate: Migration{Cleanup: true, Hostname: "host1"},
-			records: []*record{{id: "cccc"}}, foreign: []string{"host1:gone:80"}, unmarked: []Service{{ID: "host1:gone:80"}}},
+			records: []*record{{id: "cccc"}}, foreign: []string{"host1:gone:80"}, unmarked: []desired.Service{{ID: "host1:gone:80"}}},
 		{name: "host drain: every running container is deregistered", host: spot,
 			records: []*record{rec("aaaa", 0, "web1"), rec("bbbb", 0, "web2", "web3")},
-			held:    []Service{held("web1", "aaaa"), held("web2", "bbbb"), held("web3", "bbbb")}, want: []string{"-web1", "-web2", "-web3"}},
+			held:    []desired.Service{held("web1", "aaaa"), held("web2", "bbbb"), held("web3", "bbbb")}, want: []string{"-web1", "-web2", "-web3"}},
 		{name: "host drain: a new container is kept out", host: spot, records: []*record{rec("aaaa", 0, "web1"), rec("cccc", 9, "web4")},
-			held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+			held: []desired.Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "host drain in maintenance: what is held goes into maintenance saying why; new ones stay out", host: spot, drain: DrainMaintenance,
-			records: []*record{rec("aaaa", 0, "web1"), rec("cccc", 9, "web4")}, held: []Service{held("web1", "aaaa")},
+			records: []*record{rec("aaaa", 0, "web1"), rec("cccc", 9, "web4")}, held: []desired.Service{held("web1", "aaaa")},
 			want: []string{"+web1@aaaa maint"}, note: hostDrainNote(spot)},
 		{name: "host drain in maintenance: once in maintenance nothing is written", host: spot, drain: DrainMaintenance,
-			records: []*record{rec("aaaa", 0, "web1")}, held: []Service{hostMaint("web1", "aaaa")}},
+			records: []*record{rec("aaaa", 0, "web1")}, held: []desired.Service{hostMaint("web1", "aaaa")}},
 		{name: "host drain in maintenance: a new container that is stopped is not registered either", host: spot, drain: DrainMaintenance,
 			records: []*record{with(rec("cccc", 9, "web4"), killed("9"))}},
 		{name: "host drain in maintenance: a container already stopping keeps its own note", host: spot, drain: DrainMaintenance,
-			records: []*record{with(rec("aaaa", 0, "web1"), killed("15"))}, held: []Service{held("web1", "aaaa")},
+			records: []*record{with(rec("aaaa", 0, "web1"), killed("15"))}, held: []desired.Service{held("web1", "aaaa")},
 			want: []string{"+web1@aaaa maint"}, note: drainNote(t0)},
 		{name: "host drain in maintenance: an operator's maintenance is not written over", host: spot, drain: DrainMaintenance,
 			records: []*record{rec("aaaa", 0, "web1")},
-			held:    []Service{with2(held("web1", "aaaa"), func(s *Service) { s.Maintenance = "kernel upgrade" })}},
+			held:    []desired.Service{with2(held("web1", "aaaa"), func(s *desired.Service) { s.Maintenance = "kernel upgrade" })}},
 		{name: "host drain: a failed container is not kept (on-success)", host: spot, keep: true,
-			records: []*record{with(rec("aaaa", 0, "web1"), exited(1))}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+			records: []*record{with(rec("aaaa", 0, "web1"), exited(1))}, held: []desired.Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "host drain: what a container not yet inspected holds goes too", host: spot,
-			records: []*record{{id: "aaaa"}}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+			records: []*record{{id: "aaaa"}}, held: []desired.Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "host drain in maintenance: what a container not yet inspected holds goes into maintenance, without an inspect",
-			host: spot, drain: DrainMaintenance, records: []*record{{id: "aaaa"}}, held: []Service{held("web1", "aaaa")}, want: []string{"!web1"}},
+			host: spot, drain: DrainMaintenance, records: []*record{{id: "aaaa"}}, held: []desired.Service{held("web1", "aaaa")}, want: []string{"!web1"}},
 		{name: "host drain in maintenance: once it is, nothing more", host: spot, drain: DrainMaintenance,
-			records: []*record{{id: "aaaa"}}, held: []Service{hostMaint("web1", "aaaa")}},
+			records: []*record{{id: "aaaa"}}, held: []desired.Service{hostMaint("web1", "aaaa")}},
 		{name: "host drain: a foreign service is never touched", host: spot, records: []*record{rec("aaaa", 0, "web1")},
-			foreign: []string{"hand-made"}, held: []Service{held("web1", "aaaa")}, want: []string{"-web1"}},
+			foreign: []string{"hand-made"}, held: []desired.Service{held("web1", "aaaa")}, want: []string{"-web1"}},
 		{name: "host drain lifted: maintenance is lifted by starting over", drain: DrainMaintenance,
-			records: []*record{rec("aaaa", 0, "web1")}, held: []Service{hostMaint("web1", "aaaa")}, want: []string{"-web1", "+web1@aaaa"}},
+			records: []*record{rec("aaaa", 0, "web1")}, held: []desired.Service{hostMaint("web1", "aaaa")}, want: []string{"-web1", "+web1@aaaa"}},
 		{name: "a service out of the mesh loses its sidecar: registered anew (Consul keeps a sidecar otherwise)",
 			records: []*record{rec("aaaa", 0, "web1")},
-			held:    []Service{with2(held("web1", "aaaa"), func(s *Service) { s.Connect = &Connect{Address: "10.0.0.5", Port: 21000} })},
+			held:    []desired.Service{with2(held("web1", "aaaa"), func(s *desired.Service) { s.Connect = &desired.Connect{Address: "10.0.0.5", Port: 21000} })},
 			want:    []string{"-web1", "+web1@aaaa"}},
 		{name: "agent restarted: everything registered again", records: []*record{rec("aaaa", 0, "web1"), rec("bbbb", 0, "web2")},
 			want: []string{"+web1@aaaa", "+web2@bbbb"}},
@@ -246,8 +247,8 @@ func TestPlan(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			in := planInput{records: map[string]*record{}, held: map[string]Service{}, foreign: map[string]bool{},
-				mirrored: tc.mirrored, drain: tc.drain, keepFailed: tc.keep, unmarked: map[string]Service{}, migrate: tc.migrate,
+			in := planInput{records: map[string]*record{}, held: map[string]desired.Service{}, foreign: map[string]bool{},
+				mirrored: tc.mirrored, drain: tc.drain, keepFailed: tc.keep, unmarked: map[string]desired.Service{}, migrate: tc.migrate,
 				hostDrain: tc.host}
 			for _, g := range tc.unmarked {
 				in.unmarked[g.ID] = g
@@ -314,7 +315,7 @@ func planWrites(p plan) []string {
 
 // The plan depends on the records, never on map order: many containers after one ID give one answer.
 func TestPlanIsDeterministic(t *testing.T) {
-	in := planInput{records: map[string]*record{}, held: map[string]Service{}}
+	in := planInput{records: map[string]*record{}, held: map[string]desired.Service{}}
 	for i, id := range []string{"e5", "a1", "c3", "b2", "d4"} {
 		in.records[id] = rec(id, i%2, "shared", "own-"+id)
 	}
@@ -330,4 +331,4 @@ func TestPlanIsDeterministic(t *testing.T) {
 	}
 }
 
-func with2(s Service, f func(*Service)) Service { f(&s); return s }
+func with2(s desired.Service, f func(*desired.Service)) desired.Service { f(&s); return s }

@@ -16,6 +16,7 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/internal/depstate"
 	"github.com/ecs-registrator/ecs-registrator/internal/retry"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // Docker is the part of the Docker Engine API the registrator reads. It never writes to Docker.
@@ -72,9 +73,9 @@ type Config struct {
 	HealthTTL time.Duration
 	// ECS enriches task containers; nil reads the ECS labels only.
 	ECS  Enricher
-	Tags TagTemplates
+	Tags desired.TagTemplates
 	// InspectTags is gliderlabs-mode -tags: one template over each container's docker inspect document.
-	InspectTags *InspectTagTemplate
+	InspectTags *desired.InspectTagTemplate
 	// Gliderlabs selects gliderlabs/registrator's label semantics (Options.Gliderlabs).
 	Gliderlabs bool
 	// IPFromLabel is -useIpFromLabel (Options.IPFromLabel).

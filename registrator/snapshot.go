@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // Snapshot is what the daemon knows at one moment, for the status page, the JSON API and tests. It
@@ -50,14 +51,14 @@ type ContainerView struct {
 	Reason string
 	Task   *ecsmeta.Task
 	// Services are what the agent holds for it, sorted by ID.
-	Services []Service
+	Services []desired.Service
 	// Problems are its bad labels, the service IDs it wants but does not get, and writes the agent refused.
-	Problems []Problem
+	Problems []desired.Problem
 }
 
 // HasErrors reports whether a problem kept something out of Consul.
 func (c ContainerView) HasErrors() bool {
-	return slices.ContainsFunc(c.Problems, func(p Problem) bool { return p.Severity == SeverityError })
+	return slices.ContainsFunc(c.Problems, func(p desired.Problem) bool { return p.Severity == desired.SeverityError })
 }
 
 // Snapshot returns what the daemon knows now. Container environments are never included: they hold
@@ -77,7 +78,7 @@ func (r *Registrator) Snapshot() Snapshot {
 		snap.Host = HostState{Draining: host.why, Since: host.since}
 	}
 	done := r.applier.last()
-	byContainer := map[string][]Service{}
+	byContainer := map[string][]desired.Service{}
 	for _, s := range done.held {
 		byContainer[s.ContainerID] = append(byContainer[s.ContainerID], s)
 	}
@@ -106,7 +107,7 @@ func (r *Registrator) Snapshot() Snapshot {
 		}
 		v.Problems = append(slices.Clone(rec.problems), done.clashes[id]...)
 		v.Problems = append(v.Problems, done.failures[id]...)
-		slices.SortFunc(v.Services, func(a, b Service) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(v.Services, func(a, b desired.Service) int { return strings.Compare(a.ID, b.ID) })
 		snap.Containers = append(snap.Containers, v)
 	}
 	slices.SortFunc(snap.Containers, func(a, b ContainerView) int {
@@ -116,6 +117,6 @@ func (r *Registrator) Snapshot() Snapshot {
 }
 
 // OwnedServices returns the services the daemon believes the agent holds for it, by ID.
-func (r *Registrator) OwnedServices() map[string]Service {
+func (r *Registrator) OwnedServices() map[string]desired.Service {
 	return r.applier.last().held
 }

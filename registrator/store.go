@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // record is what is known of one container: its last evaluation, and the Docker events seen since.
@@ -17,12 +18,12 @@ type record struct {
 	id string
 	// container is the last inspect, nil until the first one: the container's desire is unknown and
 	// whatever the agent holds for it is left alone.
-	container *Container
+	container *desired.Container
 	// stale is set by a Docker event: the next evaluation inspects again instead of reusing container.
 	stale bool
 
-	services []Service // what the container advertises while it serves (drain is the planner's call)
-	problems []Problem
+	services []desired.Service // what the container advertises while it serves (drain is the planner's call)
+	problems []desired.Problem
 	skipped  string
 	task     *ecsmeta.Task
 
@@ -56,7 +57,7 @@ func (r *record) keptWhy() string {
 	if c == nil || r.running() || c.StartedAt.IsZero() || r.task != nil && r.task.Stopping() {
 		return ""
 	}
-	if !r.kill.at.IsZero() && !r.kill.at.Before(c.StartedAt) && Terminating(r.kill.signal, c.StopSignal) {
+	if !r.kill.at.IsZero() && !r.kill.at.Before(c.StartedAt) && desired.Terminating(r.kill.signal, c.StopSignal) {
 		return ""
 	}
 	code := c.ExitCode
@@ -78,7 +79,7 @@ func (r *record) drainWhy() string {
 		return ""
 	}
 	c := r.container
-	if !r.kill.at.IsZero() && !r.kill.at.Before(c.StartedAt) && Terminating(r.kill.signal, c.StopSignal) {
+	if !r.kill.at.IsZero() && !r.kill.at.Before(c.StartedAt) && desired.Terminating(r.kill.signal, c.StopSignal) {
 		return "stop signal " + r.kill.signal
 	}
 	if r.task != nil && r.task.Stopping() {
@@ -130,7 +131,7 @@ func (s *store) dockerEvent(id, action string, attrs map[string]string, at time.
 		n.stale = n.stale || stale
 		switch action {
 		case "kill":
-			if sig := attrs["signal"]; n.drainWhy() == "" || Terminating(sig, n.container.StopSignal) {
+			if sig := attrs["signal"]; n.drainWhy() == "" || desired.Terminating(sig, n.container.StopSignal) {
 				n.kill = killMark{signal: sig, at: at}
 			}
 		case "die":
@@ -150,7 +151,7 @@ func (s *store) inspecting(id string) {
 }
 
 // evaluated records a container's evaluation: what Docker and ECS say of it, and what it wants.
-func (s *store) evaluated(id string, c *Container, res Result) (old, cur *record) {
+func (s *store) evaluated(id string, c *desired.Container, res desired.Result) (old, cur *record) {
 	return s.update(id, func(n *record) {
 		n.container = c
 		n.services, n.problems, n.skipped, n.task = res.Services, res.Problems, res.Skipped, c.Task

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/internal/retry"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // requestSync asks the sync loop for a full sync soon; requests merge.
@@ -141,16 +142,16 @@ func (r *Registrator) rememberTasks(ctx context.Context) {
 // name, the tags it looked up (MetaECSTags) and their values (Meta keys are lower case). A task whose
 // services disagree (a container's own label wins over a task tag in its Meta) is left out: the
 // enricher asks about it again.
-func knownTasks(owned map[string]Service) []ecsmeta.Known {
+func knownTasks(owned map[string]desired.Service) []ecsmeta.Known {
 	byTask := map[string]*ecsmeta.Known{}
 	var bad []string
 	for _, s := range owned {
-		arn := s.Meta[MetaECSTaskARN]
-		if arn == "" || s.Meta[MetaECSService] == "" && s.Meta[MetaECSTags] == "" {
+		arn := s.Meta[desired.MetaECSTaskARN]
+		if arn == "" || s.Meta[desired.MetaECSService] == "" && s.Meta[desired.MetaECSTags] == "" {
 			continue
 		}
-		k := ecsmeta.Known{TaskARN: arn, Service: s.Meta[MetaECSService], Tags: map[string]string{}}
-		if read := s.Meta[MetaECSTags]; read != "" {
+		k := ecsmeta.Known{TaskARN: arn, Service: s.Meta[desired.MetaECSService], Tags: map[string]string{}}
+		if read := s.Meta[desired.MetaECSTags]; read != "" {
 			k.TagsRead = strings.Split(read, ",")
 			for _, tag := range k.TagsRead {
 				if v, ok := s.Meta[strings.ToLower(tag)]; ok {

@@ -30,6 +30,7 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
 	"github.com/ecs-registrator/ecs-registrator/registrator/consul"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 	"github.com/ecs-registrator/ecs-registrator/status"
 )
 
@@ -83,9 +84,9 @@ type config struct {
 	ipFromLabel string
 	migrate     registrator.Migration
 
-	inspectTags *registrator.InspectTagTemplate // -tags in gliderlabs mode
+	inspectTags *desired.InspectTagTemplate // -tags in gliderlabs mode
 
-	tagTemplates registrator.TagTemplates
+	tagTemplates desired.TagTemplates
 	shown        map[string]string // every flag's value, for the status page; nothing secret is a flag
 }
 
@@ -209,11 +210,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	switch {
 	case c.gliderlabs && c.tags != "":
 		// gliderlabs's -tags: one template over the docker inspect document, then split.
-		if c.inspectTags, err = registrator.ParseInspectTagTemplate(c.tags); err != nil {
+		if c.inspectTags, err = desired.ParseInspectTagTemplate(c.tags); err != nil {
 			return c, fmt.Errorf("-tags: %w", err)
 		}
 	default:
-		if c.tagTemplates, err = registrator.ParseTagTemplates(c.tags); err != nil {
+		if c.tagTemplates, err = desired.ParseTagTemplates(c.tags); err != nil {
 			return c, fmt.Errorf("-tags: %w", err)
 		}
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
-	"github.com/ecs-registrator/ecs-registrator/registrator"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 	"github.com/ecs-registrator/ecs-registrator/status"
 )
 
@@ -65,11 +65,11 @@ func TestConnectMeshEndToEnd(t *testing.T) {
 		t.Logf("%s passing after %v", name, took.Round(time.Millisecond))
 	}
 	ordersID := serviceIDOf(t, a, "orders")
-	sidecar, _, err := a.Agent().Service(ordersID+registrator.SidecarSuffix, nil)
+	sidecar, _, err := a.Agent().Service(ordersID+desired.SidecarSuffix, nil)
 	if err != nil {
 		t.Fatalf("orders' sidecar: %v", err)
 	}
-	if sidecar.Proxy.DestinationServiceID != ordersID || sidecar.Meta[registrator.MetaContainerID] != orders {
+	if sidecar.Proxy.DestinationServiceID != ordersID || sidecar.Meta[desired.MetaContainerID] != orders {
 		t.Fatalf("sidecar %s serves %q with Meta %v", sidecar.ID, sidecar.Proxy.DestinationServiceID, sidecar.Meta)
 	}
 	checks, err := a.Agent().ChecksWithFilter(fmt.Sprintf("ServiceID == %q", sidecar.ID))
@@ -124,7 +124,7 @@ func TestConnectMeshEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	if mesh == nil || mesh.SidecarID != serviceIDOf(t, a, "client")+registrator.SidecarSuffix ||
+	if mesh == nil || mesh.SidecarID != serviceIDOf(t, a, "client")+desired.SidecarSuffix ||
 		strings.Join(mesh.Upstreams, ",") != "orders:9191" || len(mesh.Checks) != 2 {
 		t.Errorf("/v1/status: the client's sidecar is %+v", mesh)
 	}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/ecs-registrator/ecs-registrator/registrator"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // sidecarFor runs "ecs-registrator sidecar-for [flags] [-- proxy command]". Run in a proxy container,
@@ -133,10 +133,10 @@ func (m sidecarMatch) find(ctx context.Context, c *api.Client) ([]string, error)
 	for _, s := range all {
 		meta := s.Meta
 		switch {
-		case s.Proxy == nil || meta[registrator.MetaExternalSource] != registrator.ExternalSource:
-		case m.taskARN != "" && meta[registrator.MetaECSTaskARN] != m.taskARN:
-		case m.container != "" && meta[registrator.MetaECSContainer] != m.container:
-		case m.taskARN == "" && (len(m.containerID) < 12 || !strings.HasPrefix(meta[registrator.MetaContainerID], m.containerID)):
+		case s.Proxy == nil || meta[desired.MetaExternalSource] != desired.ExternalSource:
+		case m.taskARN != "" && meta[desired.MetaECSTaskARN] != m.taskARN:
+		case m.container != "" && meta[desired.MetaECSContainer] != m.container:
+		case m.taskARN == "" && (len(m.containerID) < 12 || !strings.HasPrefix(meta[desired.MetaContainerID], m.containerID)):
 		case m.service != "" && s.Proxy.DestinationServiceName != m.service:
 		default:
 			ids = append(ids, s.Proxy.DestinationServiceID)

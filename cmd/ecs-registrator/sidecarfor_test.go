@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
-	"github.com/ecs-registrator/ecs-registrator/registrator"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // sidecar-for finds the application's service by its task (from task metadata, in an awsvpc task)
@@ -25,8 +25,8 @@ func TestSidecarForFindsTheApplicationsService(t *testing.T) {
 	register := func(id, name, arn, containerID, ecsContainer string) {
 		t.Helper()
 		err := a.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: id, Name: name, Port: 8080,
-			Meta: map[string]string{registrator.MetaExternalSource: registrator.ExternalSource, registrator.MetaECSTaskARN: arn,
-				registrator.MetaContainerID: containerID, registrator.MetaECSContainer: ecsContainer},
+			Meta: map[string]string{desired.MetaExternalSource: desired.ExternalSource, desired.MetaECSTaskARN: arn,
+				desired.MetaContainerID: containerID, desired.MetaECSContainer: ecsContainer},
 			Connect: &api.AgentServiceConnect{SidecarService: &api.AgentServiceRegistration{Port: 21000}}})
 		if err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 	"github.com/ecs-registrator/ecs-registrator/status"
 )
 
@@ -158,7 +159,7 @@ func containerStatus(c registrator.ContainerView, checks map[string][]status.Che
 			}
 		}
 		if m := s.Connect; m != nil {
-			sidecar := s.ID + registrator.SidecarSuffix
+			sidecar := s.ID + desired.SidecarSuffix
 			sv.Connect = &status.Connect{SidecarID: sidecar, Address: m.Addr(), Upstreams: []string{}, Checks: checks[sidecar]}
 			for _, u := range m.Upstreams {
 				sv.Connect.Upstreams = append(sv.Connect.Upstreams, u.Name+":"+strconv.Itoa(u.LocalPort))

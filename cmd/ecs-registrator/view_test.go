@@ -7,23 +7,24 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/health"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 	"github.com/ecs-registrator/ecs-registrator/status"
 )
 
 // The view turns the core's snapshot into the status page's: the state column says why, checks come
 // from the agent when it answered, else from the definitions as "unknown".
 func TestToStatus(t *testing.T) {
-	svc := registrator.Service{ID: "n1:web:8080", Name: "web", Address: "10.0.0.5", Port: 32768, Tags: []string{"a"},
+	svc := desired.Service{ID: "n1:web:8080", Name: "web", Address: "10.0.0.5", Port: 32768, Tags: []string{"a"},
 		Checks: []health.Check{{ID: "n1:web:8080:http", Name: "HTTP /health"}}}
-	clash := registrator.Problem{Severity: registrator.SeverityError, Key: "SERVICE_ID", Message: "service ID \"x\" belongs to container aaaa"}
+	clash := desired.Problem{Severity: desired.SeverityError, Key: "SERVICE_ID", Message: "service ID \"x\" belongs to container aaaa"}
 	snap := registrator.Snapshot{Time: time.Unix(1, 0), Ready: true, Node: "n1", AdvertiseIP: "10.0.0.5",
 		Docker: registrator.Dependency{Up: true, Detail: "API 1.41"}, Consul: registrator.Dependency{Up: true},
 		Containers: []registrator.ContainerView{
-			{ID: "c1", Name: "web", Running: true, Services: []registrator.Service{svc},
+			{ID: "c1", Name: "web", Running: true, Services: []desired.Service{svc},
 				Task: &ecsmeta.Task{Cluster: "prod", Family: "web", Revision: "3"}},
 			{ID: "c2", Name: "stopping", Running: true, Draining: "stop signal 15", Reason: "stopping: deregistered until it runs again"},
-			{ID: "c3", Name: "clashing", Running: true, Problems: []registrator.Problem{clash}},
-			{ID: "c4", Name: "partly", Running: true, Services: []registrator.Service{svc}, Problems: []registrator.Problem{clash}},
+			{ID: "c3", Name: "clashing", Running: true, Problems: []desired.Problem{clash}},
+			{ID: "c4", Name: "partly", Running: true, Services: []desired.Service{svc}, Problems: []desired.Problem{clash}},
 		},
 		Events: []registrator.Event{{Source: "docker", Action: "start", Container: "c1"}},
 	}

@@ -7,7 +7,7 @@ import (
 	"text/template"
 )
 
-// tagData has the shape of the data of this daemon's own -tags (registrator.TagData): strings and
+// tagData has the shape of the data of this daemon's own -tags (desired.TagData): strings and
 // the container's labels.
 type tagData struct {
 	ID, Name, Image  string

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ecs-registrator/ecs-registrator/health"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // maintCheckPrefix is the ID prefix of the check Consul adds for a service in maintenance mode.
@@ -132,7 +133,7 @@ func (a *Agent) Services(ctx context.Context) (registrator.AgentState, error) {
 	if err != nil {
 		return registrator.AgentState{}, refused(fmt.Errorf("list maintenance checks: %w", err))
 	}
-	st := registrator.AgentState{Owned: map[string]registrator.Service{}, Foreign: map[string]bool{}, Unmarked: map[string]registrator.Service{}}
+	st := registrator.AgentState{Owned: map[string]desired.Service{}, Foreign: map[string]bool{}, Unmarked: map[string]desired.Service{}}
 	// A sidecar registered with an owned service is part of that service's registration: Consul
 	// gives it the service's Meta and removes it with the service. It is neither a service of its
 	// own to reap nor a foreign one.
@@ -140,8 +141,8 @@ func (a *Agent) Services(ctx context.Context) (registrator.AgentState, error) {
 	for id, s := range all {
 		// Ours only when Consul registered it with our service: it then carries our Meta. A proxy of
 		// another tool under that ID stays foreign.
-		if parent, ok := all[sidecarOf(s)]; ok && id == parent.ID+registrator.SidecarSuffix && parent.Meta[registrator.MetaExternalSource] == registrator.ExternalSource &&
-			s.Meta[registrator.MetaExternalSource] == registrator.ExternalSource {
+		if parent, ok := all[sidecarOf(s)]; ok && id == parent.ID+desired.SidecarSuffix && parent.Meta[desired.MetaExternalSource] == desired.ExternalSource &&
+			s.Meta[desired.MetaExternalSource] == desired.ExternalSource {
 			sidecars[parent.ID] = s
 		}
 	}
@@ -149,16 +150,16 @@ func (a *Agent) Services(ctx context.Context) (registrator.AgentState, error) {
 		if sc, ok := sidecars[sidecarOf(s)]; ok && sc == s {
 			continue
 		}
-		if s.Meta[registrator.MetaExternalSource] != registrator.ExternalSource {
+		if s.Meta[desired.MetaExternalSource] != desired.ExternalSource {
 			st.Foreign[id] = true
-			if _, marked := s.Meta[registrator.MetaExternalSource]; !marked {
-				st.Unmarked[id] = registrator.Service{ID: id, Name: s.Service, Address: s.Address, Port: s.Port}
+			if _, marked := s.Meta[desired.MetaExternalSource]; !marked {
+				st.Unmarked[id] = desired.Service{ID: id, Name: s.Service, Address: s.Address, Port: s.Port}
 			}
 			continue
 		}
-		svc := registrator.Service{
+		svc := desired.Service{
 			ID: id, Name: s.Service, Tags: nilIfEmpty(s.Tags), Address: s.Address, Port: s.Port,
-			Meta: s.Meta, ContainerID: s.Meta[registrator.MetaContainerID], Connect: connectOf(sidecars[id]),
+			Meta: s.Meta, ContainerID: s.Meta[desired.MetaContainerID], Connect: connectOf(sidecars[id]),
 		}
 		if c, ok := maint[maintCheckPrefix+id]; ok {
 			svc.Maintenance = c.Notes
@@ -180,11 +181,11 @@ func sidecarOf(s *api.AgentService) string {
 }
 
 // connectOf reads back what Register wrote of a sidecar; nil for none.
-func connectOf(sc *api.AgentService) *registrator.Connect {
+func connectOf(sc *api.AgentService) *desired.Connect {
 	if sc == nil {
 		return nil
 	}
-	c := &registrator.Connect{Address: sc.Address, Port: sc.Port, LocalPort: sc.Proxy.LocalServicePort}
+	c := &desired.Connect{Address: sc.Address, Port: sc.Port, LocalPort: sc.Proxy.LocalServicePort}
 	if p, ok := sc.Proxy.Config["bind_port"].(float64); ok {
 		c.BindPort = int(p)
 	}
@@ -192,7 +193,7 @@ func connectOf(sc *api.AgentService) *registrator.Connect {
 		if u.CentrallyConfigured {
 			continue // merged in by the agent (transparent proxy), not registered by the daemon
 		}
-		c.Upstreams = append(c.Upstreams, registrator.Upstream{Name: u.DestinationName, LocalPort: u.LocalBindPort})
+		c.Upstreams = append(c.Upstreams, desired.Upstream{Name: u.DestinationName, LocalPort: u.LocalBindPort})
 	}
 	return c
 }
@@ -204,7 +205,7 @@ func nilIfEmpty(s []string) []string {
 	return slices.Clone(s)
 }
 
-func (a *Agent) Register(ctx context.Context, s registrator.Service) error {
+func (a *Agent) Register(ctx context.Context, s desired.Service) error {
 	reg := &api.AgentServiceRegistration{
 		ID: s.ID, Name: s.Name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta,
 	}
@@ -225,7 +226,7 @@ func (a *Agent) Register(ctx context.Context, s registrator.Service) error {
 		}}
 	}
 	var prev map[string]string
-	if s.Replaces() && slices.ContainsFunc(s.Checks, func(c health.Check) bool { return c.InitialStatus == "" && c.Kind != health.KindMirror }) {
+	if s.Replaces && slices.ContainsFunc(s.Checks, func(c health.Check) bool { return c.InitialStatus == "" && c.Kind != health.KindMirror }) {
 		prev = a.checkStatuses(ctx, s.ID)
 	}
 	for _, c := range s.Checks {

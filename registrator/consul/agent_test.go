@@ -12,6 +12,7 @@ import (
 
 	"github.com/ecs-registrator/ecs-registrator/health"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // Every call the core makes tells it apart whether the agent answered and refused (registrator.ErrRefused,
@@ -36,7 +37,7 @@ func TestRefusalsAreTheCoresErrorKind(t *testing.T) {
 		"NodeName": func(ctx context.Context, a *Agent) error { _, err := a.NodeName(ctx); return err },
 		"Services": func(ctx context.Context, a *Agent) error { _, err := a.Services(ctx); return err },
 		"Register": func(ctx context.Context, a *Agent) error {
-			return a.Register(ctx, registrator.Service{ID: "web-1", Name: "web", Port: 80})
+			return a.Register(ctx, desired.Service{ID: "web-1", Name: "web", Port: 80})
 		},
 		"Deregister": func(ctx context.Context, a *Agent) error { return a.Deregister(ctx, "web-1") },
 		"UpdateTTL": func(ctx context.Context, a *Agent) error {

@@ -1,4 +1,4 @@
-package registrator
+package desired
 
 import (
 	"cmp"
@@ -29,7 +29,7 @@ func endpointsOf(c Container, o Options, r *Result) ([]endpoint, string) {
 	case strings.HasPrefix(mode, "container:"):
 		// An awsvpc task: the app containers share the pause container's network, whose ENI address
 		// only the ECS agent knows. Otherwise (a sidecar, a pod) the other container's address, which
-		// evaluate looked up. The ports are the container ports.
+		// the core looked up (Container.JoinNetwork). The ports are the container ports.
 		var addr netip.Addr
 		switch {
 		case c.Task != nil && len(c.Task.Addrs) > 0:
@@ -41,7 +41,7 @@ func endpointsOf(c Container, o Options, r *Result) ([]endpoint, string) {
 		default:
 			return nil, "shares another container's network (" + mode + "), which has no IP address"
 		}
-		for _, p := range taskPorts(c) {
+		for _, p := range c.TaskPorts() {
 			eps = append(eps, endpoint{port: p.Port, proto: p.Proto, addr: addr, servicePort: p.Port})
 		}
 		if len(eps) == 0 {
@@ -51,7 +51,7 @@ func endpointsOf(c Container, o Options, r *Result) ([]endpoint, string) {
 		if !o.AdvertiseIP.IsValid() {
 			return nil, "no advertise IP known (set -ip)"
 		}
-		for _, p := range taskPorts(c) {
+		for _, p := range c.TaskPorts() {
 			eps = append(eps, endpoint{port: p.Port, proto: p.Proto, addr: o.AdvertiseIP, servicePort: p.Port})
 		}
 		if len(eps) == 0 {
@@ -93,9 +93,9 @@ func endpointsOf(c Container, o Options, r *Result) ([]endpoint, string) {
 	return eps, ""
 }
 
-// taskPorts is the container's exposed ports joined with the ports its ECS task definition maps, which
-// Docker does not show for a container on another container's network.
-func taskPorts(c Container) []Port {
+// TaskPorts is the container's exposed ports joined with the ports its ECS task definition maps, which
+// Docker does not show for a container on another container's network; sorted by port and protocol.
+func (c Container) TaskPorts() []Port {
 	out := slices.Clone(c.Ports)
 	if c.Task != nil {
 		for _, p := range c.Task.Ports {

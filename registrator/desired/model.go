@@ -1,4 +1,4 @@
-package registrator
+package desired
 
 import (
 	"maps"
@@ -128,15 +128,11 @@ type Service struct {
 	// Connect is the service's Consul service mesh sidecar, nil when it is not in the mesh. Consul
 	// registers the sidecar with the service and removes it with the service.
 	Connect *Connect
-	// replaces is set by the planner on a registration over one the agent holds: checks whose ID
-	// changed (an upgrade, a check added) start with the status of the check they replace, not
-	// critical until Consul's first probe.
-	replaces bool
+	// Replaces is set by the core's planner, never by Desired, on a registration over one the agent
+	// holds: checks whose ID changed (an upgrade, a check added) start with the status of the check
+	// they replace, not critical until Consul's first probe. Equal ignores it.
+	Replaces bool
 }
-
-// Replaces reports whether the planner registers s over a registration the agent holds, whose check
-// statuses the checks that changed ID start with.
-func (s Service) Replaces() bool { return s.replaces }
 
 // Equal reports whether two registrations are the same for Consul's purposes (nil and empty are alike).
 func (s Service) Equal(o Service) bool {

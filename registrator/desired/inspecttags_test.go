@@ -1,4 +1,4 @@
-package registrator
+package desired
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package registrator
+package desired
 
 import (
 	"cmp"
@@ -92,11 +92,11 @@ func FromInspect(in container.InspectResponse) Container {
 	return c
 }
 
-// joinNetwork takes from owner, the container whose network c runs on, where c is reached. Its
-// address is the owner's (a sidecar, a pod), as gliderlabs has it. A Service Connect task in bridge
+// JoinNetwork takes from owner, the container whose network c runs on (NetworkMode
+// "container:<owner>"), where c is reached. Its address is the owner's (a sidecar, a pod), as gliderlabs has it. A Service Connect task in bridge
 // mode runs each container on a pause container of its own, which is on the bridge and publishes the
 // container's ports: c is then reached as a bridge container at those published ports.
-func (c *Container) joinNetwork(owner Container) {
+func (c *Container) JoinNetwork(owner Container) {
 	c.IPs = owner.IPs
 	if ecsmeta.ServiceConnectPause(owner.Labels[ecsmeta.LabelContainerName]) &&
 		owner.Labels[ecsmeta.LabelTaskARN] == c.Labels[ecsmeta.LabelTaskARN] && !strings.HasPrefix(owner.NetworkMode, "container:") {

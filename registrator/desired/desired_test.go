@@ -1,4 +1,4 @@
-package registrator
+package desired
 
 import (
 	"fmt"
@@ -458,7 +458,7 @@ func TestJoinNetwork(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := Container{ID: "a1", Name: "app-1", Running: true, NetworkMode: "container:p", Labels: tc.app}
-			c.joinNetwork(tc.owner)
+			c.JoinNetwork(tc.owner)
 			if c.NetworkMode != tc.wantMode || !slices.Equal(c.Ports, tc.wantPorts) || !slices.Equal(c.IPs, ownerIP[:len(tc.owner.IPs)]) {
 				t.Fatalf("joined as %s %v %v, want %s %v", c.NetworkMode, c.Ports, c.IPs, tc.wantMode, tc.wantPorts)
 			}

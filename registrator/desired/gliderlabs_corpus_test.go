@@ -1,4 +1,4 @@
-package registrator
+package desired
 
 // The gliderlabs corpus: gliderlabs/registrator's documented behaviour for every label and flag, as rows
 // for the pure Desired function in gliderlabs mode. Each row states one documented sentence (its doc
