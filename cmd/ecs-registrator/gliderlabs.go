@@ -113,12 +113,12 @@ func (c *config) applyGliderlabs(args []string, g *gliderlabsFlags, set map[stri
 		return err
 	}
 	if set["explicit"] {
-		c.optIn = g.explicit
+		c.core.OptIn = g.explicit
 	}
-	c.keepFailed = g.deregister == "on-success"
-	c.ipFromLabel = g.useIPLabel
+	c.core.KeepFailed = g.deregister == "on-success"
+	c.core.IPFromLabel = g.useIPLabel
 	if g.cleanup {
-		c.migrate.Cleanup = true
+		c.core.Migrate.Cleanup = true
 	}
 	switch len(args) {
 	case 0:
@@ -131,14 +131,14 @@ func (c *config) applyGliderlabs(args []string, g *gliderlabsFlags, set map[stri
 	if err != nil {
 		return err
 	}
-	c.gliderlabs = true
-	c.migrate.Adopt = true // gliderlabs writes over whatever holds an ID it registers; so does its drop-in
+	c.core.Gliderlabs = true
+	c.core.Migrate.Adopt = true // gliderlabs writes over whatever holds an ID it registers; so does its drop-in
 	if !set["consul"] {
 		c.consul = addr
 	}
 	// gliderlabs's default registers every published port; -explicit (or -opt-in) narrows it.
 	if !set["opt-in"] && !set["explicit"] {
-		c.optIn = false
+		c.core.OptIn = false
 	}
 	return nil
 }

@@ -57,37 +57,26 @@ type config struct {
 	consul    string
 	docker    string
 	ip        string
-	internal  bool
-	optIn     bool
-	resync    time.Duration
-	drain     string
 	listen    string
 	logFormat string
 	logLevel  string
 	dryRun    bool
 	iamMethod string
 	iamServer string
-	// gliderlabs is set when the command line gave gliderlabs's registry URI.
-	gliderlabs bool
-	workers    int
-	agentURI   string
-	tmdsURI    string
-	ecsAPI     bool
-	tagMeta    string
-	tags       string
-	healthTTL  time.Duration
-	hostDrain  bool
+	agentURI  string
+	tmdsURI   string
+	ecsAPI    bool
+	tagMeta   string
+	tags      string
+	hostDrain bool
 	// hostDrainMargin: how long before a Spot notice's time the services ECS has not stopped leave.
 	hostDrainMargin time.Duration
-	// From gliderlabs's flags, or -migrate-gliderlabs.
-	keepFailed  bool
-	ipFromLabel string
-	migrate     registrator.Migration
-
-	inspectTags *desired.InspectTagTemplate // -tags in gliderlabs mode
-
-	tagTemplates desired.TagTemplates
-	shown        map[string]string // every flag's value, for the status page; nothing secret is a flag
+	// core is the core's configuration as the flags give it: Internal, OptIn, Resync, Drain, Workers,
+	// HealthTTL, Tags (or InspectTags in gliderlabs mode, where Gliderlabs is set), and from
+	// gliderlabs's flags or -migrate-gliderlabs KeepFailed, IPFromLabel and Migrate. serve adds what
+	// only a running daemon knows (the advertise address, the ECS source, the logger).
+	core  registrator.Config
+	shown map[string]string // every flag's value, for the status page; nothing secret is a flag
 }
 
 // envName is the environment variable of a flag: REGISTRATOR_ and its name in upper snake case.
@@ -103,23 +92,23 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.consul, "consul", "", "Consul agent address (host:port or URL); default CONSUL_HTTP_ADDR, else 127.0.0.1:8500")
 	fs.StringVar(&c.docker, "docker", "", "Docker Engine address; default DOCKER_HOST, else the local socket")
 	fs.StringVar(&c.ip, "ip", "", "advertise IP for published ports; default EC2 local-ipv4, else the host's primary address")
-	fs.BoolVar(&c.internal, "internal", false, "register container IPs and container ports instead of published ports")
-	fs.BoolVar(&c.optIn, "opt-in", true, "register only containers with SERVICE_NAME, SERVICE_<port>_NAME or SERVICE_REGISTER=true")
-	c.resync = 30 * time.Second
-	fs.Var(seconds{&c.resync}, "resync", "interval of the full resync that repairs drift, a duration or (as gliderlabs) seconds; 0 disables (default 30s)")
-	fs.StringVar(&c.drain, "drain", string(registrator.DrainDeregister), "how a stopping container leaves Consul: deregister or maintenance")
+	fs.BoolVar(&c.core.Internal, "internal", false, "register container IPs and container ports instead of published ports")
+	fs.BoolVar(&c.core.OptIn, "opt-in", true, "register only containers with SERVICE_NAME, SERVICE_<port>_NAME or SERVICE_REGISTER=true")
+	c.core.Resync = 30 * time.Second
+	fs.Var(seconds{&c.core.Resync}, "resync", "interval of the full resync that repairs drift, a duration or (as gliderlabs) seconds; 0 disables (default 30s)")
+	fs.StringVar((*string)(&c.core.Drain), "drain", string(registrator.DrainDeregister), "how a stopping container leaves Consul: deregister or maintenance")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9555", "address of the HTTP server (/healthz, /readyz)")
 	fs.StringVar(&c.logFormat, "log-format", "auto", "auto (text on a terminal, else JSON), text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "log what would be registered; write nothing to Consul")
 	fs.StringVar(&c.iamMethod, "consul-iam-auth-method", "", "log in to Consul through this aws-iam auth method with the daemon's AWS credentials, instead of a token")
 	fs.StringVar(&c.iamServer, "consul-iam-server-id", "", "the auth method's ServerIDHeaderValue, when it has one (with -consul-iam-auth-method)")
-	fs.IntVar(&c.workers, "workers", 8, "containers reconciled in parallel")
+	fs.IntVar(&c.core.Workers, "workers", 8, "containers reconciled in parallel")
 	fs.StringVar(&c.agentURI, "ecs-agent-uri", "http://127.0.0.1:51678", "ECS agent introspection API (\"\" disables)")
 	fs.StringVar(&c.tmdsURI, "ecs-tmds-uri", "http://127.0.0.1:51679", "ECS task metadata endpoint, reached from the host (\"\" disables)")
 	fs.BoolVar(&c.ecsAPI, "ecs-api", false, "call ECS DescribeTasks for service names and task tags, and DescribeContainerInstances while the host is going away (needs ecs:DescribeTasks, ecs:DescribeContainerInstances)")
 	fs.StringVar(&c.tagMeta, "ecs-tag-meta", "", "comma list of task tags copied into service Meta (from task metadata /taskWithTags, else -ecs-api)")
-	fs.DurationVar(&c.healthTTL, "health-ttl", registrator.DefaultHealthTTL, "TTL of the checks mirroring Docker and ECS health; refreshed every third of it")
+	fs.DurationVar(&c.core.HealthTTL, "health-ttl", registrator.DefaultHealthTTL, "TTL of the checks mirroring Docker and ECS health; refreshed every third of it")
 	fs.BoolVar(&c.hostDrain, "host-drain", true, "drain every container when instance metadata says the host is going away (EC2 Spot interruption notice, Auto Scaling Terminated)")
 	fs.DurationVar(&c.hostDrainMargin, "host-drain-margin", 30*time.Second, "on a Spot interruption notice, services ECS has not stopped stay until the interruption time less this margin")
 	fs.StringVar(&c.tags, "tags", "", "comma list of Go templates added to every service's tags, e.g. az-{{.AvailabilityZone}}")
@@ -161,17 +150,17 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, err
 	}
 	if migrate {
-		c.migrate.Adopt, c.migrate.Cleanup = true, true
+		c.core.Migrate.Adopt, c.core.Migrate.Cleanup = true, true
 	}
 	if c.docker == "" {
 		c.docker = dockerSocketFallback(getenv)
 	}
 	c.shown = map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { c.shown[f.Name] = redactURL(f.Value.String()) })
-	switch registrator.DrainMode(c.drain) {
+	switch c.core.Drain {
 	case registrator.DrainDeregister, registrator.DrainMaintenance:
 	default:
-		return c, fmt.Errorf("-drain must be deregister or maintenance, not %q", c.drain)
+		return c, fmt.Errorf("-drain must be deregister or maintenance, not %q", c.core.Drain)
 	}
 	switch c.logFormat {
 	case "auto", "text", "json":
@@ -186,13 +175,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			return c, fmt.Errorf("-ip: %w", err)
 		}
 	}
-	if c.resync < 0 {
+	if c.core.Resync < 0 {
 		return c, errors.New("-resync must not be negative")
 	}
-	if c.workers < 1 {
+	if c.core.Workers < 1 {
 		return c, errors.New("-workers must be at least 1")
 	}
-	if c.healthTTL < 3*time.Second {
+	if c.core.HealthTTL < 3*time.Second {
 		return c, errors.New("-health-ttl must be at least 3s")
 	}
 	for _, u := range []struct{ flag, v string }{{"-ecs-agent-uri", c.agentURI}, {"-ecs-tmds-uri", c.tmdsURI}} {
@@ -208,13 +197,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	var err error
 	switch {
-	case c.gliderlabs && c.tags != "":
+	case c.core.Gliderlabs && c.tags != "":
 		// gliderlabs's -tags: one template over the docker inspect document, then split.
-		if c.inspectTags, err = desired.ParseInspectTagTemplate(c.tags); err != nil {
+		if c.core.InspectTags, err = desired.ParseInspectTagTemplate(c.tags); err != nil {
 			return c, fmt.Errorf("-tags: %w", err)
 		}
 	default:
-		if c.tagTemplates, err = desired.ParseTagTemplates(c.tags); err != nil {
+		if c.core.Tags, err = desired.ParseTagTemplates(c.tags); err != nil {
 			return c, fmt.Errorf("-tags: %w", err)
 		}
 	}
@@ -345,13 +334,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	// gliderlabs mode, so that a swap keeps every ID.
 	hostname, _ := os.Hostname()
 	idPrefix := ""
-	if cfg.gliderlabs {
+	if cfg.core.Gliderlabs {
 		idPrefix = hostname
 	}
-	cfg.migrate.Hostname = hostname
+	cfg.core.Migrate.Hostname = hostname
 	log.Info("starting", "version", version, "advertise_ip", ip.String(), "ip_from", ipFrom,
-		"docker", docker.DaemonHost(), "opt_in", cfg.optIn, "drain", cfg.drain, "resync", cfg.resync, "dry_run", cfg.dryRun,
-		"gliderlabs_mode", cfg.gliderlabs, "adopt_gliderlabs", cfg.migrate.Adopt, "cleanup_gliderlabs", cfg.migrate.Cleanup)
+		"docker", docker.DaemonHost(), "opt_in", cfg.core.OptIn, "drain", cfg.core.Drain, "resync", cfg.core.Resync, "dry_run", cfg.dryRun,
+		"gliderlabs_mode", cfg.core.Gliderlabs, "adopt_gliderlabs", cfg.core.Migrate.Adopt, "cleanup_gliderlabs", cfg.core.Migrate.Cleanup)
 
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -368,25 +357,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		TagMeta:  splitList(cfg.tagMeta),
 		Logger:   log,
 	})
-	rcfg := registrator.Config{
-		AdvertiseIP: ip,
-		Internal:    cfg.internal,
-		OptIn:       cfg.optIn,
-		Resync:      cfg.resync,
-		Drain:       registrator.DrainMode(cfg.drain),
-		Workers:     cfg.workers,
-		Tags:        cfg.tagTemplates,
-		InspectTags: cfg.inspectTags,
-		Gliderlabs:  cfg.gliderlabs,
-		IPFromLabel: cfg.ipFromLabel,
-		IDPrefix:    idPrefix,
-		KeepFailed:  cfg.keepFailed,
-		Migrate:     cfg.migrate,
-		HealthTTL:   cfg.healthTTL,
-		ECS:         ecs,
-		Logger:      log,
-		Metrics:     metrics,
-	}
+	rcfg := cfg.core
+	rcfg.AdvertiseIP, rcfg.IDPrefix, rcfg.ECS, rcfg.Logger, rcfg.Metrics = ip, idPrefix, ecs, log, metrics
 	if lifecycle != nil {
 		lifecycle.WatchECS(ecs)
 		rcfg.HostLifecycle = lifecycle

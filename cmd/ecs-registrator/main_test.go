@@ -39,12 +39,14 @@ func TestParseConfig(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", env: env(), check: func(c config) bool {
-			return c.optIn && c.resync == 30*time.Second && c.drain == "deregister" && c.listen == "127.0.0.1:9555" && c.logFormat == "auto" && !c.dryRun
+			return c.core.OptIn && c.core.Resync == 30*time.Second && c.core.Drain == "deregister" && c.listen == "127.0.0.1:9555" && c.logFormat == "auto" && !c.dryRun
 		}},
 		{name: "env sets", env: env("REGISTRATOR_OPT_IN", "false", "REGISTRATOR_RESYNC", "5s", "REGISTRATOR_DRY_RUN", "true", "REGISTRATOR_IP", "::1"),
-			check: func(c config) bool { return !c.optIn && c.resync == 5*time.Second && c.dryRun && c.ip == "::1" }},
+			check: func(c config) bool {
+				return !c.core.OptIn && c.core.Resync == 5*time.Second && c.dryRun && c.ip == "::1"
+			}},
 		{name: "flags win over env", args: []string{"-resync", "1m", "-drain", "maintenance"}, env: env("REGISTRATOR_RESYNC", "5s", "REGISTRATOR_DRAIN", "deregister"),
-			check: func(c config) bool { return c.resync == time.Minute && c.drain == "maintenance" }},
+			check: func(c config) bool { return c.core.Resync == time.Minute && c.core.Drain == "maintenance" }},
 		{name: "bad env value names the variable", env: env("REGISTRATOR_RESYNC", "soon"), wantErr: "REGISTRATOR_RESYNC"},
 		{name: "bad drain", args: []string{"-drain", "later"}, env: env(), wantErr: "-drain"},
 		{name: "bad ip", args: []string{"-ip", "10.0.0.300"}, env: env(), wantErr: "-ip"},
@@ -54,7 +56,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "stray argument", args: []string{"extra"}, env: env(), wantErr: "unexpected argument"},
 		{name: "unknown flag", args: []string{"-nope"}, env: env(), wantErr: "not defined"},
 		{name: "ecs defaults", env: env(), check: func(c config) bool {
-			return c.agentURI == "http://127.0.0.1:51678" && c.tmdsURI == "http://127.0.0.1:51679" && !c.ecsAPI && len(c.tagTemplates) == 0
+			return c.agentURI == "http://127.0.0.1:51678" && c.tmdsURI == "http://127.0.0.1:51679" && !c.ecsAPI && len(c.core.Tags) == 0
 		}},
 		{name: "ecs endpoints disabled", env: env("REGISTRATOR_ECS_AGENT_URI", "", "REGISTRATOR_ECS_TMDS_URI", ""),
 			args: []string{"-ecs-agent-uri=", "-ecs-tmds-uri="}, check: func(c config) bool { return c.agentURI == "" && c.tmdsURI == "" }},
@@ -65,20 +67,20 @@ func TestParseConfig(t *testing.T) {
 		{name: "tag meta needs task metadata or the api", args: []string{"-ecs-tag-meta", "team", "-ecs-tmds-uri="}, env: env(), wantErr: "-ecs-api"},
 		{name: "tag meta with the api", env: env("REGISTRATOR_ECS_API", "true", "REGISTRATOR_ECS_TAG_META", "team, env"),
 			check: func(c config) bool { return c.ecsAPI && slices.Equal(splitList(c.tagMeta), []string{"team", "env"}) }},
-		{name: "tags parsed", args: []string{"-tags", "ecs,az-{{.AvailabilityZone}}"}, env: env(), check: func(c config) bool { return len(c.tagTemplates) == 2 }},
-		{name: "health ttl", env: env("REGISTRATOR_HEALTH_TTL", "2m"), check: func(c config) bool { return c.healthTTL == 2*time.Minute }},
+		{name: "tags parsed", args: []string{"-tags", "ecs,az-{{.AvailabilityZone}}"}, env: env(), check: func(c config) bool { return len(c.core.Tags) == 2 }},
+		{name: "health ttl", env: env("REGISTRATOR_HEALTH_TTL", "2m"), check: func(c config) bool { return c.core.HealthTTL == 2*time.Minute }},
 		{name: "host drain on by default", env: env(), check: func(c config) bool { return c.hostDrain }},
 		{name: "host drain off", env: env("REGISTRATOR_HOST_DRAIN", "false"), check: func(c config) bool { return !c.hostDrain }},
 		{name: "health ttl too short", args: []string{"-health-ttl", "1s"}, env: env(), wantErr: "-health-ttl"},
 		{name: "bad tag template", env: env("REGISTRATOR_TAGS", "az-{{.AvailabilityZone"), wantErr: "-tags"},
 		// gliderlabs/registrator's command line.
 		{name: "gliderlabs command line", args: []string{"-ip", "10.0.1.23", "consul://127.0.0.1:8500"}, env: env(), check: func(c config) bool {
-			return c.gliderlabs && c.consul == "127.0.0.1:8500" && !c.optIn && c.ip == "10.0.1.23"
+			return c.core.Gliderlabs && c.consul == "127.0.0.1:8500" && !c.core.OptIn && c.ip == "10.0.1.23"
 		}},
 		{name: "gliderlabs resync in seconds", args: []string{"-resync", "45", "consul://"}, env: env(), check: func(c config) bool {
-			return c.resync == 45*time.Second && c.consul == ""
+			return c.core.Resync == 45*time.Second && c.consul == ""
 		}},
-		{name: "gliderlabs explicit", args: []string{"-explicit", "consul://10.0.0.1:8500"}, env: env(), check: func(c config) bool { return c.optIn }},
+		{name: "gliderlabs explicit", args: []string{"-explicit", "consul://10.0.0.1:8500"}, env: env(), check: func(c config) bool { return c.core.OptIn }},
 		{name: "gliderlabs tls", args: []string{"consul-tls://consul.internal:8501"}, env: env(), check: func(c config) bool {
 			return c.consul == "https://consul.internal:8501"
 		}},
@@ -88,23 +90,23 @@ func TestParseConfig(t *testing.T) {
 		{name: "an explicit -consul wins over the URI", args: []string{"-consul", "10.9.9.9:8500", "consul://127.0.0.1:8500"}, env: env(),
 			check: func(c config) bool { return c.consul == "10.9.9.9:8500" }},
 		{name: "an explicit -opt-in wins in gliderlabs mode", env: env("REGISTRATOR_OPT_IN", "true"), args: []string{"consul://"},
-			check: func(c config) bool { return c.optIn }},
+			check: func(c config) bool { return c.core.OptIn }},
 		{name: "gliderlabs flags without effect are accepted", args: []string{"-ttl", "30", "-ttl-refresh", "15", "-retry-attempts", "-1",
-			"-retry-interval", "500", "-deregister", "always", "consul://"}, env: env(), check: func(c config) bool { return c.gliderlabs }},
+			"-retry-interval", "500", "-deregister", "always", "consul://"}, env: env(), check: func(c config) bool { return c.core.Gliderlabs }},
 		{name: "another registry", args: []string{"etcd://127.0.0.1:2379"}, env: env(), wantErr: "only consul://"},
 		{name: "two registries", args: []string{"consul://a:1", "consul://b:2"}, env: env(), wantErr: "unexpected argument"},
 		{name: "gliderlabs mode adopts gliderlabs's registrations; -cleanup removes its leftovers", args: []string{"-cleanup", "consul://"}, env: env(),
-			check: func(c config) bool { return c.migrate.Adopt && c.migrate.Cleanup }},
+			check: func(c config) bool { return c.core.Migrate.Adopt && c.core.Migrate.Cleanup }},
 		{name: "gliderlabs mode without -cleanup removes nothing", args: []string{"consul://"}, env: env(),
-			check: func(c config) bool { return c.migrate.Adopt && !c.migrate.Cleanup && !c.keepFailed }},
-		{name: "own flags: nothing of gliderlabs's is touched", env: env(), check: func(c config) bool { return !c.migrate.Adopt && !c.migrate.Cleanup }},
+			check: func(c config) bool { return c.core.Migrate.Adopt && !c.core.Migrate.Cleanup && !c.core.KeepFailed }},
+		{name: "own flags: nothing of gliderlabs's is touched", env: env(), check: func(c config) bool { return !c.core.Migrate.Adopt && !c.core.Migrate.Cleanup }},
 		{name: "-migrate-gliderlabs adopts and cleans up", args: []string{"-migrate-gliderlabs"}, env: env(),
-			check: func(c config) bool { return c.migrate.Adopt && c.migrate.Cleanup && !c.gliderlabs }},
-		{name: "deregister on-success", args: []string{"-deregister", "on-success", "consul://"}, env: env(), check: func(c config) bool { return c.keepFailed }},
+			check: func(c config) bool { return c.core.Migrate.Adopt && c.core.Migrate.Cleanup && !c.core.Gliderlabs }},
+		{name: "deregister on-success", args: []string{"-deregister", "on-success", "consul://"}, env: env(), check: func(c config) bool { return c.core.KeepFailed }},
 		{name: "deregister something else", args: []string{"-deregister", "never", "consul://"}, env: env(), wantErr: "always or on-success"},
-		{name: "useIpFromLabel", args: []string{"-useIpFromLabel", "ip", "consul://"}, env: env(), check: func(c config) bool { return c.ipFromLabel == "ip" }},
+		{name: "useIpFromLabel", args: []string{"-useIpFromLabel", "ip", "consul://"}, env: env(), check: func(c config) bool { return c.core.IPFromLabel == "ip" }},
 		{name: "gliderlabs -tags is one template over docker inspect", args: []string{"-tags", "{{.Config.Hostname}},x", "consul://"}, env: env(),
-			check: func(c config) bool { return c.inspectTags != nil && len(c.tagTemplates) == 0 }},
+			check: func(c config) bool { return c.core.InspectTags != nil && len(c.core.Tags) == 0 }},
 		{name: "gliderlabs -tags refuses httpGet", args: []string{"-tags", `{{httpGet "http://169.254.169.254/"}}`, "consul://"}, env: env(), wantErr: "httpGet"},
 	}
 	for _, tc := range cases {
