@@ -19,8 +19,8 @@ func (r *Registrator) watchAgent(ctx context.Context) error {
 	down, seen := false, false
 	for {
 		wait := r.cfg.AgentPoll
-		o := r.applier.startRead()
-		st, err := r.agent.Services(ctx)
+		o, err := r.applier.readAgent(ctx)
+		st := o.state
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -44,10 +44,7 @@ func (r *Registrator) watchAgent(ctx context.Context) error {
 			if len(st.Owned) == 0 && len(last.state.Owned) > 0 {
 				r.refreshNode(ctx) // lost everything: a restarted agent, maybe under another name
 			}
-			o.state = st
-			// The same answer as last time, no write since, and the applier's view is that last
-			// answer: nothing to tell it.
-			if !seen || o.seq != last.seq || !st.Equal(last.state) || r.applier.merged.Load() != last.read {
+			if !seen || r.applier.news(o, last) {
 				r.applier.observe(ctx, o)
 			}
 			last, seen = o, true

@@ -15,14 +15,6 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
-// observation is the agent's services as read at one moment.
-type observation struct {
-	state AgentState
-	seq   uint64 // the applier's write count when the read started: later writes are newer than it
-	read  uint64 // the read's number (applier.reads when it started): an older read never replaces a newer
-	full  bool   // read by a full sync, after the store learnt every container Docker lists
-}
-
 // applier is the only writer to the Consul agent. It owns the ledger (what the agent holds for this
 // daemon), plans from the store and the ledger, and carries the plan out. Everything but published is
 // touched by Run's goroutine alone.
@@ -186,11 +178,6 @@ func (a *applier) forgetHeld(sid string) {
 	delete(a.written, sid)
 	delete(a.mirrored, health.MirrorID(sid))
 	a.changed = true
-}
-
-// startRead numbers a read of the agent that is about to start.
-func (a *applier) startRead() observation {
-	return observation{seq: a.seq.Load(), read: a.reads.Add(1)}
 }
 
 // merge takes the agent's word for everything this daemon did not write after the read began. A read

@@ -95,9 +95,9 @@ func TestLoopLostMirrorCheckIsRestored(t *testing.T) {
 func TestObservationsKeepTheNewestRead(t *testing.T) {
 	a := newApplier(newFakeAgent(), newStore(), Config{Logger: slog.New(slog.DiscardHandler), HealthTTL: time.Minute},
 		newMetrics(nil, nil), &activity{})
-	full := a.startRead()
+	full, _ := a.readAgent(t.Context())
 	full.state, full.full = AgentState{Owned: map[string]desired.Service{"web1": {ID: "web1"}}}, true
-	newer := a.startRead()
+	newer, _ := a.readAgent(t.Context())
 	newer.state = AgentState{Owned: map[string]desired.Service{}} // the agent restarted meanwhile
 	a.observe(t.Context(), newer)
 	a.observe(t.Context(), full)

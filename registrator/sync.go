@@ -63,7 +63,8 @@ func (r *Registrator) becomeReady(ctx context.Context, started time.Time) error 
 		return ctx.Err()
 	case <-r.synced:
 	}
-	if err := r.waitSettled(ctx); err != nil {
+	// Every queued container evaluated, then a round of the applier with nothing left to write.
+	if err := r.applier.waitIdle(ctx, r.queue.idle, r.store.notify); err != nil {
 		return err
 	}
 	r.ready.Store(true)
@@ -76,8 +77,7 @@ func (r *Registrator) becomeReady(ctx context.Context, started time.Time) error 
 // service registered after that read belongs to a container that the list then holds, so no fresh
 // registration is mistaken for an orphan.
 func (r *Registrator) fullSync(ctx context.Context) error {
-	o := r.applier.startRead()
-	st, err := r.agent.Services(ctx)
+	o, err := r.applier.readAgent(ctx)
 	if ctx.Err() == nil {
 		r.consulUp.Record(err)
 	}
@@ -88,38 +88,13 @@ func (r *Registrator) fullSync(ctx context.Context) error {
 	if err := r.markListed(ctx); err != nil {
 		return err
 	}
-	o.state, o.full = st, true
+	o.full = true
 	r.applier.observe(ctx, o)
 	r.refreshNode(ctx)
 	for _, id := range r.store.ids() {
 		r.queue.add(id)
 	}
 	return nil
-}
-
-// waitSettled waits until every queued container is evaluated and then a round of the applier
-// found nothing left to write.
-func (r *Registrator) waitSettled(ctx context.Context) error {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	var after uint64
-	asked := false
-	for {
-		switch {
-		case !r.queue.idle():
-			asked = false
-		case !asked:
-			after, asked = r.applier.rounds.Load(), true
-			r.store.notify()
-		case r.applier.idleRound.Load() > after:
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
 }
 
 // rememberTasks hands the enricher what this daemon wrote into its services' Meta before it restarted,
