@@ -15,7 +15,11 @@ type Agent interface {
 	NodeName(ctx context.Context) (string, error)
 	// Services returns the agent's services: the owned ones in full, and the IDs of the others.
 	Services(ctx context.Context) (AgentState, error)
-	Register(ctx context.Context, s desired.Service) error
+	// Register writes a service and its checks. replaces: the agent holds a registration under this
+	// ID (this daemon's, or gliderlabs's being taken over), so checks whose ID changed (an upgrade, a
+	// check added) start with the status of the check they replace, not critical until Consul's
+	// first probe.
+	Register(ctx context.Context, s desired.Service, replaces bool) error
 	// Deregister removes an owned service; one already gone is not an error.
 	Deregister(ctx context.Context, id string) error
 	// UpdateTTL sets the status and output of a TTL check.

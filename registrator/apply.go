@@ -321,7 +321,7 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 		}
 		writes++
 		if ok, err := a.write(ctx, opRegister+s.ID, s.ContainerID, &s, errConsulRegister, func(ctx context.Context) error {
-			return a.agent.Register(ctx, s)
+			return a.agent.Register(ctx, s, p.replaces[s.ID])
 		}); !ok {
 			if err != nil {
 				return writes, err

@@ -41,7 +41,7 @@ func (d *DryRun) Services(ctx context.Context) (AgentState, error) {
 	return st, nil
 }
 
-func (d *DryRun) Register(_ context.Context, s desired.Service) error {
+func (d *DryRun) Register(_ context.Context, s desired.Service, _ bool) error {
 	d.log.Info("dry run: would register", "service", s.ID, "service_name", s.Name, "address", s.Addr(), "tags", s.Tags)
 	d.mu.Lock()
 	defer d.mu.Unlock()

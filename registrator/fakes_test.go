@@ -269,7 +269,7 @@ func (a *fakeAgent) Services(context.Context) (AgentState, error) {
 	return st, nil
 }
 
-func (a *fakeAgent) Register(ctx context.Context, s desired.Service) error {
+func (a *fakeAgent) Register(ctx context.Context, s desired.Service, _ bool) error {
 	a.mu.Lock()
 	if a.hang[s.ID] {
 		a.mu.Unlock()

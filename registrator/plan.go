@@ -32,7 +32,9 @@ type planInput struct {
 type plan struct {
 	deregister []string
 	register   []desired.Service
-	mirrors    []mirrorPush
+	// replaces are the registrations over one the agent holds under the same ID (Agent.Register).
+	replaces map[string]bool
+	mirrors  []mirrorPush
 	// clashes are the containers that want a service ID they do not get, with why.
 	clashes map[string][]desired.Problem
 	// draining are the running containers that are stopping, with why.
@@ -66,7 +68,7 @@ type candidate struct {
 // one that is, then the one that started first, then the lower container ID. The others get a clash
 // problem and take the ID over once the plan no longer gives it to the holder.
 func makePlan(in planInput) plan {
-	p := plan{clashes: map[string][]desired.Problem{}, draining: map[string]string{}}
+	p := plan{clashes: map[string][]desired.Problem{}, draining: map[string]string{}, replaces: map[string]bool{}}
 	// Map order is random; every list the plan returns is sorted at the end, and candidates are
 	// ranked, so the plan does not depend on it. Most IDs have one claimant: best holds it, and
 	// rivals only the IDs that have more.
@@ -151,10 +153,10 @@ func makePlan(in planInput) plan {
 			p.deregister = append(p.deregister, sid)
 			ok = false
 		}
-		w := *want
-		_, adopted := in.unmarked[sid]
-		w.Replaces = ok || adopted
-		p.register = append(p.register, w)
+		if _, adopted := in.unmarked[sid]; ok || adopted {
+			p.replaces[sid] = true
+		}
+		p.register = append(p.register, *want)
 	}
 	for sid, h := range in.held {
 		if _, ok := won[sid]; ok || in.foreign[sid] {

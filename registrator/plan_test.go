@@ -332,3 +332,27 @@ func TestPlanIsDeterministic(t *testing.T) {
 }
 
 func with2(s desired.Service, f func(*desired.Service)) desired.Service { f(&s); return s }
+
+// A registration over one the agent holds under the same ID (changed, or gliderlabs's being taken
+// over) says so, for the adapter to carry the checks' statuses over; a new one does not.
+func TestPlanReplaces(t *testing.T) {
+	changed := held("web1", "a1")
+	changed.Tags = []string{"old"}
+	in := planInput{
+		records:  map[string]*record{"a1": rec("a1", 0, "web1", "web2", "web3")},
+		held:     map[string]desired.Service{"web1": changed},
+		unmarked: map[string]desired.Service{"web3": {ID: "web3", Name: "web", Address: "10.0.0.5", Port: 8080}},
+		foreign:  map[string]bool{"web3": true},
+		migrate:  Migration{Adopt: true},
+	}
+	p := makePlan(in)
+	if got := planWrites(p); !slices.Contains(got, "+web1@a1") || !slices.Contains(got, "+web2@a1") {
+		t.Fatalf("plan %q", got)
+	}
+	if !p.replaces["web1"] || p.replaces["web2"] {
+		t.Errorf("replaces %v: want web1 (held, changed), not web2 (new)", p.replaces)
+	}
+	if !slices.Contains(planWrites(p), "+web3@a1") || !p.replaces["web3"] {
+		t.Errorf("gliderlabs's web3 taken over without replaces: %v", p.replaces)
+	}
+}

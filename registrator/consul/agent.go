@@ -205,7 +205,7 @@ func nilIfEmpty(s []string) []string {
 	return slices.Clone(s)
 }
 
-func (a *Agent) Register(ctx context.Context, s desired.Service) error {
+func (a *Agent) Register(ctx context.Context, s desired.Service, replaces bool) error {
 	reg := &api.AgentServiceRegistration{
 		ID: s.ID, Name: s.Name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta,
 	}
@@ -226,7 +226,7 @@ func (a *Agent) Register(ctx context.Context, s desired.Service) error {
 		}}
 	}
 	var prev map[string]string
-	if s.Replaces && slices.ContainsFunc(s.Checks, func(c health.Check) bool { return c.InitialStatus == "" && c.Kind != health.KindMirror }) {
+	if replaces && slices.ContainsFunc(s.Checks, func(c health.Check) bool { return c.InitialStatus == "" && c.Kind != health.KindMirror }) {
 		prev = a.checkStatuses(ctx, s.ID)
 	}
 	for _, c := range s.Checks {

@@ -37,7 +37,7 @@ func TestRefusalsAreTheCoresErrorKind(t *testing.T) {
 		"NodeName": func(ctx context.Context, a *Agent) error { _, err := a.NodeName(ctx); return err },
 		"Services": func(ctx context.Context, a *Agent) error { _, err := a.Services(ctx); return err },
 		"Register": func(ctx context.Context, a *Agent) error {
-			return a.Register(ctx, desired.Service{ID: "web-1", Name: "web", Port: 80})
+			return a.Register(ctx, desired.Service{ID: "web-1", Name: "web", Port: 80}, false)
 		},
 		"Deregister": func(ctx context.Context, a *Agent) error { return a.Deregister(ctx, "web-1") },
 		"UpdateTTL": func(ctx context.Context, a *Agent) error {

@@ -128,10 +128,6 @@ type Service struct {
 	// Connect is the service's Consul service mesh sidecar, nil when it is not in the mesh. Consul
 	// registers the sidecar with the service and removes it with the service.
 	Connect *Connect
-	// Replaces is set by the core's planner, never by Desired, on a registration over one the agent
-	// holds: checks whose ID changed (an upgrade, a check added) start with the status of the check
-	// they replace, not critical until Consul's first probe. Equal ignores it.
-	Replaces bool
 }
 
 // Equal reports whether two registrations are the same for Consul's purposes (nil and empty are alike).
