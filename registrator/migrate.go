@@ -67,25 +67,29 @@ func (m Migration) adopts(g desired.Service, want *desired.Service) bool {
 // would take over but does not advertise now (its container is stopping or has stopped), and a
 // duplicate of one it holds for the same container and port (its IDs use another prefix). With
 // Cleanup: one of this host's that no running container accounts for.
-func (m Migration) released(in planInput, won map[string]*desired.Service) map[string]string {
-	if (!m.Adopt && !m.Cleanup) || len(in.unmarked) == 0 {
+// It reads the containers' records, what the agent holds unmarked and held for this daemon, and won:
+// the IDs this round registers. keepFailed and hostDrain are the planner's (-deregister on-success
+// keeps a failed container's services, unless the host is going away).
+func (m Migration) released(records map[string]*record, unmarked, held map[string]desired.Service, won map[string]*desired.Service,
+	keepFailed bool, hostDrain string) map[string]string {
+	if (!m.Adopt && !m.Cleanup) || len(unmarked) == 0 {
 		return nil
 	}
-	byName := make(map[string]*record, len(in.records))
+	byName := make(map[string]*record, len(records))
 	wanted := map[string]*desired.Service{}
-	for _, rec := range in.records {
+	for _, rec := range records {
 		if !rec.evaluated() {
 			return nil
 		}
 		byName[rec.container.Name] = rec
 		for i, s := range rec.services {
-			if _, ok := in.unmarked[s.ID]; ok {
+			if _, ok := unmarked[s.ID]; ok {
 				wanted[s.ID] = &rec.services[i]
 			}
 		}
 	}
 	out := map[string]string{}
-	for sid, g := range in.unmarked {
+	for sid, g := range unmarked {
 		if _, taken := won[sid]; taken {
 			continue
 		}
@@ -99,12 +103,12 @@ func (m Migration) released(in planInput, won map[string]*desired.Service) map[s
 		}
 		rec := byName[id.container]
 		switch {
-		case m.Adopt && rec != nil && holdsSame(in.held, rec.id, g):
+		case m.Adopt && rec != nil && holdsSame(held, rec.id, g):
 			out[sid] = "a duplicate of this daemon's registration of the same container and port"
 		case !m.Cleanup:
 		case rec == nil:
 			out[sid] = "no such container"
-		case !rec.running() && !(in.keepFailed && in.hostDrain == "" && rec.keptWhy() != ""):
+		case !rec.running() && !(keepFailed && hostDrain == "" && rec.keptWhy() != ""):
 			out[sid] = "its container is not running"
 		case !slices.ContainsFunc(rec.container.TaskPorts(), func(p desired.Port) bool { return p.Port == id.port && p.Proto == id.proto }):
 			out[sid] = "its container has no such port"

@@ -173,7 +173,7 @@ func makePlan(in planInput) plan {
 		p.deregister = append(p.deregister, sid)
 	}
 
-	p.released = in.migrate.released(in, won)
+	p.released = in.migrate.released(in.records, in.unmarked, in.held, won, in.keepFailed, in.hostDrain)
 	for sid := range p.released {
 		p.deregister = append(p.deregister, sid)
 	}
