@@ -2,7 +2,7 @@
 // executed here rather than by text/template. Change it to change how a template is parsed, checked
 // or evaluated, or a function templates may call (text/template's builtins in funcs.go, gliderlabs's
 // in gliderlabs.go). What a template sees, which functions a mode allows and how its output becomes
-// tags are the registrator package's (tags.go, inspecttags.go).
+// tags are registrator/desired's (tags.go, inspecttags.go).
 //
 // Why not text/template: its field lookup calls reflect.Value.MethodByName with a name only known at
 // run time, which makes the linker keep every exported method of every type the daemon can reach: 4 MB
