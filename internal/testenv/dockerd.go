@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -82,12 +83,14 @@ func StartDockerd(t testing.TB) *Dockerd {
 		d.Stop()
 		killShims(execRoot)
 		_ = exec.Command("ip", "link", "del", d.bridge).Run()
-		_ = os.RemoveAll(dir)
-		// dockerd bind-mounts the host's network namespace there and leaves it mounted: without the
-		// unmount the exec root outlives the test.
-		_ = syscall.Unmount(filepath.Join(execRoot, "netns", "default"), syscall.MNT_DETACH)
-		if err := os.RemoveAll(execRoot); err != nil {
-			t.Errorf("remove the private dockerd's exec root: %v", err)
+		// dockerd leaves mounts behind when it is stopped with containers it could not remove (their
+		// overlays) and always in its exec root (the host's network namespace, bind-mounted): without
+		// the unmounts both directories outlive the test.
+		for _, root := range []string{dir, execRoot} {
+			unmountUnder(root)
+			if err := os.RemoveAll(root); err != nil {
+				t.Errorf("remove the private dockerd's files: %v", err)
+			}
 		}
 	})
 	return d
@@ -193,3 +196,21 @@ func (d *Dockerd) Client() *client.Client {
 }
 
 func (d *Dockerd) String() string { return fmt.Sprintf("dockerd(%s)", d.Host) }
+
+// unmountUnder detaches every mount at or below root, deepest first.
+func unmountUnder(root string) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	var points []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && (f[1] == root || strings.HasPrefix(f[1], root+"/")) {
+			points = append(points, f[1])
+		}
+	}
+	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
+	for _, p := range points {
+		_ = syscall.Unmount(p, syscall.MNT_DETACH)
+	}
+}
