@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,7 @@ type Server struct {
 	srv       *http.Server
 	fault     Fault
 	requests  atomic.Int64
+	paths     []string // every request's path, in order (guarded by mu)
 	throttled atomic.Int64
 	limiter   *rate.Limiter // nil: no rate limit
 }
@@ -107,6 +109,20 @@ func (s *Server) URL() string { return "http://" + s.addr }
 
 // Requests is the number of requests the server has received.
 func (s *Server) Requests() int64 { return s.requests.Load() }
+
+// RequestsUnder is the number of requests whose path starts with one of prefixes: a test's own,
+// when the daemon under test also sees other tests' task containers on the shared dockerd.
+func (s *Server) RequestsUnder(prefixes ...string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, p := range s.paths {
+		if slices.ContainsFunc(prefixes, func(pre string) bool { return strings.HasPrefix(p, pre) }) {
+			n++
+		}
+	}
+	return n
+}
 
 // Throttled is the number of requests its rate limiter refused.
 func (s *Server) Throttled() int64 { return s.throttled.Load() }
@@ -156,6 +172,7 @@ func (s *Server) serve(ln net.Listener) {
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
 	s.mu.Lock()
+	s.paths = append(s.paths, r.URL.Path)
 	fault := s.fault
 	s.mu.Unlock()
 	if s.limiter != nil && !s.limiter.Allow() {
