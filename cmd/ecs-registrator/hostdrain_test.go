@@ -101,6 +101,19 @@ func testHostDrain(t *testing.T, kind string, notices testenv.IMDSNotices, drain
 		appeared = s
 	}
 	if kind == "spot" {
+		// Once the daemon has read the notice, the status page shows it and when the rest leaves.
+		var host status.Host
+		testenv.EventuallyExplain(t, 5*time.Second, func() bool {
+			var snap status.Snapshot
+			if err := json.Unmarshal(testenv.Get(t, "http://"+listen+"/v1/status", http.StatusOK), &snap); err != nil {
+				t.Fatal(err)
+			}
+			host = snap.Host
+			return host.Notice != ""
+		}, func() string { return fmt.Sprintf("/v1/status never showed the notice: %+v", host) })
+		if host.Draining || !strings.HasPrefix(host.Notice, "EC2 Spot interruption notice") || !host.LeaveAt.Equal(notices.SpotTime.Add(-30*time.Second)) {
+			t.Errorf("/v1/status host before the margin: %+v", host)
+		}
 		// ECS's Spot draining stops a task: it leaves within a second of the mark.
 		mark := time.Now()
 		fake.StopTask(tasks[0].ARN)
@@ -112,14 +125,6 @@ func testHostDrain(t *testing.T, kind string, notices testenv.IMDSNotices, drain
 		t.Logf("the task ECS marked STOPPED left the passing set %v after the mark", left.Round(time.Millisecond))
 		if left > time.Second {
 			t.Errorf("the stopped task left %v after the mark, want within 1s", left)
-		}
-		// Meanwhile the status page shows the notice and when the rest leaves.
-		var snap status.Snapshot
-		if err := json.Unmarshal(testenv.Get(t, "http://"+listen+"/v1/status", http.StatusOK), &snap); err != nil {
-			t.Fatal(err)
-		}
-		if h := snap.Host; h.Draining || !strings.HasPrefix(h.Notice, "EC2 Spot interruption notice") || !h.LeaveAt.Equal(notices.SpotTime.Add(-30*time.Second)) {
-			t.Errorf("/v1/status host before the margin: %+v", h)
 		}
 	}
 	outBy := map[string]time.Time{"spot": notices.SpotTime.Add(-25 * time.Second), "asg": absent.Add(15 * time.Second)}[kind]
