@@ -1,9 +1,10 @@
 package registrator_test
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 )
 
 // The core writes through its Agent interface and learns about AWS through ecsmeta (after tailscale's
@@ -11,16 +12,9 @@ import (
 // the status view, and Consul's client is not among its dependencies at all. An import this test
 // refuses belongs in registrator/consul, ecsmeta or cmd/ecs-registrator.
 func TestCoreImportsNoClient(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`+"\n--\n"+`{{join .Deps "\n"}}`, ".").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	imports, deps, ok := strings.Cut(string(out), "\n--\n")
-	if !ok {
-		t.Fatalf("go list printed %q", out)
-	}
+	imports, deps := testenv.ImportsAndDeps(t)
 	under := func(p, root string) bool { return p == root || strings.HasPrefix(p, root+"/") }
-	for _, p := range strings.Fields(imports) {
+	for _, p := range imports {
 		for _, bad := range []string{"github.com/hashicorp/consul", "github.com/aws",
 			"github.com/ecs-registrator/ecs-registrator/registrator/consul", "github.com/ecs-registrator/ecs-registrator/status"} {
 			if under(p, bad) {
@@ -28,7 +22,7 @@ func TestCoreImportsNoClient(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range strings.Fields(deps) {
+	for _, p := range deps {
 		if under(p, "github.com/hashicorp/consul") {
 			t.Errorf("the core depends on %s", p)
 		}

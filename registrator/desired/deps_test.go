@@ -1,9 +1,10 @@
 package desired_test
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 )
 
 // Imports follow the data (after tailscale's tstest/deptest): the core imports this package, so this
@@ -11,22 +12,15 @@ import (
 // client, and imports no AWS SDK of its own (ECS facts come through ecsmeta's types). What needs them
 // belongs in registrator, registrator/consul or ecsmeta.
 func TestDesiredImportsNothingOfTheCore(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`+"\n--\n"+`{{join .Deps "\n"}}`, ".").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	imports, deps, ok := strings.Cut(string(out), "\n--\n")
-	if !ok {
-		t.Fatalf("go list printed %q", out)
-	}
+	imports, deps := testenv.ImportsAndDeps(t)
 	const mod = "github.com/ecs-registrator/ecs-registrator/"
 	under := func(p, root string) bool { return p == root || strings.HasPrefix(p, root+"/") }
-	for _, p := range strings.Fields(imports) {
+	for _, p := range imports {
 		if under(p, "github.com/aws") {
 			t.Errorf("registrator/desired imports %s", p)
 		}
 	}
-	for _, p := range strings.Fields(deps) {
+	for _, p := range deps {
 		if p == mod+"registrator" || under(p, mod+"registrator/consul") || under(p, mod+"status") ||
 			under(p, "github.com/hashicorp/consul") {
 			t.Errorf("registrator/desired depends on %s", p)
