@@ -116,6 +116,7 @@ type Lifecycle struct {
 	notice    *HostNotice
 	ecs       ECSDrain
 	byECS     string // why ECS is seen draining the host, once it is; "" before
+	left      bool   // the services left on the notice: they stay out while it is in force
 	announced string // the last Draining answer Changed was sent for
 	advice    Advice
 	adviceAt  time.Time // when the advisories were last read
@@ -172,9 +173,11 @@ func (l *Lifecycle) drainingLocked(now time.Time) string {
 	if l.notice == nil {
 		return ""
 	}
-	if at := l.planLocked(now).LeaveAt; at.IsZero() || now.Before(at) {
+	// A sign that ECS drains the host, come after the services left, does not bring them back.
+	if at := l.planLocked(now).LeaveAt; !l.left && (at.IsZero() || now.Before(at)) {
 		return ""
 	}
+	l.left = true
 	return l.notice.Reason
 }
 
@@ -231,13 +234,14 @@ func (l *Lifecycle) planLocked(now time.Time) HostPlan {
 // ecsDrainingLocked looks for a sign that ECS drains the host, and keeps the first one: a host
 // that ECS drains stays drained by it.
 func (l *Lifecycle) ecsDrainingLocked(n HostNotice) bool {
+	if l.ecs == nil {
+		return l.byECS != ""
+	}
+	// Asked every time, also once a sign is kept: being asked keeps the agent polled fast.
+	why, ok := l.ecs.DrainingSince(n.Seen)
 	if l.byECS != "" {
 		return true
 	}
-	if l.ecs == nil {
-		return false
-	}
-	why, ok := l.ecs.DrainingSince(n.Seen)
 	if ok && l.byECS == "" {
 		l.byECS = why
 		l.log.Info("ECS drains this host itself: its services leave as ECS stops their tasks", "sign", why)
@@ -343,7 +347,8 @@ func (l *Lifecycle) round(ctx context.Context) (answered bool) {
 				break
 			}
 			answered = true
-			if going && notice == nil {
+			// A Spot stop or hibernate may be undone; a termination is not: it wins.
+			if going && (notice == nil || !notice.final()) {
 				notice = &HostNotice{Kind: NoticeAutoScaling, Action: state, Reason: "Auto Scaling target lifecycle state " + state}
 			}
 		default:
@@ -388,7 +393,7 @@ func (l *Lifecycle) record(now time.Time, n *HostNotice, spotSeen bool, err erro
 	case old != nil && !old.final() && !spotSeen && now.After(old.Time):
 		// A stopped or hibernated Spot instance that is running again: the notice is gone and its
 		// time has passed.
-		l.notice = nil
+		l.notice, l.byECS, l.left = nil, "", false
 		l.log.Info("the Spot notice is gone after its time: the instance is back", "was", old.Reason)
 	}
 }

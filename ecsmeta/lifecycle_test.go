@@ -647,3 +647,52 @@ func TestLifecycleAdviceDoesNotDrain(t *testing.T) {
 		}
 	})
 }
+
+// A sign that ECS drains the host, come after the services left on an Auto Scaling notice, does not
+// bring them back: the host is going all the same.
+func TestLifecycleLateSignDoesNotUndoTheDrain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeMetadata{answer: asgState("InService"), requests: map[string]int{}}
+		l := watch(t, f, &testenv.Buffer{})
+		sign := &drainSign{}
+		l.WatchECS(sign)
+		time.Sleep(time.Second)
+		f.set(asgState("Terminated"))
+		time.Sleep(12 * time.Second)
+		synctest.Wait()
+		if l.Draining() == "" || !changed(l) {
+			t.Fatalf("no drain 11 s after the notice without a sign: %q", l.Draining())
+		}
+		sign.mu.Lock()
+		sign.at = time.Now()
+		sign.mu.Unlock()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if l.Draining() == "" || changed(l) {
+			t.Fatalf("a late sign undid the drain: %q", l.Draining())
+		}
+	})
+}
+
+// An Auto Scaling termination during a Spot stop notice (which may be undone) takes its place.
+func TestLifecycleTerminationOverSpotStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeMetadata{answer: nothing, requests: map[string]int{}}
+		l := watch(t, f, &testenv.Buffer{})
+		at := time.Now().Add(2 * time.Minute).UTC().Format(time.RFC3339)
+		f.set(func(_ context.Context, path string) (string, error) {
+			switch path {
+			case PathSpotAction:
+				return `{"action": "stop", "time": "` + at + `"}`, nil
+			case PathTargetLifecycleState:
+				return "Terminated", nil
+			}
+			return "", notFoundAt(path)
+		})
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if n, ok := l.Notice(); !ok || n.Kind != NoticeAutoScaling {
+			t.Fatalf("notice %+v, want the Auto Scaling termination", n)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package ecsmeta
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -35,11 +36,24 @@ func (s *Source) pollAgent(ctx context.Context) {
 func (s *Source) pollInterval() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.hostGoing {
+	if s.goingLocked(time.Now()) {
 		return s.cfg.Poll / 4
 	}
 	return s.cfg.Poll
 }
+
+// goingLocked reports whether a notice is in force: DrainingSince was asked within goingFor.
+func (s *Source) goingLocked(now time.Time) bool { return now.Before(s.goingUntil) }
+
+// goingFor is how long one question of DrainingSince keeps the agent polled fast.
+const goingFor = 5 * time.Second
+
+// stopsKept is how many task stops are remembered; stopsSign of them since the notice are a sign that
+// ECS drains the host: one could be a deploy that happened to come then.
+const (
+	stopsKept = 8
+	stopsSign = 2
+)
 
 // pollOnce reads the agent's tasks once, when the host has task containers, and notifies the
 // containers of every task whose state changed.
@@ -99,7 +113,7 @@ func (s *Source) pollOnce(ctx context.Context) {
 func (s *Source) checkInstance(ctx context.Context) {
 	s.mu.Lock()
 	arn, cluster := s.agent.ContainerInstanceArn, s.agent.Cluster
-	due := s.cfg.API && s.hostGoing && !s.instanceDraining && arn != "" && time.Since(s.instanceAsked) >= instanceEvery
+	due := s.cfg.API && s.goingLocked(time.Now()) && !s.instanceDraining && arn != "" && time.Since(s.instanceAsked) >= instanceEvery
 	if due {
 		s.instanceAsked = time.Now()
 	}
@@ -116,34 +130,49 @@ func (s *Source) checkInstance(ctx context.Context) {
 	s.mu.Unlock()
 }
 
-// noteStopsLocked keeps every task's desired status and when one last turned STOPPED. A task first
-// seen already STOPPED is no news: it may have been stopped long ago.
+// noteStopsLocked keeps every task's desired status and when tasks turned STOPPED. A task first seen
+// already STOPPED is no news: it may have been stopped long ago.
 func (s *Source) noteStopsLocked(tasks []AgentTask, now time.Time) {
 	desired := make(map[string]string, len(tasks))
 	for _, at := range tasks {
 		desired[at.Arn] = at.DesiredStatus
 		if was, ok := s.desired[at.Arn]; ok && was != StatusStopped && at.DesiredStatus == StatusStopped {
-			s.lastStop = now
+			s.stops = append(s.stops, now)
+			if len(s.stops) > stopsKept {
+				s.stops = s.stops[1:]
+			}
 		}
 	}
 	s.desired = desired
 }
 
 // DrainingSince reports whether ECS drains this host: the ECS API says the container instance is
-// DRAINING (with -ecs-api), or a task on it was seen marked STOPPED since t. With managed instance
-// draining or Spot draining, ECS sets the instance DRAINING and stops its tasks one by one after the
-// notice. Being asked also makes the agent polls faster, and starts the ECS API's.
+// DRAINING (with -ecs-api), or stopsSign tasks on it were seen marked STOPPED since t. With managed
+// instance draining or Spot draining, ECS sets the instance DRAINING and stops its tasks one by one
+// after the notice. A notice asks every second while it is in force; being asked polls the agent
+// faster and starts the ECS API's questions, for goingFor. What was learnt of one notice is
+// forgotten once no notice has asked for that long: an instance back from a stop or hibernation.
 func (s *Source) DrainingSince(t time.Time) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.hostGoing = true
+	now := time.Now()
+	if !s.goingLocked(now) {
+		s.instanceDraining, s.instanceAsked = false, time.Time{}
+	}
+	s.goingUntil = now.Add(goingFor)
 	if s.instanceDraining {
 		return "the ECS API says this container instance is DRAINING", true
 	}
-	if s.lastStop.Before(t) {
+	var since []time.Time
+	for _, at := range s.stops {
+		if !at.Before(t) {
+			since = append(since, at)
+		}
+	}
+	if len(since) < stopsSign {
 		return "", false
 	}
-	return "a task on this host marked STOPPED at " + s.lastStop.UTC().Format(time.RFC3339), true
+	return fmt.Sprintf("%d tasks on this host marked STOPPED since the notice, the last at %s", len(since), since[len(since)-1].UTC().Format(time.RFC3339)), true
 }
 
 // lookupHost reads the host's identity from instance metadata, retrying with backoff until it answers.

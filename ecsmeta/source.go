@@ -83,9 +83,11 @@ type Source struct {
 	wg         sync.WaitGroup
 	// desired is every task's DesiredStatus at the agent's last answer, and lastStop when one last
 	// turned STOPPED: a sign that ECS drains the host when it comes after a termination notice.
-	desired   map[string]string
-	lastStop  time.Time
-	hostGoing bool // DrainingSince was asked: a termination notice is in force
+	desired map[string]string
+	stops   []time.Time // when tasks turned STOPPED, the last stopsKept
+	// goingUntil: DrainingSince was asked, so a notice is in force, until then (it is asked every
+	// second while one is).
+	goingUntil time.Time
 	// instanceDraining: the ECS API said this container instance is DRAINING (asked with -ecs-api
 	// while a notice is in force, at most every instanceEvery).
 	instanceDraining bool

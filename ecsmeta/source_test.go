@@ -319,9 +319,24 @@ func TestSourcePollsHealthOnlyWhereDockerCannotSeeIt(t *testing.T) {
 // the container instance DRAINING, which ECS sets before it stops any task. The instance is asked
 // about only once DrainingSince is (a notice is in force), and not again once it drains.
 func TestSourceDrainingSince(t *testing.T) {
-	var desired atomic.Value
+	var desired, other atomic.Value
 	desired.Store(StatusRunning)
-	agent := newEndpoint(t, agentFor(t, &desired))
+	other.Store(StatusRunning)
+	// Two tasks on the host: the one the test looks up, and another whose stop is the second.
+	own := agentFor(t, &desired)
+	second := strings.Replace(strings.Replace(string(fixture(t, "agent-task-awsvpc.json")), "arn:aws:ecs:us-east-1:111122223333:task/prod/1a2b3c4d",
+		awsvpcARN+"0", 1), "aa11aa11", "bb22bb22", 1)
+	agent := newEndpoint(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/tasks" && len(r.URL.Query()) == 0 {
+			rec := httptest.NewRecorder()
+			own(rec, r)
+			body := strings.TrimSuffix(rec.Body.String(), "]}") + "," +
+				strings.Replace(second, `"DesiredStatus":"RUNNING"`, `"DesiredStatus":"`+other.Load().(string)+`"`, 1) + "]}"
+			_, _ = w.Write([]byte(body))
+			return
+		}
+		own(w, r)
+	})
 	tmds := newEndpoint(t, serveBody(fixture(t, "tmds-task-awsvpc.json"), 200))
 	var instance atomic.Value
 	instance.Store("ACTIVE")
@@ -363,14 +378,25 @@ func TestSourceDrainingSince(t *testing.T) {
 	if _, ok := s.DrainingSince(notice); ok {
 		t.Fatal("an ACTIVE instance is draining")
 	}
+	// One stop could be a deploy that came then: no sign yet. The second is.
 	desired.Store(StatusStopped)
+	testenv.Eventually(t, 10*time.Second, "the stop was never seen", func() bool {
+		task, _ := s.Lookup(ref(awsvpcApp, awsvpcLabels, awsvpcEnv, true))
+		return task.Stopping()
+	})
+	polled = agent.requests.Load()
+	testenv.Eventually(t, 10*time.Second, "the agent was not polled again", func() bool { return agent.requests.Load() >= polled+2 })
+	if why, ok := s.DrainingSince(notice); ok {
+		t.Fatalf("one stop is a sign: %q", why)
+	}
+	other.Store(StatusStopped)
 	var why string
-	testenv.Eventually(t, 10*time.Second, "the task's stop was never a sign", func() bool {
+	testenv.Eventually(t, 10*time.Second, "two stops were never a sign", func() bool {
 		var ok bool
 		why, ok = s.DrainingSince(notice)
 		return ok
 	})
-	if !strings.Contains(why, "marked STOPPED") {
+	if !strings.Contains(why, "2 tasks on this host marked STOPPED") {
 		t.Errorf("sign %q", why)
 	}
 	if _, ok := s.DrainingSince(time.Now().Add(time.Minute)); ok {

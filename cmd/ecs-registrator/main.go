@@ -157,6 +157,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	c.shown = map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { c.shown[f.Name] = redactURL(f.Value.String()) })
+	if c.hostDrainMargin <= 0 {
+		return c, fmt.Errorf("-host-drain-margin must be more than 0, not %v: the services must be out before the Spot instance is", c.hostDrainMargin)
+	}
 	switch c.core.Drain {
 	case registrator.DrainDeregister, registrator.DrainMaintenance:
 	default:

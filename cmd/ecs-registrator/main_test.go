@@ -49,6 +49,7 @@ func TestParseConfig(t *testing.T) {
 			check: func(c config) bool { return c.core.Resync == time.Minute && c.core.Drain == "maintenance" }},
 		{name: "bad env value names the variable", env: env("REGISTRATOR_RESYNC", "soon"), wantErr: "REGISTRATOR_RESYNC"},
 		{name: "bad drain", args: []string{"-drain", "later"}, env: env(), wantErr: "-drain"},
+		{name: "no host drain margin", args: []string{"-host-drain-margin", "0s"}, env: env(), wantErr: "-host-drain-margin"},
 		{name: "bad ip", args: []string{"-ip", "10.0.0.300"}, env: env(), wantErr: "-ip"},
 		{name: "bad log format", args: []string{"-log-format", "xml"}, env: env(), wantErr: "-log-format"},
 		{name: "bad log level", env: env("REGISTRATOR_LOG_LEVEL", "loud"), wantErr: "-log-level"},
@@ -71,6 +72,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "health ttl", env: env("REGISTRATOR_HEALTH_TTL", "2m"), check: func(c config) bool { return c.core.HealthTTL == 2*time.Minute }},
 		{name: "host drain on by default", env: env(), check: func(c config) bool { return c.hostDrain }},
 		{name: "host drain off", env: env("REGISTRATOR_HOST_DRAIN", "false"), check: func(c config) bool { return !c.hostDrain }},
+		{name: "host drain margin", env: env("REGISTRATOR_HOST_DRAIN_MARGIN", "45s"), check: func(c config) bool { return c.hostDrainMargin == 45*time.Second }},
 		{name: "health ttl too short", args: []string{"-health-ttl", "1s"}, env: env(), wantErr: "-health-ttl"},
 		{name: "bad tag template", env: env("REGISTRATOR_TAGS", "az-{{.AvailabilityZone"), wantErr: "-tags"},
 		// gliderlabs/registrator's command line.
