@@ -1,13 +1,12 @@
 package main
 
 import (
-	"errors"
 	"maps"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 )
 
 // Costs measured once and paid off, kept paid: the daemon must not link these again.
@@ -33,19 +32,10 @@ var forbiddenDeps = map[string]string{
 // (from the module cache, never the network), so it runs under -short too.
 func TestDependencies(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", ".")
-	// The daemon ships for Linux only; GOPROXY=off: a missing module is an error, not a download.
-	cmd.Env = append(os.Environ(), "GOOS=linux", "GOPROXY=off")
-	out, err := cmd.Output()
-	if err != nil {
-		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
-			t.Fatalf("go list: %v\n%s", err, ee.Stderr)
-		}
-		t.Fatalf("go list: %v", err)
-	}
+	out := testenv.GoList(t, "-deps", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", ".")
 	deps := map[string]bool{}
 	importers := map[string][]string{}
-	for line := range strings.Lines(string(out)) {
+	for line := range strings.Lines(out) {
 		f := strings.Fields(line)
 		if len(f) == 0 {
 			continue

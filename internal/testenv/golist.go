@@ -8,14 +8,13 @@ import (
 	"testing"
 )
 
-// ImportsAndDeps is what `go list` says of the package in the current directory: its direct imports
-// and all its dependencies, read from the module cache (GOPROXY=off: a missing module is an error,
-// never a download). The layout's tests (after tailscale's tstest/deptest) keep imports following
-// the data with it.
-func ImportsAndDeps(t testing.TB) (imports, deps []string) {
+// GoList runs `go list args...` in the current directory for Linux, where the daemon ships, from the
+// module cache (GOPROXY=off: a missing module is an error, never a download), and returns its output.
+// The dependency tests (after tailscale's tstest/deptest) read it.
+func GoList(t testing.TB, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`+"\n--\n"+`{{join .Deps "\n"}}`, ".")
-	cmd.Env = append(os.Environ(), "GOPROXY=off")
+	cmd := exec.Command("go", append([]string{"list"}, args...)...)
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOPROXY=off")
 	out, err := cmd.Output()
 	if err != nil {
 		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
@@ -23,7 +22,14 @@ func ImportsAndDeps(t testing.TB) (imports, deps []string) {
 		}
 		t.Fatalf("go list: %v", err)
 	}
-	i, d, ok := strings.Cut(string(out), "\n--\n")
+	return string(out)
+}
+
+// ImportsAndDeps is the package in the current directory's direct imports and all its dependencies.
+func ImportsAndDeps(t testing.TB) (imports, deps []string) {
+	t.Helper()
+	out := GoList(t, "-f", `{{join .Imports "\n"}}`+"\n--\n"+`{{join .Deps "\n"}}`, ".")
+	i, d, ok := strings.Cut(out, "\n--\n")
 	if !ok {
 		t.Fatalf("go list printed %q", out)
 	}

@@ -1,11 +1,10 @@
 package tmpl
 
 import (
-	"errors"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 )
 
 // TestStandardLibraryOnly: the engine imports the standard library only, and never text/template,
@@ -13,17 +12,9 @@ import (
 // so it runs under -short too.
 func TestStandardLibraryOnly(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}}", ".")
-	cmd.Env = append(os.Environ(), "GOPROXY=off")
-	out, err := cmd.Output()
-	if err != nil {
-		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
-			t.Fatalf("go list: %v\n%s", err, ee.Stderr)
-		}
-		t.Fatalf("go list: %v", err)
-	}
+	out := testenv.GoList(t, "-deps", "-f", "{{.ImportPath}} {{.Standard}}", ".")
 	self := false
-	for line := range strings.Lines(string(out)) {
+	for line := range strings.Lines(out) {
 		pkg, standard, _ := strings.Cut(strings.TrimSpace(line), " ")
 		switch {
 		case pkg == "github.com/ecs-registrator/ecs-registrator/internal/tmpl":
