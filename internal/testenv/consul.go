@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -274,22 +275,53 @@ func (c *Consul) Start() {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get("http://" + c.Addr() + "/v1/status/leader")
+		err := c.ready()
 		if err == nil {
-			var b [64]byte
-			n, _ := resp.Body.Read(b[:])
-			resp.Body.Close()
-			if resp.StatusCode == 200 && n > 4 {
-				return
-			}
+			return
 		}
 		if time.Now().After(deadline) {
 			out, _ := os.ReadFile(c.log.Name())
-			c.t.Errorf("consul agent %s did not get a leader in 60s: %v\n%s", c.Node, err, out)
+			c.t.Errorf("consul agent %s not ready in 60s: %v\n%s", c.Node, err, out)
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// ready says why the agent cannot serve a test yet: no leader, or, with ACLs on, a management
+// token the leader has not stored yet. The leader writes it only after it is elected, so for a
+// moment every request made with it is refused as "ACL not found".
+func (c *Consul) ready() error {
+	get := func(path string) (int, []byte, error) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+c.Addr()+path, nil)
+		if c.Token != "" {
+			req.Header.Set("X-Consul-Token", c.Token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return resp.StatusCode, b, err
+	}
+	code, body, err := get("/v1/status/leader")
+	if err != nil {
+		return err
+	}
+	if code != 200 || len(body) <= 4 {
+		return fmt.Errorf("no leader yet: %d %s", code, body)
+	}
+	if c.Token == "" {
+		return nil
+	}
+	if code, body, err = get("/v1/acl/token/self"); err != nil {
+		return err
+	}
+	if code != 200 {
+		return fmt.Errorf("management token not usable yet: %d %s", code, body)
+	}
+	return nil
 }
 
 // Stop stops the agent and waits for it to exit.
