@@ -13,7 +13,8 @@ import (
 // RegistryAdapter): small, so that dry-run and the tests' recording fakes stay simple.
 type Agent interface {
 	NodeName(ctx context.Context) (string, error)
-	// Services returns the agent's services: the owned ones in full, and the IDs of the others.
+	// Services returns the agent's services: the owned ones in full, and the IDs of the others. The
+	// maps may be shared with other reads' answers: callers read them and never change them.
 	Services(ctx context.Context) (AgentState, error)
 	// Register writes a service and its checks. replaces: the agent holds a registration under this
 	// ID (this daemon's, or gliderlabs's being taken over), so checks whose ID changed (an upgrade, a

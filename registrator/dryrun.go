@@ -3,6 +3,7 @@ package registrator
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"sync"
 
 	"github.com/ecs-registrator/ecs-registrator/health"
@@ -31,6 +32,7 @@ func (d *DryRun) Services(ctx context.Context) (AgentState, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	st.Owned = maps.Clone(st.Owned) // the agent's answer may be shared with the next read's
 	for id, s := range d.pretend {
 		if s == nil {
 			delete(st.Owned, id)

@@ -72,8 +72,8 @@ func (r *Registrator) becomeReady(ctx context.Context, started time.Time) error 
 	return nil
 }
 
-// fullSync reads the agent's services, then Docker's containers, puts every listed container in the
-// store for a fresh inspect, and hands the agent's state to the applier. The agent is read first: a
+// fullSync reads the agent's services, then Docker's containers, marks for a fresh inspect those the
+// list shows otherwise than the store knows them (markListed), re-evaluates every container, and hands the agent's state to the applier. The agent is read first: a
 // service registered after that read belongs to a container that the list then holds, so no fresh
 // registration is mistaken for an orphan.
 func (r *Registrator) fullSync(ctx context.Context) error {
@@ -85,7 +85,7 @@ func (r *Registrator) fullSync(ctx context.Context) error {
 		r.metrics.fail(errConsulRead)
 		return err
 	}
-	if err := r.markListed(ctx); err != nil {
+	if err := r.markListed(ctx, false); err != nil {
 		return err
 	}
 	o.full = true

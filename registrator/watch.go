@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -77,7 +78,7 @@ func (r *Registrator) streamEvents(ctx context.Context, log *slog.Logger) error 
 // relist marks every container Docker lists, and every container the store knows, for a fresh
 // inspect: after a reconnect, events may have been missed for any of them.
 func (r *Registrator) relist(ctx context.Context) error {
-	if err := r.markListed(ctx); err != nil {
+	if err := r.markListed(ctx, true); err != nil {
 		return err
 	}
 	for _, id := range r.store.ids() {
@@ -140,17 +141,106 @@ func eventDetail(m events.Message) string {
 	return ""
 }
 
-// markListed puts every container Docker lists in the store, for a fresh inspect.
-func (r *Registrator) markListed(ctx context.Context) error {
+// markListed puts every container Docker lists in the store, for a fresh inspect: all of them, or
+// only those the list shows otherwise than their records do (listedAsKnown), and those the store
+// knows but Docker no longer lists. The event stream keeps records current; a periodic resync
+// re-inspects what it may have missed (Docker drops events for a subscriber that falls behind), not
+// every container, which with hundreds of them was most of an idle daemon's CPU.
+func (r *Registrator) markListed(ctx context.Context, all bool) error {
 	list, err := r.docker.ContainerList(ctx, container.ListOptions{All: true})
 	if err != nil {
 		r.metrics.fail(errDockerList)
 		return fmt.Errorf("list containers: %w", err)
 	}
+	listed := make(map[string]bool, len(list))
 	for _, c := range list {
-		r.store.markStale(c.ID)
+		listed[c.ID] = true
+		if all || !listedAsKnown(r.store.get(c.ID), c) {
+			r.store.markStale(c.ID)
+		}
+	}
+	for _, id := range r.store.ids() {
+		if !listed[id] {
+			r.store.markStale(id) // its inspect finds it gone
+		}
 	}
 	return nil
+}
+
+// listedAsKnown reports whether Docker's list entry of a container agrees with its record on what
+// decides its services: whether it runs, its health, its published ports and its addresses. A
+// container on another's network namespace shows neither ports nor addresses in the list: it never
+// agrees.
+func listedAsKnown(rec *record, c container.Summary) bool {
+	if rec == nil || rec.stale || !rec.evaluated() || rec.running() != (c.State == container.StateRunning) {
+		return false
+	}
+	k := rec.container
+	if k.HasHealthcheck && rec.running() && listedHealth(c.Status) != k.HealthStatus {
+		return false
+	}
+	type published struct {
+		port     uint16
+		proto    string
+		hostPort uint16
+	}
+	var listedPorts, knownPorts []published
+	for _, p := range c.Ports {
+		if p.PublicPort != 0 {
+			listedPorts = append(listedPorts, published{p.PrivatePort, p.Type, p.PublicPort})
+		}
+	}
+	for _, p := range k.Ports {
+		if p.HostPort != 0 {
+			knownPorts = append(knownPorts, published{uint16(p.Port), p.Proto, uint16(p.HostPort)})
+		}
+	}
+	// The list shows a port once per host address it is bound to; the record holds the one chosen.
+	for _, p := range knownPorts {
+		if !slices.Contains(listedPorts, p) {
+			return false
+		}
+	}
+	for _, p := range listedPorts {
+		if !slices.ContainsFunc(knownPorts, func(q published) bool { return q.port == p.port && q.proto == p.proto }) {
+			return false
+		}
+	}
+	var ips []netip.Addr
+	if ns := c.NetworkSettings; ns != nil {
+		for _, ep := range ns.Networks {
+			if ep == nil {
+				continue
+			}
+			for _, s := range []string{ep.IPAddress, ep.GlobalIPv6Address} {
+				if ip, err := netip.ParseAddr(s); err == nil {
+					ips = append(ips, ip)
+				}
+			}
+		}
+	}
+	if len(ips) != len(k.IPs) {
+		return false
+	}
+	for _, ip := range ips {
+		if !slices.Contains(k.IPs, ip) {
+			return false
+		}
+	}
+	return true
+}
+
+// listedHealth reads a container's health from the list's status text ("Up 5 minutes (healthy)").
+func listedHealth(status string) string {
+	switch {
+	case strings.HasSuffix(status, "(healthy)"):
+		return container.Healthy
+	case strings.HasSuffix(status, "(unhealthy)"):
+		return container.Unhealthy
+	case strings.HasSuffix(status, "(health: starting)"):
+		return container.Starting
+	}
+	return ""
 }
 
 // ignoredActions cannot change what a container should advertise.

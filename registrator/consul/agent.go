@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -25,6 +26,7 @@ const maintCheckPrefix = "_service_maintenance:"
 // Agent is the registrator.Agent backed by hashicorp/consul/api.
 type Agent struct {
 	c     *api.Client
+	list  *lister   // reads the agent's services (Services)
 	login *iamLogin // nil unless it logs in
 }
 
@@ -58,7 +60,13 @@ func NewAgent(addr string, opts ...Option) (*Agent, error) {
 		scheme, rest, ok := strings.Cut(addr, "://")
 		switch {
 		case scheme == "unix":
-			cfg.Address = addr // the client dials the socket
+			// The transport dials the socket. (Given "unix://", consul/api would make a client of its
+			// own, without the token transport below.)
+			var d net.Dialer
+			cfg.Transport.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, "unix", rest)
+			}
+			cfg.Scheme, cfg.Address = "http", "consul.sock"
 		case ok:
 			cfg.Scheme, cfg.Address = scheme, rest
 		default:
@@ -97,7 +105,7 @@ func NewAgent(addr string, opts ...Option) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consul client: %w", err)
 	}
-	a.c = c
+	a.c, a.list = c, newLister(cfg)
 	return a, nil
 }
 
@@ -122,88 +130,6 @@ func (a *Agent) NodeName(ctx context.Context) (string, error) {
 
 // Client is the Consul API client, for what the status page shows beside the daemon's own state.
 func (a *Agent) Client() *api.Client { return a.c }
-
-func (a *Agent) Services(ctx context.Context) (registrator.AgentState, error) {
-	q := (&api.QueryOptions{}).WithContext(ctx)
-	all, err := a.c.Agent().ServicesWithFilterOpts("", q)
-	if err != nil {
-		return registrator.AgentState{}, refused(fmt.Errorf("list agent services: %w", err))
-	}
-	maint, err := a.c.Agent().ChecksWithFilterOpts(fmt.Sprintf("CheckID matches %q", "^"+maintCheckPrefix), q)
-	if err != nil {
-		return registrator.AgentState{}, refused(fmt.Errorf("list maintenance checks: %w", err))
-	}
-	st := registrator.AgentState{Owned: map[string]desired.Service{}, Foreign: map[string]bool{}, Unmarked: map[string]desired.Service{}}
-	// A sidecar registered with an owned service is part of that service's registration: Consul
-	// gives it the service's Meta and removes it with the service. It is neither a service of its
-	// own to reap nor a foreign one.
-	sidecars := map[string]*api.AgentService{}
-	for id, s := range all {
-		// Ours only when Consul registered it with our service: it then carries our Meta. A proxy of
-		// another tool under that ID stays foreign.
-		if parent, ok := all[sidecarOf(s)]; ok && id == parent.ID+desired.SidecarSuffix && parent.Meta[desired.MetaExternalSource] == desired.ExternalSource &&
-			s.Meta[desired.MetaExternalSource] == desired.ExternalSource {
-			sidecars[parent.ID] = s
-		}
-	}
-	for id, s := range all {
-		if sc, ok := sidecars[sidecarOf(s)]; ok && sc == s {
-			continue
-		}
-		if s.Meta[desired.MetaExternalSource] != desired.ExternalSource {
-			st.Foreign[id] = true
-			if _, marked := s.Meta[desired.MetaExternalSource]; !marked {
-				st.Unmarked[id] = desired.Service{ID: id, Name: s.Service, Address: s.Address, Port: s.Port}
-			}
-			continue
-		}
-		svc := desired.Service{
-			ID: id, Name: s.Service, Tags: nilIfEmpty(s.Tags), Address: s.Address, Port: s.Port,
-			Meta: s.Meta, ContainerID: s.Meta[desired.MetaContainerID], Connect: connectOf(sidecars[id]),
-		}
-		if c, ok := maint[maintCheckPrefix+id]; ok {
-			svc.Maintenance = c.Notes
-			if svc.Maintenance == "" {
-				svc.Maintenance = "maintenance"
-			}
-		}
-		st.Owned[id] = svc
-	}
-	return st, nil
-}
-
-// sidecarOf is the ID of the service a sidecar proxy registration serves, "" for any other service.
-func sidecarOf(s *api.AgentService) string {
-	if s.Kind != api.ServiceKindConnectProxy || s.Proxy == nil {
-		return ""
-	}
-	return s.Proxy.DestinationServiceID
-}
-
-// connectOf reads back what Register wrote of a sidecar; nil for none.
-func connectOf(sc *api.AgentService) *desired.Connect {
-	if sc == nil {
-		return nil
-	}
-	c := &desired.Connect{Address: sc.Address, Port: sc.Port, LocalPort: sc.Proxy.LocalServicePort}
-	if p, ok := sc.Proxy.Config["bind_port"].(float64); ok {
-		c.BindPort = int(p)
-	}
-	for _, u := range sc.Proxy.Upstreams {
-		if u.CentrallyConfigured {
-			continue // merged in by the agent (transparent proxy), not registered by the daemon
-		}
-		c.Upstreams = append(c.Upstreams, desired.Upstream{Name: u.DestinationName, LocalPort: u.LocalBindPort})
-	}
-	return c
-}
-
-func nilIfEmpty(s []string) []string {
-	if len(s) == 0 {
-		return nil
-	}
-	return slices.Clone(s)
-}
 
 func (a *Agent) Register(ctx context.Context, s desired.Service, replaces bool) error {
 	reg := &api.AgentServiceRegistration{
