@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
 	"github.com/hashicorp/consul/api"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -118,7 +120,7 @@ func TestPolicyEndToEnd(t *testing.T) {
 		w = fakeecs.NewTask(t, family).Container("app", w)
 		w.Labels[ecsmeta.LabelCluster] = "prod-e2e"
 		w.TCP, w.Publish = []int{8080}, true
-		return testenv.Start(t, docker, w)
+		return startPublished(t, docker, w)
 	}
 	label := func(kv ...string) testenv.Workload {
 		w := testenv.Workload{Labels: map[string]string{}}
@@ -130,15 +132,15 @@ func TestPolicyEndToEnd(t *testing.T) {
 	squatID := consul.Node + ":orders:8080"
 	meshed := label("SERVICE_NAME", "payments-api", "SERVICE_CONNECT", "true")
 	meshed.Hold = []int{desired.DefaultSidecarPort} // the sidecar's port, published
+	began := time.Now()
 	orders := task("orders", label("SERVICE_NAME", "orders"))
 	rogue := task("rogue", label("SERVICE_NAME", "payments"))
 	plainW := label("SERVICE_NAME", "payments")
 	plainW.Name, plainW.TCP, plainW.Publish = fmt.Sprintf("policy-plain-%d", testenv.FreePort(t)), []int{8080}, true
-	plain := testenv.Start(t, docker, plainW)
+	plain := startPublished(t, docker, plainW)
 	squat := task("rogue", label("SERVICE_NAME", "rogue", "SERVICE_ID", squatID))
 	edge := task("edge", label("SERVICE_NAME", "payments-edge"))
 	edgeMesh := task("edge", meshed)
-	started := time.Now()
 
 	registered := func(name, containerID string) bool {
 		es, _, err := a.Catalog().Service(name, "", nil)
@@ -177,8 +179,8 @@ func TestPolicyEndToEnd(t *testing.T) {
 		}
 		return true
 	}, explain)
-	t.Logf("the policy's verdicts were all in force %v after the containers' start (%v after the last start)",
-		time.Since(started).Round(time.Millisecond), took.Round(time.Millisecond))
+	t.Logf("the policy's verdicts were all in force %v after the last container started (%v after the first)",
+		took.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 
 	// Kept out means out of Consul: no payments, no squatted ID, no payments-api, no sidecar.
 	for _, name := range []string{"payments", "payments-api", "payments-api" + desired.SidecarSuffix, "rogue"} {
@@ -220,5 +222,23 @@ func TestPolicyEndToEnd(t *testing.T) {
 	}
 	if counted[desired.RefusedName] < 2 || counted[desired.RefusedID] < 1 || counted[desired.RefusedMesh] < 1 || len(counted) != 3 {
 		t.Errorf("ecsr_policy_refusals_total by kind = %v, want name >= 2, id >= 1, mesh >= 1 and no other kind", counted)
+	}
+}
+
+// startPublished starts a workload that publishes ports. dockerd takes each host port from the
+// kernel's ephemeral range, where another dockerd on the machine (the second engine the suite runs)
+// may already listen: the start then fails with "address already in use", and dockerd's next try
+// takes the next port.
+func startPublished(t *testing.T, docker *client.Client, w testenv.Workload) string {
+	t.Helper()
+	id := testenv.Create(t, docker, w)
+	for try := 0; ; try++ {
+		err := docker.ContainerStart(t.Context(), id, container.StartOptions{})
+		if err == nil {
+			return id
+		}
+		if !strings.Contains(err.Error(), "address already in use") || try == 1000 {
+			t.Fatalf("start %s: %v", w.Name, err)
+		}
 	}
 }
