@@ -145,6 +145,11 @@ func checkDaemonTask(t *testing.T, td ecs.RegisterTaskDefinitionInput) {
 		env[*kv.Name] = *kv.Value
 	}
 	checkEnv(t, env)
+	// The registration policy ships opt-in: the variable is there to be filled (packaging/README.md,
+	// "Registration policy").
+	if _, ok := env["REGISTRATOR_POLICY"]; !ok {
+		t.Error("no REGISTRATOR_POLICY slot in the environment")
+	}
 	hc := c.HealthCheck
 	if hc == nil || !slices.Equal(hc.Command, []string{"CMD", "/ecs-registrator", "healthcheck"}) {
 		t.Fatalf("health check %+v, want CMD /ecs-registrator healthcheck (the image has no shell)", hc)

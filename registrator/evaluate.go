@@ -73,7 +73,8 @@ func (r *Registrator) evaluate(ctx context.Context, id string) error {
 	}
 
 	opts := desired.Options{Node: cmp.Or(r.cfg.IDPrefix, *r.node.Load()), AdvertiseIP: r.cfg.AdvertiseIP, Internal: r.cfg.Internal,
-		OptIn: r.cfg.OptIn, Tags: r.cfg.Tags, HealthTTL: r.cfg.HealthTTL, Gliderlabs: r.cfg.Gliderlabs, IPFromLabel: r.cfg.IPFromLabel}
+		OptIn: r.cfg.OptIn, Tags: r.cfg.Tags, HealthTTL: r.cfg.HealthTTL, Gliderlabs: r.cfg.Gliderlabs, IPFromLabel: r.cfg.IPFromLabel,
+		Policy: r.cfg.Policy}
 	c.Task = nil
 	if r.cfg.ECS != nil {
 		opts.Host = r.cfg.ECS.Host()
@@ -137,13 +138,19 @@ func (r *Registrator) noteProblems(ctx context.Context, old, cur *record) {
 	}
 	log := r.containerLog(cur.id)
 	for _, p := range cur.problems {
-		level := slog.LevelWarn
-		if p.Severity == desired.SeverityError {
+		level, msg := slog.LevelWarn, "bad service definition"
+		switch {
+		case p.Refused != "":
+			level, msg = slog.LevelError, "refused by the registration policy"
+			r.metrics.refuse(p.Refused)
+		case p.Severity == desired.SeverityError:
 			level = slog.LevelError
 			r.metrics.fail(errBadDefinition)
+		}
+		if level == slog.LevelError {
 			r.activity.add(Event{Container: shortID(cur.id), Name: nameOf(cur), Source: "reconcile", Action: "kept out", Detail: p.String()})
 		}
-		log.Log(ctx, level, "bad service definition", "key", p.Key, "problem", p.Message)
+		log.Log(ctx, level, msg, "key", p.Key, "problem", p.Message)
 	}
 	if cur.skipped != "" {
 		log.Debug("not registered", "reason", cur.skipped)

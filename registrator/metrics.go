@@ -1,7 +1,11 @@
 package registrator
 
 import (
+	"slices"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
 // Error reasons: a fixed set, so the label never takes unbounded values.
@@ -28,6 +32,7 @@ type metrics struct {
 	hostDrains      prometheus.Counter
 	healthUpdates   prometheus.Counter
 	errors          *prometheus.CounterVec
+	refusals        *prometheus.CounterVec
 }
 
 func newMetrics(r *Registrator, reg prometheus.Registerer) *metrics {
@@ -48,6 +53,12 @@ func newMetrics(r *Registrator, reg prometheus.Registerer) *metrics {
 	for _, reason := range errorReasons {
 		m.errors.WithLabelValues(reason) // present at 0 from the start
 	}
+	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ecsr_policy_refusals_total",
+		Help: "Services the registration policy kept out, by what it refused: name, id (an explicit service ID) or mesh. Counted when a container's problems change, as ecsr_errors_total{reason=\"bad_definition\"} is."},
+		[]string{"kind"})
+	for _, kind := range desired.Refusals {
+		m.refusals.WithLabelValues(kind)
+	}
 	if reg == nil {
 		return m
 	}
@@ -60,7 +71,7 @@ func newMetrics(r *Registrator, reg prometheus.Registerer) *metrics {
 		}
 		return 0
 	}
-	reg.MustRegister(m.evaluate, m.lag, m.registrations, m.deregistrations, m.drains, m.hostDrains, m.healthUpdates, m.errors,
+	reg.MustRegister(m.evaluate, m.lag, m.registrations, m.deregistrations, m.drains, m.hostDrains, m.healthUpdates, m.errors, m.refusals,
 		gauge("ecsr_docker_connected", "1 while the Docker event stream is up.", func() float64 { return b2f(r.dockerUp.Get().Up) }),
 		gauge("ecsr_consul_connected", "1 while the Consul agent answers.", func() float64 { return b2f(r.consulUp.Get().Up) }),
 		gauge("ecsr_ready", "1 once the first full sync is done.", func() float64 { return b2f(r.ready.Load()) }),
@@ -76,3 +87,11 @@ func newMetrics(r *Registrator, reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) fail(reason string) { m.errors.WithLabelValues(reason).Inc() }
+
+// refuse counts a service the registration policy kept out; a kind outside desired.Refusals (there is
+// none) is not counted, so the label stays bounded whatever a Problem says.
+func (m *metrics) refuse(kind string) {
+	if slices.Contains(desired.Refusals, kind) {
+		m.refusals.WithLabelValues(kind).Inc()
+	}
+}

@@ -80,6 +80,9 @@ type Config struct {
 	Gliderlabs bool
 	// IPFromLabel is -useIpFromLabel (Options.IPFromLabel).
 	IPFromLabel string
+	// Policy is the registration policy (-policy; Options.Policy): nil lets any container claim any
+	// name. Evaluating carries out its verdicts; the core counts and shows the refusals.
+	Policy *desired.Policy
 	// IDPrefix is the first part of default service IDs; empty uses the Consul agent's node name.
 	// gliderlabs mode sets the hostname, as gliderlabs/registrator does.
 	IDPrefix string

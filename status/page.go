@@ -59,6 +59,11 @@ func (p *page) header(snap Snapshot) {
 	p.put("  <span>node <b>", esc(d.Node), "</b></span>\n")
 	p.put("  <span>advertise ", esc(d.AdvertiseIP), "</span>\n")
 	p.put("  <span>version ", esc(d.Version), "</span>\n")
+	if d.Policy.Set {
+		p.put(`  <span data-policy title="`, esc(d.Policy.String()), `">policy <b>`, esc(d.Policy.Default), "</b> by default, ", esc(d.Policy.rules()), "</span>\n")
+	} else {
+		p.put(`  <span data-policy><b>no registration policy</b>: any container may claim any name</span>`, "\n")
+	}
 	p.put("  <span>up ", esc(roundDuration(snap.Time.Sub(d.StartedAt))), "</span>\n")
 	if d.Ready {
 		p.put("  <span>ready</span>\n")

@@ -1,6 +1,9 @@
 package status
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Snapshot is everything the daemon knows at one moment: GET /v1/status. Its JSON is stable: fields
 // are added, never renamed or removed.
@@ -21,6 +24,31 @@ type Daemon struct {
 	Node        string            `json:"node"`  // the Consul agent's node name
 	AdvertiseIP string            `json:"advertise_ip"`
 	Config      map[string]string `json:"config"` // flags as given, secrets redacted
+	Policy      Policy            `json:"policy"`
+}
+
+// Policy is the registration policy in force: which containers may claim which service names,
+// explicit IDs and the mesh (-policy).
+type Policy struct {
+	Set     bool   `json:"set"`
+	Source  string `json:"source,omitempty"`  // the file, or "inline"
+	Default string `json:"default,omitempty"` // allow, deny or ecs-identity: for a container no rule matches
+	Rules   int    `json:"rules"`
+}
+
+// String says the policy in plain words, as the page and the CLI table show it.
+func (p Policy) String() string {
+	if !p.Set {
+		return "no registration policy: any container may claim any name"
+	}
+	return fmt.Sprintf("registration policy %s: %s, default %s", p.Source, p.rules(), p.Default)
+}
+
+func (p Policy) rules() string {
+	if p.Rules == 1 {
+		return "1 rule"
+	}
+	return fmt.Sprintf("%d rules", p.Rules)
 }
 
 // Host is whether the whole host is going away: an EC2 Spot interruption notice, or an Auto Scaling
@@ -124,6 +152,8 @@ type Problem struct {
 	Severity string `json:"severity"`
 	Key      string `json:"key,omitempty"`
 	Message  string `json:"message"`
+	// Refused is what the registration policy refused: name, id or mesh; empty for other problems.
+	Refused string `json:"refused,omitempty"`
 }
 
 // Event is one line of recent activity: a Docker event, or what the daemon did.

@@ -28,7 +28,8 @@ func fixture() Snapshot {
 	return Snapshot{
 		Time: t0,
 		Daemon: Daemon{Version: "v1.2.3", StartedAt: t0.Add(-3 * time.Hour), Ready: true, Node: "ip-10-0-1-23", AdvertiseIP: "10.0.1.23",
-			Config: map[string]string{"consul": "127.0.0.1:8500", "drain": "deregister", "opt-in": "true", "resync": "30s"}},
+			Config: map[string]string{"consul": "127.0.0.1:8500", "drain": "deregister", "opt-in": "true", "resync": "30s", "policy": "/etc/ecs-registrator/policy.json"},
+			Policy: Policy{Set: true, Source: "/etc/ecs-registrator/policy.json", Default: "ecs-identity", Rules: 2}},
 		Dependencies: []Dependency{
 			{Name: "docker", Enabled: true, Up: true, Detail: "API 1.41", Since: t0.Add(-3 * time.Hour), LastEvent: t0.Add(-2 * time.Second)},
 			{Name: "consul", Enabled: true, Up: true, Detail: "node ip-10-0-1-23, leader 10.0.0.10:8300", Since: t0.Add(-3 * time.Hour)},
@@ -346,5 +347,40 @@ func TestHostNoticeAndAdvice(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil || back.Host.Draining || back.Host.Notice != snap.Host.Notice ||
 		!back.Host.LeaveAt.Equal(snap.Host.LeaveAt) || len(back.Host.Advisories) != 1 {
 		t.Errorf("/v1/status host = %+v (%v)", back.Host, err)
+	}
+}
+
+// The registration policy in force is in the page's header, the JSON and the table; without one they
+// say that any container may claim any name.
+func TestRegistrationPolicyShown(t *testing.T) {
+	for _, tc := range []struct {
+		policy Policy
+		page   string
+		table  string
+	}{
+		{Policy{}, "<b>no registration policy</b>: any container may claim any name",
+			"no registration policy: any container may claim any name"},
+		{Policy{Set: true, Source: "inline", Default: "deny", Rules: 1}, "policy <b>deny</b> by default, 1 rule",
+			"registration policy inline: 1 rule, default deny"},
+	} {
+		snap := fixture()
+		snap.Daemon.Policy = tc.policy
+		h := Handler(fixed{snap}, nil)
+		_, b := get(t, h, "/")
+		if header := string(b[:bytes.Index(b, []byte("</header>"))]); !strings.Contains(header, tc.page) {
+			t.Errorf("the page's header lacks %q:\n%s", tc.page, header)
+		}
+		_, b = get(t, h, "/v1/status")
+		var back Snapshot
+		if err := json.Unmarshal(b, &back); err != nil || back.Daemon.Policy != tc.policy {
+			t.Errorf("/v1/status policy = %+v (%v), want %+v", back.Daemon.Policy, err, tc.policy)
+		}
+		var tb bytes.Buffer
+		if err := PrintTable(&tb, snap); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(tb.String(), "\n"+tc.table+"\n") {
+			t.Errorf("the table lacks %q:\n%s", tc.table, tb.String())
+		}
 	}
 }

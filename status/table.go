@@ -28,6 +28,7 @@ func PrintTable(w io.Writer, s Snapshot) error {
 		deps = append(deps, d.Name+" "+st)
 	}
 	fmt.Fprintf(w, "%s\n", strings.Join(deps, ", "))
+	fmt.Fprintf(w, "%s\n", s.Daemon.Policy)
 	if s.Host.Draining {
 		fmt.Fprintf(w, "HOST DRAINING: %s; every container is drained and new ones are kept out\n", s.Host.Reason)
 	}

@@ -68,11 +68,12 @@ type config struct {
 	ecsAPI    bool
 	tagMeta   string
 	tags      string
+	policy    string // -policy as given; core.Policy is what it says
 	hostDrain bool
 	// hostDrainMargin: how long before a Spot notice's time the services ECS has not stopped leave.
 	hostDrainMargin time.Duration
 	// core is the core's configuration as the flags give it: Internal, OptIn, Resync, Drain, Workers,
-	// HealthTTL, Tags (or InspectTags in gliderlabs mode, where Gliderlabs is set), and from
+	// HealthTTL, Tags (or InspectTags in gliderlabs mode, where Gliderlabs is set), Policy, and from
 	// gliderlabs's flags or -migrate-gliderlabs KeepFailed, IPFromLabel and Migrate. serve adds what
 	// only a running daemon knows (the advertise address, the ECS source, the logger).
 	core  registrator.Config
@@ -112,6 +113,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&c.hostDrain, "host-drain", true, "drain every container when instance metadata says the host is going away (EC2 Spot interruption notice, Auto Scaling Terminated)")
 	fs.DurationVar(&c.hostDrainMargin, "host-drain-margin", 30*time.Second, "on a Spot interruption notice, services ECS has not stopped stay until the interruption time less this margin")
 	fs.StringVar(&c.tags, "tags", "", "comma list of Go templates added to every service's tags, e.g. az-{{.AvailabilityZone}}")
+	fs.StringVar(&c.policy, "policy", "", "registration policy: a JSON file (or the JSON itself, starting with '{') saying which containers may claim which service names, IDs and the mesh, e.g. {\"default\": \"ecs-identity\"}; without one any container may claim any name")
 	var migrate bool
 	fs.BoolVar(&migrate, "migrate-gliderlabs", false, "take over the services gliderlabs/registrator left on this host's agent where this daemon registers the same ID, and remove the ones no running container accounts for")
 	var glider gliderlabsFlags
@@ -199,6 +201,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, errors.New("-ecs-tag-meta needs task metadata (-ecs-tmds-uri) or -ecs-api: task tags come from one of them")
 	}
 	var err error
+	if c.policy != "" {
+		// A policy that does not parse stops the daemon: running without it would let any container
+		// claim any name, which is what its operator meant to stop.
+		if c.core.Policy, err = desired.LoadPolicy(c.policy); err != nil {
+			return c, fmt.Errorf("-policy: %w", err)
+		}
+	}
 	switch {
 	case c.core.Gliderlabs && c.tags != "":
 		// gliderlabs's -tags: one template over the docker inspect document, then split.
@@ -343,7 +352,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	cfg.core.Migrate.Hostname = hostname
 	log.Info("starting", "version", version, "advertise_ip", ip.String(), "ip_from", ipFrom,
 		"docker", docker.DaemonHost(), "opt_in", cfg.core.OptIn, "drain", cfg.core.Drain, "resync", cfg.core.Resync, "dry_run", cfg.dryRun,
-		"gliderlabs_mode", cfg.core.Gliderlabs, "adopt_gliderlabs", cfg.core.Migrate.Adopt, "cleanup_gliderlabs", cfg.core.Migrate.Cleanup)
+		"gliderlabs_mode", cfg.core.Gliderlabs, "adopt_gliderlabs", cfg.core.Migrate.Adopt, "cleanup_gliderlabs", cfg.core.Migrate.Cleanup,
+		"policy", policyView(cfg.core.Policy).String())
 
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -376,7 +386,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
 		log.Warn("the status server listens beyond loopback; it shows container names, images and addresses to anyone who reaches it", "addr", ln.Addr().String())
 	}
-	src := daemonStatus{reg: reg, consul: agent.Client(), ecs: ecs, lifecycle: lifecycle, version: version, started: started, config: cfg.shown}
+	src := daemonStatus{reg: reg, consul: agent.Client(), ecs: ecs, lifecycle: lifecycle, version: version, started: started, config: cfg.shown,
+		policy: policyView(cfg.core.Policy)}
 	srv := &http.Server{Handler: status.Handler(src, metrics), ReadHeaderTimeout: 5 * time.Second}
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()

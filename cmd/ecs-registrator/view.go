@@ -27,6 +27,7 @@ type daemonStatus struct {
 	version   string
 	started   time.Time
 	config    map[string]string
+	policy    status.Policy
 }
 
 func (d daemonStatus) Snapshot(ctx context.Context) status.Snapshot {
@@ -38,7 +39,7 @@ func (d daemonStatus) Snapshot(ctx context.Context) status.Snapshot {
 		leader, leaderErr = agentLeader(ctx, d.consul)
 	}
 	s := toStatus(d.reg.Snapshot(), checks, d.ecs)
-	s.Daemon.Version, s.Daemon.StartedAt, s.Daemon.Config = d.version, d.started, d.config
+	s.Daemon.Version, s.Daemon.StartedAt, s.Daemon.Config, s.Daemon.Policy = d.version, d.started, d.config, d.policy
 	consul := &s.Dependencies[1]
 	switch {
 	case d.consul == nil:
@@ -59,6 +60,14 @@ func (d daemonStatus) Snapshot(ctx context.Context) status.Snapshot {
 		s.Host.Advisories = adviceLines(d.lifecycle.Advice())
 	}
 	return s
+}
+
+// policyView is the registration policy as the status page shows it; nil is none.
+func policyView(p *desired.Policy) status.Policy {
+	if p == nil {
+		return status.Policy{}
+	}
+	return status.Policy{Set: true, Source: p.Source(), Default: string(p.Default()), Rules: p.Rules()}
 }
 
 // adviceLines says the host's advisories in plain words.
@@ -143,7 +152,7 @@ func containerStatus(c registrator.ContainerView, checks map[string][]status.Che
 	sc := status.Container{ID: c.ID, Name: c.Name, Image: c.Image, Running: c.Running, Reason: c.Reason,
 		Services: []status.Service{}, Problems: []status.Problem{}}
 	for _, p := range c.Problems {
-		sc.Problems = append(sc.Problems, status.Problem{Severity: string(p.Severity), Key: p.Key, Message: p.Message})
+		sc.Problems = append(sc.Problems, status.Problem{Severity: string(p.Severity), Key: p.Key, Message: p.Message, Refused: p.Refused})
 	}
 	if t := c.Task; t != nil {
 		sc.ECS = &status.ECS{Cluster: t.Cluster, TaskARN: t.ARN, Family: t.Family, Revision: t.Revision, Service: t.Service,

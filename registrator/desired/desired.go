@@ -151,6 +151,7 @@ func Desired(c Container, o Options) Result {
 		several = len(endpoints) > 1
 	}
 	ids := map[string]bool{}
+	g, refused := o.Policy.grant(c), 0
 	for _, e := range registrable {
 		attrs := l.ports[e.port]
 		s := Service{Address: e.addr.String(), Port: e.servicePort, ContainerID: c.ID}
@@ -197,6 +198,15 @@ func Desired(c Container, o Options) Result {
 			continue
 		}
 		ids[s.ID] = true
+		if idKey != "" && strings.HasSuffix(strings.ToLower(s.ID), SidecarSuffix) {
+			r.errorf(idKey, "service ID %q ends in %q, as the ID Consul gives a service's sidecar proxy does: no container may claim one; port %d kept out",
+				s.ID, SidecarSuffix, e.port)
+			continue
+		}
+		if !allowed(g, &r, s, nameKey, idKey, l, e, mesh) {
+			refused++
+			continue
+		}
 
 		tags := l.global["TAGS"]
 		if v, ok := attrs["TAGS"]; ok {
@@ -217,10 +227,32 @@ func Desired(c Container, o Options) Result {
 		}
 		r.Services = append(r.Services, s)
 	}
-	if len(r.Services) == 0 && r.Skipped == "" {
+	switch {
+	case len(r.Services) > 0 || r.Skipped != "":
+	case refused > 0:
+		r.Skipped = "refused by the registration policy: " + g.by
+	default:
 		r.Skipped = "no port left to register"
 	}
 	return r
+}
+
+// allowed carries out the registration policy's grant for one service: its name, its ID when the
+// container gave one (the daemon's own <node>:<container>:<port> is always fine), and its place in
+// the mesh. A refusal is an error Problem that names the rule or default and what it allows.
+func allowed(g grant, r *Result, s Service, nameKey, idKey string, l labels, e endpoint, mesh bool) bool {
+	switch {
+	case !g.name(s.Name, e.port):
+		g.refuse(r, nameKey, fmt.Sprintf("service name %q", s.Name), RefusedName, e.port)
+	case idKey != "" && !g.id(s.ID, e.port):
+		g.refuse(r, idKey, fmt.Sprintf("service ID %q", s.ID), RefusedID, e.port)
+	case mesh && !g.all && !g.mesh && sidecarPortOf(l, e.port) != 0:
+		_, label := connectKeys(l, e.port)
+		g.refuse(r, label[keyConnect], fmt.Sprintf("the service mesh (a sidecar) for %q", s.Name), RefusedMesh, e.port)
+	default:
+		return true
+	}
+	return false
 }
 
 // ignored reads the value of SERVICE_IGNORE or SERVICE_<port>_IGNORE, given under label. In gliderlabs

@@ -1,7 +1,13 @@
 package desired
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"net/netip"
+	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -82,6 +88,91 @@ func FuzzTagTemplates(f *testing.F) {
 			if p.Severity != SeverityWarning {
 				t.Fatalf("a tag template failure kept something out: %v", p)
 			}
+		}
+	})
+}
+
+// FuzzParsePolicy feeds arbitrary bytes to the policy parser: it never panics; what it accepts is
+// valid JSON and parses the same again; what it refuses is a *PolicyError at a line and column of the
+// input; and a parsed policy judges containers without panicking.
+func FuzzParsePolicy(f *testing.F) {
+	f.Add([]byte(testPolicy))
+	f.Add([]byte(`{"default": "allow"}`))
+	f.Add([]byte(`{"default": "deny", "rules": [{"image": "*", "names": [], "ids": [], "connect": true, "comment": ""}]}`))
+	f.Add([]byte("{\"default\": \"ecs-identity\",\n\"rules\": [{\"family\": \"é*\", \"names\": [\"*\"]}]} "))
+	f.Add([]byte(`{"default": "allow", "rules": [{"names": ["a"], "names": []}]}`))
+	f.Add([]byte(`{"default": "allow"`))
+	f.Add([]byte(`{"default": 1e999}`))
+	f.Add([]byte("\xff{}"))
+	containers := []Container{
+		web(withLabels("SERVICE_ID", "x:y")),
+		web(ecsTask(func(tk *ecsmeta.Task) { tk.Cluster, tk.Service = "arn:aws:ecs:r:1:cluster/prod-eu", "svc" }), withLabels("SERVICE_CONNECT", "true")),
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := ParsePolicy(data, "fuzz.json")
+		if err != nil {
+			var pe *PolicyError
+			if !errors.As(err, &pe) {
+				t.Fatalf("%q: %T %v, want a *PolicyError", data, err, err)
+			}
+			if pe.Line < 1 || pe.Column < 1 || pe.Line > bytes.Count(data, []byte("\n"))+1 || pe.Reason == "" {
+				t.Fatalf("%q: error at %d:%d: %q", data, pe.Line, pe.Column, pe.Reason)
+			}
+			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("accepted invalid JSON %q", data)
+		}
+		switch p.Default() {
+		case DefaultAllow, DefaultDeny, DefaultECSIdentity:
+		default:
+			t.Fatalf("default %q", p.Default())
+		}
+		again, err := ParsePolicy(data, "fuzz.json")
+		if err != nil || !reflect.DeepEqual(p, again) {
+			t.Fatalf("parsed twice: %+v, then %+v (%v)", p, again, err)
+		}
+		for _, c := range containers {
+			r := Desired(c, Options{Node: "n", AdvertiseIP: netip.MustParseAddr("10.0.0.1"), OptIn: true, Policy: p})
+			for _, pr := range r.Problems {
+				if pr.Refused != "" && !slices.Contains(Refusals, pr.Refused) {
+					t.Fatalf("refusal kind %q", pr.Refused)
+				}
+			}
+		}
+	})
+}
+
+// FuzzGlobMatch compares the glob matcher with the regular expression it stands for.
+func FuzzGlobMatch(f *testing.F) {
+	f.Add("payments-*", "payments-edge")
+	f.Add("*/payments/*", "reg.example/payments/api:1")
+	f.Add("a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab")
+	f.Add("*.*", "\xff.x")
+	f.Fuzz(func(t *testing.T, pattern, s string) {
+		if len(pattern) > 64 || len(s) > 256 {
+			return
+		}
+		var re strings.Builder
+		re.WriteString(`(?s)\A`)
+		for i, part := range strings.Split(pattern, "*") {
+			if i > 0 {
+				re.WriteString(".*")
+			}
+			re.WriteString(regexp.QuoteMeta(part))
+		}
+		re.WriteString(`\z`)
+		// Byte-wise: the pattern and the string as Latin-1, so that invalid UTF-8 compares too.
+		latin := func(b string) string {
+			r := make([]rune, len(b))
+			for i := range len(b) {
+				r[i] = rune(b[i])
+			}
+			return string(r)
+		}
+		want := regexp.MustCompile(latin(re.String())).MatchString(latin(s))
+		if got := globMatch(pattern, s); got != want {
+			t.Fatalf("globMatch(%q, %q) = %v, the regexp %s says %v", pattern, s, got, re.String(), want)
 		}
 	})
 }

@@ -108,6 +108,9 @@ type Options struct {
 	// IPFromLabel names a container label whose value (an IP, or a CIDR) is the service address
 	// (gliderlabs's -useIpFromLabel).
 	IPFromLabel string
+	// Policy is the registration policy: who may claim which names, IDs and the mesh. Nil allows
+	// anything.
+	Policy *Policy
 }
 
 // Service is one desired Consul service registration.
@@ -185,6 +188,9 @@ type Problem struct {
 	Severity Severity `json:"severity"`
 	Key      string   `json:"key,omitempty"` // the label or env key at fault, when there is one
 	Message  string   `json:"message"`
+	// Refused is what the registration policy refused (RefusedName, RefusedID, RefusedMesh), "" for
+	// a problem of the container's own input.
+	Refused string `json:"refused,omitempty"`
 }
 
 func (p Problem) String() string {
