@@ -11,7 +11,9 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/health"
 )
 
-// The keys a container-level or per-port SERVICE_ label may use that are not Meta.
+// The keys a container-level or per-port SERVICE_ label may use that are not Meta. They, the check keys
+// and the mesh keys route: they come from labels or environment variables alike (labels win); Meta
+// comes from labels only (buildMeta).
 var attrKeys = map[string]bool{"NAME": true, "TAGS": true, "ID": true, "IGNORE": true, "REGISTER": true}
 
 // isCheckKey reports keys the health package owns (SERVICE_CHECK_*, SERVICE_<port>_CHECK_*); never Meta.
@@ -211,7 +213,7 @@ func Desired(c Container, o Options) Result {
 		if e.proto == "udp" && !slices.Contains(s.Tags, "udp") {
 			s.Tags = append(s.Tags, "udp")
 		}
-		s.Meta = buildMeta(c, o.Host, l, e.port, &r)
+		s.Meta = buildMeta(c, o, l, e.port, &r)
 		if !addChecks(&s, c, o, l, e, &r) || mesh && !addConnect(&s, c, l, e, endpoints, listeners, &r) {
 			continue
 		}

@@ -5,8 +5,9 @@
 // tables (the gliderlabs corpus among them) and fuzzed.
 //
 // A change belongs here when it changes what a container asks for: the SERVICE_ labels and env
-// (labels.go, desired.go), the address and port other hosts reach (addresses.go), the glue to the
-// health package's check definitions (desired.go), the service mesh keys (connect.go), the -tags
+// (labels.go, desired.go; env routes but gives Meta only in gliderlabs mode), the address and port
+// other hosts reach (addresses.go), the glue to the health package's check definitions and what they
+// may be aimed at (desired.go), the service mesh keys (connect.go), the -tags
 // templates (tags.go, inspecttags.go over internal/tmpl), or the model types (model.go). The
 // registration policy of the trust issue, who may claim which names, IDs and mesh membership, will
 // live here too. Watching Docker, which container owns a contested ID, when to write and draining
