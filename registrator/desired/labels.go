@@ -99,14 +99,17 @@ func parseLabels(c Container, r *Result) labels {
 	return l
 }
 
+// markEnv records where the value now held under k came from (two spellings of a port, 80 and 080,
+// are one key: the last value wins, and so does its source).
 func (l *labels) markEnv(k string, env bool) {
-	if !env {
-		return
+	switch {
+	case !env:
+		delete(l.env, k)
+	case l.env == nil:
+		l.env = map[string]bool{k: true}
+	default:
+		l.env[k] = true
 	}
-	if l.env == nil {
-		l.env = map[string]bool{}
-	}
-	l.env[k] = true
 }
 
 type kv struct{ k, v string }

@@ -72,6 +72,8 @@ func TestMetaFromLabelsOnly(t *testing.T) {
 					t.Errorf("mesh keys from env not used: %+v", s.Connect)
 				}
 			}},
+		{name: "a label under another spelling of the port wins, and is Meta", c: web(withEnv("SERVICE_08080_REGION", secret), withLabels("SERVICE_8080_REGION", "eu")),
+			meta: map[string]string{"region": "eu"}},
 		{name: "env SERVICE_IGNORE still ignores", c: web(withEnv("SERVICE_IGNORE", "true"))},
 		{name: "gliderlabs mode: env is Meta, as gliderlabs did", c: web(withEnv("SERVICE_DB_PASSWORD", secret, "SERVICE_8080_TOKEN", secret)),
 			opts: gliderlabs, meta: map[string]string{"db_password": secret, "token": secret}},
