@@ -53,10 +53,11 @@ var redirectCount = regexp.MustCompile(`redirect (\d+)`)
 // checks the canary is never reached: the check is registered with DisableRedirects, and Consul
 // reports the redirect itself (critical, "302 Found"). The same redirect in a check registered
 // without it, beside, does reach the canary: the agent follows redirects unless told not to, so the
-// test would see it.
+// test would see it. A private dockerd: another registrator watching the shared one (another test, an
+// engineer's daemon) would register the container too, and its agent's checks must not count.
 func TestCheckRedirectIsNotFollowed(t *testing.T) {
 	t.Parallel()
-	d := testenv.Docker(t)
+	d := testenv.StartDockerd(t).Client()
 	e := run(t, d, testenv.StartConsul(t))
 	can := startCanary(t)
 	name := unique(t, "redirect")
@@ -209,9 +210,10 @@ func TestEnvSecretIsNotMeta(t *testing.T) {
 
 // A service registered by an earlier version, whose HTTP check follows redirects, is registered
 // again by the first daemon of this one: the check fingerprint in its Meta covers DisableRedirects.
+// A private dockerd, as in TestCheckRedirectIsNotFollowed.
 func TestUpgradeStopsFollowingRedirects(t *testing.T) {
 	t.Parallel()
-	d := testenv.Docker(t)
+	d := testenv.StartDockerd(t).Client()
 	consul := testenv.StartConsul(t)
 	can := startCanary(t)
 	old := run(t, d, consul)
