@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -42,22 +41,25 @@ const (
 
 // Check is one Consul check of a service.
 type Check struct {
-	ID              string              `json:"id"`
-	Name            string              `json:"name"`
-	Kind            string              `json:"kind"`
-	HTTP            string              `json:"http,omitempty"`
-	Method          string              `json:"method,omitempty"`
-	Header          map[string][]string `json:"header,omitempty"`
-	TLSSkipVerify   bool                `json:"tls_skip_verify,omitempty"`
-	TCP             string              `json:"tcp,omitempty"`
-	GRPC            string              `json:"grpc,omitempty"`
-	GRPCUseTLS      bool                `json:"grpc_use_tls,omitempty"`
-	Interval        time.Duration       `json:"interval,omitempty"`
-	Timeout         time.Duration       `json:"timeout,omitempty"`
-	TTL             time.Duration       `json:"ttl,omitempty"`
-	DeregisterAfter time.Duration       `json:"deregister_after,omitempty"`
-	InitialStatus   string              `json:"initial_status,omitempty"`
-	Notes           string              `json:"notes,omitempty"`
+	ID     string              `json:"id"`
+	Name   string              `json:"name"`
+	Kind   string              `json:"kind"`
+	HTTP   string              `json:"http,omitempty"`
+	Method string              `json:"method,omitempty"`
+	Header map[string][]string `json:"header,omitempty"`
+	// DisableRedirects: the agent reports a redirect as the check's answer (critical) instead of
+	// following it, so a container cannot send the host's agent elsewhere. Every HTTP(S) check has it.
+	DisableRedirects bool          `json:"disable_redirects,omitempty"`
+	TLSSkipVerify    bool          `json:"tls_skip_verify,omitempty"`
+	TCP              string        `json:"tcp,omitempty"`
+	GRPC             string        `json:"grpc,omitempty"`
+	GRPCUseTLS       bool          `json:"grpc_use_tls,omitempty"`
+	Interval         time.Duration `json:"interval,omitempty"`
+	Timeout          time.Duration `json:"timeout,omitempty"`
+	TTL              time.Duration `json:"ttl,omitempty"`
+	DeregisterAfter  time.Duration `json:"deregister_after,omitempty"`
+	InitialStatus    string        `json:"initial_status,omitempty"`
+	Notes            string        `json:"notes,omitempty"`
 }
 
 // Problem is a bad check key. Errors keep the service out of Consul (fail closed); warnings do not.
@@ -66,16 +68,6 @@ type Problem struct {
 	Message string
 	Error   bool
 }
-
-// Target is where the service is reached: the address Consul's checks probe.
-type Target struct {
-	ServiceID string
-	Address   string
-	Port      int
-	Proto     string // "tcp" or "udp"
-}
-
-func (t Target) hostPort() string { return net.JoinHostPort(t.Address, strconv.Itoa(t.Port)) }
 
 var (
 	methodRE = regexp.MustCompile(`^[A-Z]{1,20}$`)
@@ -89,6 +81,9 @@ type Rules struct {
 	// Gliderlabs: one check per service at most (the first of HTTP, HTTPS, TTL, TCP, gRPC), any
 	// non-empty value turns a switch key on, and no timeout is sent unless one is given.
 	Gliderlabs bool
+	// LoopbackTargets allows checks of a loopback address: the daemon advertises one itself (see
+	// AddressRefusal). Link-local, metadata, unspecified and multicast targets are never allowed.
+	LoopbackTargets bool
 }
 
 // CheckID is the ID of a service's check of the given kind. The service's primary check is
@@ -198,31 +193,55 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target,
 	probe := func(kind string) Check {
 		return Check{Kind: kind, Interval: interval, Timeout: timeout, DeregisterAfter: deregister, InitialStatus: initial}
 	}
+	// A probe goes to the service's own address; an address that is the host's instead keeps it out.
+	targetOK := func(k string) bool {
+		if why := t.refusal(rules.LoopbackTargets); why != "" {
+			bad(k, "cannot probe %s: %s", t.hostPort(), why)
+			return false
+		}
+		return true
+	}
 	network := func(k string) bool {
 		if t.Proto == "udp" {
 			bad(k, "a %s check cannot probe UDP port %d", strings.TrimPrefix(k, "CHECK_"), t.Port)
 			return false
 		}
-		return true
+		return targetOK(k)
 	}
 	method := func(k string) string {
 		m := keys[k]
-		if m != "" && !methodRE.MatchString(m) {
+		switch {
+		case m == "":
+		case !methodRE.MatchString(m):
 			bad(k, "not an HTTP method: %q", m)
+		case !slices.Contains(checkMethods, m):
+			bad(k, "method %s is refused: a check may only read (GET, HEAD or OPTIONS); Consul sends it from the host, where a PUT is what fetches an instance metadata token", m)
 		}
 		return m
 	}
 
 	anyMethod := method("CHECK_METHOD")
 	header := map[string][]string{}
-	for k, v := range keys {
-		if name, ok := strings.CutPrefix(k, "CHECK_HEADER_"); ok {
-			if !headerRE.MatchString(name) || strings.ContainsAny(v, "\r\n") {
-				bad(k, "not a usable header: %q: %q", name, v)
-				continue
-			}
-			header[http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))] = []string{v}
+	// Header values are never repeated in a message: they may be credentials.
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		name, ok := strings.CutPrefix(k, "CHECK_HEADER_")
+		if !ok {
+			continue
 		}
+		v := keys[k]
+		if !headerRE.MatchString(name) || strings.ContainsAny(v, "\r\n") {
+			bad(k, "not a usable header: the name may hold letters, digits, '-' and '_', the value one line")
+			continue
+		}
+		name = http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+		if why := headerRefusal(name); why != "" {
+			bad(k, "header %s is refused: %s", name, why)
+			continue
+		}
+		if credentialHeader(name) {
+			warn(k, "header %s holds a credential, and Consul keeps it in plain text with the check's definition (in the agent's data directory, checks/); give the health endpoint a credential that opens nothing else, or none", name)
+		}
+		header[name] = []string{v}
 	}
 	if len(header) == 0 {
 		header = nil
@@ -243,9 +262,12 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target,
 			bad(k, "must be a path starting with '/', like /health, not %q; the address and port are the service's", path)
 			continue
 		}
+		if !targetOK(k) {
+			continue
+		}
 		c := probe(kind)
 		c.HTTP = kind + "://" + t.hostPort() + path
-		c.Method, c.Header = m, header
+		c.Method, c.Header, c.DisableRedirects = m, header, true
 		c.TLSSkipVerify = skipVerify && kind == KindHTTPS
 		c.Name = fmt.Sprintf("%s %s %s", strings.ToUpper(kind), cmpOr(m, "GET"), path)
 		checks = append(checks, c)

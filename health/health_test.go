@@ -26,7 +26,7 @@ func TestFromLabelsDefaults(t *testing.T) {
 func TestFromLabelsOrderAndIDs(t *testing.T) {
 	t.Parallel()
 	keys := map[string]string{"CHECK_TCP": "true", "CHECK_TTL": "30s", "CHECK_HTTPS": "/h", "CHECK_HTTPS_METHOD": "HEAD",
-		"CHECK_METHOD": "POST", "CHECK_HTTP": "/x", "CHECK_TLS_SKIP_VERIFY": "true"}
+		"CHECK_METHOD": "OPTIONS", "CHECK_HTTP": "/x", "CHECK_TLS_SKIP_VERIFY": "true"}
 	checks, probs := FromLabels(keys, label, target, Rules{})
 	if len(probs) != 0 {
 		t.Fatalf("problems %v", probs)
@@ -35,7 +35,7 @@ func TestFromLabelsOrderAndIDs(t *testing.T) {
 	for _, c := range checks {
 		got = append(got, c.ID+" "+c.Method)
 	}
-	want := []string{"service:node:web:8080:http POST", "service:node:web:8080:https HEAD", "service:node:web:8080 ", "service:node:web:8080:tcp "}
+	want := []string{"service:node:web:8080:http OPTIONS", "service:node:web:8080:https HEAD", "service:node:web:8080 ", "service:node:web:8080:tcp "}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("checks %q, want %q", got, want)
 	}

@@ -60,13 +60,7 @@ func NewAgent(addr string, opts ...Option) (*Agent, error) {
 		scheme, rest, ok := strings.Cut(addr, "://")
 		switch {
 		case scheme == "unix":
-			// The transport dials the socket. (Given "unix://", consul/api would make a client of its
-			// own, without the token transport below.)
-			var d net.Dialer
-			cfg.Transport.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return d.DialContext(ctx, "unix", rest)
-			}
-			cfg.Scheme, cfg.Address = "http", "consul.sock"
+			cfg.Address = addr // dialled below
 		case ok:
 			cfg.Scheme, cfg.Address = scheme, rest
 		default:
@@ -77,7 +71,18 @@ func NewAgent(addr string, opts ...Option) (*Agent, error) {
 	// be established"; over HTTP/1.1 as "tls: certificate required", which tells an operator what to fix.
 	cfg.Transport.ForceAttemptHTTP2 = false
 	cfg.Transport.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	// A unix socket is dialled here: for a unix:// address consul/api would put an http.Client of its
+	// own in place of the one made below, which carries the token file and the register query. (It
+	// then sends Host: localhost, as consul/api does for a socket.)
+	if sock, ok := strings.CutPrefix(cfg.Address, "unix://"); ok {
+		cfg.Address = sock
+		cfg.Transport.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}
+	}
 	a := &Agent{}
+	var tokens tokenSource
 	switch {
 	case o.iamMethod != "":
 		plain := *cfg
@@ -93,14 +98,23 @@ func NewAgent(addr string, opts ...Option) (*Agent, error) {
 		}
 		a.login = &iamLogin{method: o.iamMethod, serverID: o.iamServerID, creds: o.creds, consul: lc}
 		cfg.Token, cfg.TokenFile = "", ""
-		if err := withTokens(cfg, a.login); err != nil {
-			return nil, err
-		}
+		tokens = a.login
 	case cfg.TokenFile != "":
-		if err := withTokenFile(cfg, cfg.TokenFile); err != nil {
-			return nil, err
+		f := &tokenFile{path: cfg.TokenFile}
+		if f.read() == "" {
+			return nil, fmt.Errorf("CONSUL_HTTP_TOKEN_FILE %s: no token in it", cfg.TokenFile)
 		}
+		tokens = f
 	}
+	hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
+	if err != nil {
+		return nil, fmt.Errorf("consul client: %w", err)
+	}
+	if tokens != nil {
+		hc.Transport = tokenTransport{src: tokens, next: hc.Transport}
+	}
+	hc.Transport = queryTransport{next: hc.Transport}
+	cfg.HttpClient = hc
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul client: %w", err)
@@ -132,9 +146,9 @@ func (a *Agent) NodeName(ctx context.Context) (string, error) {
 func (a *Agent) Client() *api.Client { return a.c }
 
 func (a *Agent) Register(ctx context.Context, s desired.Service, replaces bool) error {
-	reg := &api.AgentServiceRegistration{
+	reg := registration{AgentServiceRegistration: &api.AgentServiceRegistration{
 		ID: s.ID, Name: s.Name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta,
-	}
+	}}
 	if c := s.Connect; c != nil {
 		// The sidecar inherits the service's Meta (what the proxy finds its registration by) and
 		// tags, and gets Consul's own checks: the public listener's TCP check and an alias of the
@@ -163,17 +177,16 @@ func (a *Agent) Register(ctx context.Context, s desired.Service, replaces bool) 
 		case status == "" && prev != nil:
 			status = cmp.Or(prev[c.ID], prev[consulType(c.Kind)])
 		}
-		reg.Checks = append(reg.Checks, &api.AgentServiceCheck{
+		reg.Checks = append(reg.Checks, registrationCheck{AgentServiceCheck: api.AgentServiceCheck{
 			CheckID: c.ID, Name: c.Name, Notes: c.Notes, Status: status,
 			HTTP: c.HTTP, Method: c.Method, Header: c.Header, TLSSkipVerify: c.TLSSkipVerify,
 			TCP: c.TCP, GRPC: c.GRPC, GRPCUseTLS: c.GRPCUseTLS,
 			Interval: duration(c.Interval), Timeout: duration(c.Timeout), TTL: duration(c.TTL),
 			DeregisterCriticalServiceAfter: duration(c.DeregisterAfter),
-		})
+		}, DisableRedirects: c.DisableRedirects})
 	}
 	// Replacing drops checks an earlier definition had and this one has not.
-	opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
-	if err := a.c.Agent().ServiceRegisterOpts(reg, opts); err != nil {
+	if err := a.register(ctx, reg); err != nil {
 		return refused(fmt.Errorf("register %s: %w", s.ID, err))
 	}
 	if s.Maintenance == "" {

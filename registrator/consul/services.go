@@ -38,7 +38,11 @@ type lister struct {
 type answer struct{ last, next []byte }
 
 func newLister(cfg *api.Config) *lister {
-	return &lister{hc: cfg.HttpClient, base: url.URL{Scheme: cfg.Scheme, Host: cfg.Address, Path: cfg.PathPrefix}, token: cfg.Token}
+	host := cfg.Address
+	if strings.HasPrefix(host, "/") {
+		host = "localhost" // a unix socket, which the transport dials
+	}
+	return &lister{hc: cfg.HttpClient, base: url.URL{Scheme: cfg.Scheme, Host: host, Path: cfg.PathPrefix}, token: cfg.Token}
 }
 
 // maintFilter selects the checks Consul adds for a service in maintenance mode.

@@ -3,15 +3,12 @@ package consul
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/hashicorp/consul/api"
 )
 
 // ACLPolicy is the least a token needs for the daemon to work with an agent whose ACLs deny by
@@ -104,24 +101,4 @@ func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 	}
-}
-
-// withTokens makes the client take its token from src on every request.
-func withTokens(cfg *api.Config, src tokenSource) error {
-	hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
-	if err != nil {
-		return err
-	}
-	hc.Transport = tokenTransport{src: src, next: hc.Transport}
-	cfg.HttpClient = hc
-	return nil
-}
-
-// withTokenFile makes the client read its token from the file on every request.
-func withTokenFile(cfg *api.Config, path string) error {
-	f := &tokenFile{path: path}
-	if f.read() == "" {
-		return fmt.Errorf("CONSUL_HTTP_TOKEN_FILE %s: no token in it", path)
-	}
-	return withTokens(cfg, f)
 }

@@ -22,8 +22,9 @@ func TestDesiredChecks(t *testing.T) {
 		c        Container
 		checks   map[string][]string // service ID -> "kind target" of each check, in order
 		health   map[string]string   // service ID -> mirrored status
-		problems []string            // "error:KEY" or "warning:KEY"
+		problems []string            // "error:KEY" or "warning:KEY", and words the message holds
 		skipped  string
+		opts     func(*Options)
 	}{
 		{name: "no checks", c: web(), checks: map[string][]string{"node1:web-1:8080": nil}},
 		{name: "http and tcp", c: web(withLabels("SERVICE_CHECK_HTTP", "/health", "SERVICE_CHECK_TCP", "true")),
@@ -86,6 +87,45 @@ func TestDesiredChecks(t *testing.T) {
 			checks: map[string][]string{"node1:web-1:8080": {"tcp 10.0.0.5:32768"}}, problems: []string{"warning:SERVICE_CHECK_INTERVAL"}},
 		{name: "method without an http check", c: web(withLabels("SERVICE_CHECK_TCP", "true", "SERVICE_CHECK_METHOD", "HEAD")),
 			checks: map[string][]string{"node1:web-1:8080": {"tcp 10.0.0.5:32768"}}, problems: []string{"warning:SERVICE_CHECK_METHOD"}},
+		// Checks stay on the service: the host's addresses, writing methods and headers that speak for
+		// the host keep the service out (gliderlabs mode too: TestGliderlabsCorpus).
+		{name: "-useIpFromLabel at instance metadata keeps the container out", c: web(withLabels("ip", "169.254.169.254", "SERVICE_CHECK_HTTP", "/latest/meta-data/")),
+			opts: ipFromLabel, problems: []string{"error:ip link-local"}, skipped: "-useIpFromLabel address is refused"},
+		{name: "-useIpFromLabel at the task credentials endpoint, without checks", c: web(withLabels("ip", "169.254.170.2/32")),
+			opts: ipFromLabel, problems: []string{"error:ip link-local"}, skipped: "-useIpFromLabel address is refused"},
+		{name: "-useIpFromLabel at IPv6 instance metadata", c: web(withLabels("ip", "fd00:ec2::254")),
+			opts: ipFromLabel, problems: []string{"error:ip fd00:ec2::/32"}, skipped: "refused"},
+		{name: "-useIpFromLabel on loopback", c: web(withLabels("ip", "127.0.0.1")),
+			opts: ipFromLabel, problems: []string{"error:ip loopback"}, skipped: "refused"},
+		{name: "-useIpFromLabel unspecified", c: web(withLabels("ip", "0.0.0.0/0")),
+			opts: ipFromLabel, problems: []string{"error:ip unspecified"}, skipped: "refused"},
+		{name: "-useIpFromLabel multicast", c: web(withLabels("ip", "ff02::fb")),
+			opts: ipFromLabel, problems: []string{"error:ip multicast"}, skipped: "refused"},
+		{name: "-useIpFromLabel on loopback where the daemon advertises loopback", c: web(withLabels("ip", "127.0.0.2", "SERVICE_CHECK_TCP", "true")),
+			opts:   func(o *Options) { ipFromLabel(o); o.AdvertiseIP = netip.MustParseAddr("127.0.0.1") },
+			checks: map[string][]string{"node1:web-1:8080": {"tcp 127.0.0.2:32768"}}},
+		{name: "-useIpFromLabel host name: registered, but not probed by name", c: web(withLabels("ip", "instance-data.ec2.internal", "SERVICE_CHECK_HTTP", "/")),
+			opts: ipFromLabel, problems: []string{"error:SERVICE_CHECK_HTTP not an IP address"}, skipped: "no port left"},
+		{name: "a loopback advertise IP is probed", c: web(withLabels("SERVICE_CHECK_HTTP", "/health")),
+			opts:   func(o *Options) { o.AdvertiseIP = netip.MustParseAddr("127.0.0.1") },
+			checks: map[string][]string{"node1:web-1:8080": {"http http://127.0.0.1:32768/health"}}},
+		{name: "published on a link-local host address: not probed", c: web(withPorts(Port{Port: 8080, Proto: "tcp", HostIP: "169.254.170.2", HostPort: 80}),
+			withLabels("SERVICE_CHECK_TCP", "true")), problems: []string{"error:SERVICE_CHECK_TCP link-local"}, skipped: "no port left"},
+		{name: "a writing method", c: web(withLabels("SERVICE_CHECK_HTTP", "/h", "SERVICE_CHECK_METHOD", "PUT")),
+			problems: []string{"error:SERVICE_CHECK_METHOD GET, HEAD or OPTIONS"}, skipped: "no port left"},
+		{name: "a writing method for HTTPS only", c: web(withLabels("SERVICE_CHECK_HTTPS", "/h", "SERVICE_CHECK_HTTPS_METHOD", "POST")),
+			problems: []string{"error:SERVICE_CHECK_HTTPS_METHOD"}, skipped: "no port left"},
+		{name: "a Host header", c: web(withLabels("SERVICE_CHECK_HTTP", "/h", "SERVICE_CHECK_HEADER_host", "metadata")),
+			problems: []string{"error:SERVICE_CHECK_HEADER_host refused"}, skipped: "no port left"},
+		{name: "an instance metadata header", c: web(withLabels("SERVICE_CHECK_HTTP", "/h", "SERVICE_CHECK_HEADER_X_aws_EC2_metadata_token_ttl_seconds", "21600")),
+			problems: []string{"error:SERVICE_CHECK_HEADER_X_aws_EC2_metadata_token_ttl_seconds refused"}, skipped: "no port left"},
+		{name: "a credential header is registered with a warning", c: web(withLabels("SERVICE_CHECK_HTTP", "/h", "SERVICE_CHECK_HEADER_Authorization", "Bearer x")),
+			checks:   map[string][]string{"node1:web-1:8080": {"http http://10.0.0.5:32768/h Authorization"}},
+			problems: []string{"warning:SERVICE_CHECK_HEADER_Authorization plain text"}},
+		{name: "a per-port credential header", c: web(two, withLabels("SERVICE_9090_CHECK_HTTP", "/h", "SERVICE_9090_CHECK_HEADER_COOKIE", "session=x")),
+			checks:   map[string][]string{"node1:web-1:8080": nil, "node1:web-1:9090": {"http http://10.0.0.5:32769/h Cookie"}},
+			problems: []string{"warning:SERVICE_9090_CHECK_HEADER_COOKIE plain text"}},
+
 		{name: "deregister after below a minute", c: web(withLabels("SERVICE_CHECK_TCP", "true", "SERVICE_CHECK_DEREGISTER_AFTER", "10s")),
 			checks: map[string][]string{"node1:web-1:8080": {"tcp 10.0.0.5:32768"}}, problems: []string{"warning:SERVICE_CHECK_DEREGISTER_AFTER"}},
 	}
@@ -93,6 +133,9 @@ func TestDesiredChecks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			oo := o
+			if tc.opts != nil {
+				tc.opts(&oo)
+			}
 			if tc.name == "IPv6 target" {
 				oo.AdvertiseIP = netip.MustParseAddr("2001:db8::5")
 				tc.checks = map[string][]string{"node1:web-1:8080": {"http http://[2001:db8::5]:8080/h"}}
@@ -128,7 +171,9 @@ func TestDesiredChecks(t *testing.T) {
 			for _, want := range tc.problems {
 				sev, text, _ := strings.Cut(want, ":")
 				if !slices.ContainsFunc(r.Problems, func(p Problem) bool {
-					return string(p.Severity) == sev && strings.Contains(p.Key+" "+p.Message, text)
+					return string(p.Severity) == sev && !slices.ContainsFunc(strings.Fields(text), func(w string) bool {
+						return !strings.Contains(p.Key+" "+p.Message, w)
+					})
 				}) {
 					t.Errorf("no %s problem mentioning %q in %v", sev, text, r.Problems)
 				}
@@ -136,6 +181,8 @@ func TestDesiredChecks(t *testing.T) {
 		})
 	}
 }
+
+func ipFromLabel(o *Options) { o.IPFromLabel = "ip" }
 
 func describe(c health.Check) string {
 	parts := []string{c.Kind}

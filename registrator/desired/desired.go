@@ -11,7 +11,9 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/health"
 )
 
-// The keys a container-level or per-port SERVICE_ label may use that are not Meta.
+// The keys a container-level or per-port SERVICE_ label may use that are not Meta. They, the check keys
+// and the mesh keys route: they come from labels or environment variables alike (labels win); Meta
+// comes from labels only (buildMeta).
 var attrKeys = map[string]bool{"NAME": true, "TAGS": true, "ID": true, "IGNORE": true, "REGISTER": true}
 
 // isCheckKey reports keys the health package owns (SERVICE_CHECK_*, SERVICE_<port>_CHECK_*); never Meta.
@@ -99,9 +101,9 @@ func Desired(c Container, o Options) Result {
 		r.warnf("-tags", "%v", c.InspectTagsErr)
 	}
 	extraTags = append(extraTags, c.InspectTags...)
-	ipFromLabel, ok := addressFromLabel(c, o, &r)
-	if !ok {
-		r.Skipped = "the -useIpFromLabel label has a bad value"
+	ipFromLabel, skip := addressFromLabel(c, o, &r)
+	if skip != "" {
+		r.Skipped = skip
 		return r
 	}
 	var registrable []endpoint
@@ -221,7 +223,7 @@ func Desired(c Container, o Options) Result {
 		if e.proto == "udp" && !slices.Contains(s.Tags, "udp") {
 			s.Tags = append(s.Tags, "udp")
 		}
-		s.Meta = buildMeta(c, o.Host, l, e.port, &r)
+		s.Meta = buildMeta(c, o, l, e.port, &r)
 		if !addChecks(&s, c, o, l, e, &r) || mesh && !addConnect(&s, c, l, e, endpoints, listeners, &r) {
 			continue
 		}
@@ -278,25 +280,31 @@ func ignored(v, label string, o Options, r *Result) (ignore bool, why string) {
 
 // addressFromLabel is the address -useIpFromLabel gives the container: the label's IP, the address
 // part of a CIDR, or a host name (gliderlabs takes the value as it is); "" when the label is not set.
-// A value that is none of these keeps the container out (false): its owner asked for an address this
-// daemon cannot give.
-func addressFromLabel(c Container, o Options, r *Result) (string, bool) {
+// A value that is none of these, or an address that is the host's rather than the container's
+// (health.AddressRefusal: link-local, instance metadata, unspecified, multicast, loopback), keeps the
+// container out with why: its owner asked for an address this daemon cannot give, and every service
+// and check of the container would be there.
+func addressFromLabel(c Container, o Options, r *Result) (addr, skip string) {
 	if o.IPFromLabel == "" {
-		return "", true
+		return "", ""
 	}
 	v := strings.TrimSpace(c.Labels[o.IPFromLabel])
 	if v == "" {
-		return "", true
+		return "", ""
 	}
-	addr, _, _ := strings.Cut(v, "/")
-	if ip, err := netip.ParseAddr(addr); err == nil {
-		return ip.Unmap().String(), true
+	a, _, _ := strings.Cut(v, "/")
+	if ip, err := netip.ParseAddr(a); err == nil {
+		if why := health.AddressRefusal(ip, o.AdvertiseIP.IsLoopback()); why != "" {
+			r.errorf(o.IPFromLabel, "-useIpFromLabel: %s; the container is kept out", why)
+			return "", "the -useIpFromLabel address is refused"
+		}
+		return ip.Unmap().String(), ""
 	}
 	if !strings.Contains(v, "/") && hostnameRE.MatchString(v) && len(v) <= maxNameLen {
-		return v, true
+		return v, ""
 	}
 	r.errorf(o.IPFromLabel, "-useIpFromLabel: %q is not an IP address, CIDR or host name; the container is kept out", v)
-	return "", false
+	return "", "the -useIpFromLabel label has a bad value"
 }
 
 func (r *Result) errorf(key, format string, args ...any) {
@@ -332,7 +340,10 @@ func addChecks(s *Service, c Container, o Options, l labels, e endpoint, r *Resu
 	}
 	label := func(k string) string { return cmp.Or(origin[k], "SERVICE_"+k) }
 	target := health.Target{ServiceID: s.ID, Address: s.Address, Port: s.Port, Proto: e.proto}
-	checks, probs := health.FromLabels(keys, label, target, health.Rules{Gliderlabs: o.Gliderlabs})
+	// Loopback targets only where the daemon itself advertises loopback (a single-host setup); a
+	// container cannot aim the host's agent at the host's own services.
+	rules := health.Rules{Gliderlabs: o.Gliderlabs, LoopbackTargets: o.AdvertiseIP.IsLoopback()}
+	checks, probs := health.FromLabels(keys, label, target, rules)
 	failed := false
 	for _, p := range probs {
 		if p.Error {

@@ -9,12 +9,15 @@ package desired
 // A row with a differs string asserts this project's behaviour where it deliberately departs from
 // gliderlabs (README, "Coming from gliderlabs/registrator"); the string names the difference.
 //
-// Two differences apply to every row and are handled by the comparison, not by each row:
+// Three differences apply to every row and are handled by the comparison, not by each row:
 //   - The project adds Meta keys of its own (glProjectMetaKeys below: external-source, container-id,
 //     container-name, the ECS and EC2 keys, the ecsr-checks fingerprint); only user Meta is compared.
 //   - gliderlabs copies the SERVICE_CHECK_* keys into Meta (check_http, check_interval, ...); the project
 //     does not. Rows without differs ignore check_* Meta keys; the row "check keys are not Meta" asserts
 //     their absence.
+//   - Every HTTP(S) check is registered with redirects disabled (health.Check.DisableRedirects: Consul
+//     reports a redirect instead of following it from the host); glRunCorpus fails any row whose HTTP(S)
+//     check lacks it, and the comparison then leaves it out.
 //
 // Tags are compared as a set: Consul treats them as one, and the docs give no order for the tags that
 // registrator adds itself (udp, -tags).
@@ -711,6 +714,20 @@ func TestGliderlabsCorpus(t *testing.T) {
 			differs:      "an invalid check value keeps the service out with an error (gliderlabs sends it and Consul refuses the whole registration: same effect)",
 		},
 		{
+			name:         "an HTTP check method that writes keeps the service out",
+			doc:          "reference: SERVICE_CHECK_HTTP=/path: HTTP GET http://<ip>:<port>/path; SERVICE_CHECK_HTTP_METHOD sets the method",
+			c:            glC("api.1", "team/api", glPorts(glPub(8080, 32768)), glLabels("SERVICE_CHECK_HTTP", "/health", "SERVICE_CHECK_HTTP_METHOD", "POST")),
+			wantErrorKey: "SERVICE_CHECK_HTTP_METHOD",
+			differs:      "a check method other than GET, HEAD or OPTIONS keeps the service out with an error (Consul sends the check from the host, where a PUT fetches an instance metadata token)",
+		},
+		{
+			name:         "an HTTPS check method that writes keeps the service out",
+			doc:          "reference: SERVICE_CHECK_HTTPS=/path: HTTPS, same; SERVICE_CHECK_HTTPS_METHOD",
+			c:            glC("web.1", "team/web", glPorts(glPub(443, 8443)), glLabels("SERVICE_CHECK_HTTPS", "/ready", "SERVICE_CHECK_HTTPS_METHOD", "PUT")),
+			wantErrorKey: "SERVICE_CHECK_HTTPS_METHOD",
+			differs:      "a check method other than GET, HEAD or OPTIONS keeps the service out with an error (Consul sends the check from the host, where a PUT fetches an instance metadata token)",
+		},
+		{
 			name: "a Docker HEALTHCHECK is mirrored",
 			doc:  "reference: Checks (one per service at most) -- gliderlabs ignores a Docker HEALTHCHECK",
 			c: glC("api.1", "team/api", glPorts(glPub(8080, 32768)), func(c *Container) {
@@ -815,6 +832,15 @@ func TestGliderlabsCorpus(t *testing.T) {
 				Checks: []corpusCheck{glTCP("host1:api.1:8080", "192.168.50.7:32768")}}},
 		},
 		{
+			name:         "-useIpFromLabel: a link-local address keeps the container out",
+			doc:          "run.md: -useIpFromLabel <label>: Uses the IP address stored in the given label, which is assigned to a container, for registration with Consul",
+			c:            glC("api.1", "team/api", glPorts(glPub(8080, 32768)), glLabels("com.example.ip", "169.254.169.254", "SERVICE_CHECK_HTTP", "/latest/meta-data/")),
+			opts:         glIPFromLabel("com.example.ip"),
+			wantErrorKey: "com.example.ip",
+			wantSkipped:  true,
+			differs:      "a -useIpFromLabel address that is the host's (link-local, instance metadata, unspecified, multicast, loopback) keeps the container out with an error: the host's agent would probe it",
+		},
+		{
 			name: "container:<id> network mode: the other container's IP and the exposed ports",
 			doc:  "reference: container:<id> network mode: the address is the other container's IP",
 			c: glC("sidecar.1", "team/sidecar", glPorts(glExposed(9000)), func(c *Container) {
@@ -898,6 +924,13 @@ func glRunCorpus(t *testing.T, rows []corpusRow) {
 					msg += "\n  (deliberate difference: " + row.differs + ")"
 				}
 				t.Errorf("row %q\n  doc: %s\n  %s", row.name, row.doc, msg)
+			}
+			for _, s := range r.Services {
+				for _, c := range s.Checks {
+					if (c.Kind == health.KindHTTP || c.Kind == health.KindHTTPS) && !c.DisableRedirects {
+						fail("check %s follows redirects (deliberate difference for every row: HTTP checks never do)", c.ID)
+					}
+				}
 			}
 
 			var errs []Problem

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 )
 
 // labels holds a container's SERVICE_ keys with the prefix removed, split into container-level and
@@ -17,7 +15,17 @@ type labels struct {
 	global map[string]string         // NAME, TAGS, ..., and Meta keys
 	ports  map[int]map[string]string // port -> NAME, TAGS, ...
 	given  map[string]string         // key as held -> the key as the container spelled it, for messages
+	// env holds the keys (SERVICE_X, SERVICE_<port>_X) whose value came from an environment
+	// variable: env values may be secrets (ECS task secrets arrive as environment variables), so they
+	// give routing keys but not Meta (buildMeta).
+	env map[string]bool
 }
+
+// fromEnv reports whether a container-level key's value came from the environment.
+func (l labels) fromEnv(k string) bool { return l.env["SERVICE_"+k] }
+
+// portFromEnv reports whether a per-port key's value came from the environment.
+func (l labels) portFromEnv(p int, k string) bool { return l.env[fmt.Sprintf("SERVICE_%d_%s", p, k)] }
 
 func (l labels) key(k string) string { return l.spelled("SERVICE_" + k) }
 
@@ -33,6 +41,7 @@ func (l labels) spelled(k string) string {
 func parseLabels(c Container, r *Result) labels {
 	l := labels{global: map[string]string{}, ports: map[int]map[string]string{}}
 	merged := map[string]string{}
+	envKeys := map[string]bool{}
 	// Env first, then labels over it. Within one source, two spellings of a key are reported and the
 	// last in sorted order wins, so the outcome does not depend on map order.
 	var env, lab []kv
@@ -46,7 +55,7 @@ func parseLabels(c Container, r *Result) labels {
 			lab = append(lab, kv{k, v})
 		}
 	}
-	for _, src := range [][]kv{env, lab} {
+	for si, src := range [][]kv{env, lab} {
 		slices.SortFunc(src, func(a, b kv) int { return strings.Compare(a.k, b.k) })
 		for i, e := range src {
 			upper := "SERVICE_" + strings.ToUpper(e.k[len("SERVICE_"):])
@@ -65,6 +74,7 @@ func parseLabels(c Container, r *Result) labels {
 				delete(l.given, upper)
 			}
 			merged[upper] = e.v
+			envKeys[upper] = si == 0
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(merged)) {
@@ -80,11 +90,26 @@ func parseLabels(c Container, r *Result) labels {
 				l.ports[p] = map[string]string{}
 			}
 			l.ports[p][attr] = v
+			l.markEnv(fmt.Sprintf("SERVICE_%d_%s", p, attr), envKeys[k])
 			continue
 		}
 		l.global[rest] = v
+		l.markEnv(k, envKeys[k])
 	}
 	return l
+}
+
+// markEnv records where the value now held under k came from (two spellings of a port, 80 and 080,
+// are one key: the last value wins, and so does its source).
+func (l *labels) markEnv(k string, env bool) {
+	switch {
+	case !env:
+		delete(l.env, k)
+	case l.env == nil:
+		l.env = map[string]bool{k: true}
+	default:
+		l.env[k] = true
+	}
 }
 
 type kv struct{ k, v string }
@@ -104,20 +129,29 @@ func isDigits(s string) bool {
 }
 
 // buildMeta merges container-level and per-port Meta keys (per-port wins) with the daemon's own keys.
-func buildMeta(c Container, host ecsmeta.Host, l labels, port int, r *Result) map[string]string {
+// Meta comes from labels only: an environment variable's value may be a secret (ECS task secrets
+// arrive as environment variables), and Meta is readable by anyone who may read the catalog. An
+// env-only Meta key is reported, without its value. Gliderlabs mode takes Meta from the environment
+// too, as gliderlabs/registrator did (README, "Coming from gliderlabs/registrator").
+func buildMeta(c Container, o Options, l labels, port int, r *Result) map[string]string {
 	user := map[string]string{}
 	keyOf := map[string]string{}
-	add := func(attrs map[string]string, label func(string) string) {
-		for k, v := range attrs {
+	add := func(attrs map[string]string, label func(string) string, fromEnv func(string) bool) {
+		for _, k := range slices.Sorted(maps.Keys(attrs)) {
 			if attrKeys[k] || isCheckKey(k) || isConnectKey(k) {
 				continue
 			}
-			user[strings.ToLower(k)] = v
+			if fromEnv(k) && !o.Gliderlabs {
+				r.warnf(label(k), "environment variable not put in Meta: environment values may be secrets (ECS task secrets arrive as environment variables); to publish it as Meta[%q], set it as a Docker label (dockerLabels in an ECS task definition)", strings.ToLower(k))
+				continue
+			}
+			user[strings.ToLower(k)] = attrs[k]
 			keyOf[strings.ToLower(k)] = label(k)
 		}
 	}
-	add(l.global, l.key)
-	add(l.ports[port], func(k string) string { return l.portKey(port, k) })
+	add(l.global, l.key, l.fromEnv)
+	add(l.ports[port], func(k string) string { return l.portKey(port, k) }, func(k string) bool { return l.portFromEnv(port, k) })
+	host := o.Host
 
 	meta := map[string]string{
 		MetaExternalSource: ExternalSource,

@@ -2,7 +2,8 @@
 // serves HTTP/1.1 and gRPC health (h2c) on PORTS (comma list), echoes UDP on UDP_PORTS, and on SIGTERM
 // or SIGINT keeps serving for DRAIN (a duration, default 0) before it exits, like a service that
 // finishes in-flight work. Other signals are logged and ignored. /fail and /recover flip what /health
-// and the gRPC health service answer. "workload probe URL" is a HEALTHCHECK command: exit 0 on a 200.
+// and the gRPC health service answer; /redirect?to=URL answers a redirect to URL. "workload probe URL"
+// is a HEALTHCHECK command: exit 0 on a 200.
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -32,6 +34,20 @@ func main() {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+	})
+	// /redirect?to=URL answers 302 to URL, as a compromised or careless service could; the body counts
+	// the redirects to that URL, so a check's output shows that it ran again.
+	var redirectsMu sync.Mutex
+	redirects := map[string]int{}
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
+		to := r.URL.Query().Get("to")
+		redirectsMu.Lock()
+		redirects[to]++
+		n := redirects[to]
+		redirectsMu.Unlock()
+		w.Header().Set("Location", to)
+		w.WriteHeader(http.StatusFound)
+		fmt.Fprintf(w, "redirect %d\n", n)
 	})
 	mux.HandleFunc("/fail", func(w http.ResponseWriter, _ *http.Request) { healthy.Store(false) })
 	mux.HandleFunc("/recover", func(w http.ResponseWriter, _ *http.Request) { healthy.Store(true) })
