@@ -113,7 +113,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.hostDrainMargin, "host-drain-margin", 30*time.Second, "on a Spot interruption notice, services ECS has not stopped stay until the interruption time less this margin")
 	fs.StringVar(&c.tags, "tags", "", "comma list of Go templates added to every service's tags, e.g. az-{{.AvailabilityZone}}")
 	var migrate bool
-	fs.BoolVar(&migrate, "migrate-gliderlabs", false, "take over the services gliderlabs/registrator left on this host's agent where this daemon registers the same ID, and remove the ones no running container accounts for")
+	fs.BoolVar(&migrate, "migrate-gliderlabs", false, "take over the services gliderlabs/registrator left on this host's agent under its default IDs (<hostname>:<container>:<port>) where this daemon registers the same ID, and remove the ones no running container accounts for")
 	var glider gliderlabsFlags
 	glider.register(fs)
 	fs.Usage = func() {
