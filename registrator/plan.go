@@ -232,12 +232,21 @@ func foreignMessage(sid string, unmarked bool, m Migration, c candidate) string 
 	case m.leftFor(c.rec.container, c.svc):
 		// gliderlabs's ID for this very container: only adopting is off.
 		msg += "; if gliderlabs/registrator left it, -migrate-gliderlabs takes it over"
-	case m.Adopt:
+	case !m.Adopt:
+	case isGliderlabsIDOfAnother(sid, m.Hostname, c.rec.container.Name):
+		msg += "; not taken over: it is gliderlabs/registrator's ID of another container on this host, which alone takes it over"
+	default:
 		msg += fmt.Sprintf("; not taken over: only gliderlabs/registrator's default ID for this container (%s:%s:<port>) is. "+
 			"If gliderlabs registered it under a custom SERVICE_ID, deregister it (consul services deregister -id=%q) and this container registers it",
 			cmp.Or(m.Hostname, "<hostname>"), c.rec.container.Name, sid)
 	}
 	return msg
+}
+
+// isGliderlabsIDOfAnother reports whether sid is gliderlabs's ID on this host of a container not named name.
+func isGliderlabsIDOfAnother(sid, hostname, name string) bool {
+	id, ok := parseGliderlabsID(sid)
+	return ok && hostname != "" && id.host == hostname && id.container != name
 }
 
 func (p *plan) clash(containerID, msg string) {

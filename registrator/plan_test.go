@@ -410,6 +410,8 @@ func TestPlanForeignHints(t *testing.T) {
 	}{
 		{name: "gliderlabs's ID, adopting off", sid: "host1:n-aaaa:80", want: []string{"does not own", "-migrate-gliderlabs takes it over"}},
 		{name: "custom ID, adopting off", sid: "vault", want: []string{"does not own"}, not: []string{"-migrate-gliderlabs", "deregister"}},
+		{name: "another container's gliderlabs ID, adopting on", sid: "host1:n-bbbb:80", adopt: true,
+			want: []string{"not taken over", "another container"}, not: []string{"deregister"}},
 		{name: "custom ID, adopting on", sid: "vault", adopt: true,
 			want: []string{"not taken over", "host1:n-aaaa:<port>", `consul services deregister -id="vault"`}, not: []string{"-migrate-gliderlabs"}},
 	}
