@@ -256,10 +256,13 @@ func (a *fakeAgent) Services(context.Context) (AgentState, error) {
 	if a.down {
 		return AgentState{}, errAgentDown
 	}
-	st := AgentState{Owned: map[string]desired.Service{}, Foreign: map[string]bool{}}
+	st := AgentState{Owned: map[string]desired.Service{}, Foreign: map[string]bool{}, Unmarked: map[string]desired.Service{}}
 	for id, s := range a.services {
 		if s.Meta[desired.MetaExternalSource] != desired.ExternalSource {
 			st.Foreign[id] = true
+			if _, marked := s.Meta[desired.MetaExternalSource]; !marked { // as the Consul adapter reads it
+				st.Unmarked[id] = desired.Service{ID: id, Name: s.Name, Address: s.Address, Port: s.Port}
+			}
 			continue
 		}
 		// What the agent's service list shows: no checks, no health.
@@ -360,6 +363,15 @@ func (a *fakeAgent) addForeign(id string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.services[id] = desired.Service{ID: id, Name: "hand-made", Meta: map[string]string{}}
+	a.bumpLocked()
+}
+
+// addUnmarked registers a service without an external-source at an address, as gliderlabs (or an
+// operator by hand) does.
+func (a *fakeAgent) addUnmarked(id, name, addr string, port int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.services[id] = desired.Service{ID: id, Name: name, Address: addr, Port: port}
 	a.bumpLocked()
 }
 

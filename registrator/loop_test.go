@@ -321,6 +321,43 @@ func TestLoopForeignServiceKeepsItsID(t *testing.T) {
 	})
 }
 
+// Adopting gliderlabs's registrations (gliderlabs mode, -migrate-gliderlabs) takes only what gliderlabs
+// left for the container itself. A vault registered by hand at the address and port of a container that
+// asks for SERVICE_ID=vault stays vault's: not written over, not deregistered when the container goes,
+// and the container says why it is not registered.
+func TestLoopAdoptsOnlyGliderlabsOwnRegistrations(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := newFakeAgent()
+		a.addUnmarked("vault", "vault", "10.0.0.5", 38080)          // where web-1's 8080 is published
+		a.addUnmarked("host1:web-2:8080", "web", "10.0.0.5", 38080) // gliderlabs's, for web-2
+		l := startLoop(t, nil, a, func(c *Config) {
+			c.IDPrefix, c.Migrate = "host1", Migration{Adopt: true, Cleanup: true, Hostname: "host1"}
+		})
+		l.d.start(webSpec("c1", "web-1", "SERVICE_ID", "vault"))
+		l.d.start(webSpec("c2", "web-2"))
+		l.settle()
+		if s, _ := l.a.service("vault"); s.ContainerID != "" || s.Name != "vault" {
+			t.Errorf("vault was taken over: %+v", s)
+		}
+		if p := l.container("c1").Problems; len(p) != 1 || !strings.Contains(p[0].Message, "does not own") || !strings.Contains(p[0].Message, "not taken over") {
+			t.Errorf("c1 problems = %v, want the foreign ID, not taken over", p)
+		}
+		if got := l.a.owner("host1:web-2:8080"); got != "c2" {
+			t.Errorf("gliderlabs's registration of web-2 is held by %q, want c2", got)
+		}
+		l.d.kill("c1", "SIGTERM")
+		l.d.stop("c1")
+		l.d.remove("c1")
+		l.settle()
+		if s, ok := l.a.service("vault"); !ok || s.ContainerID != "" {
+			t.Errorf("vault after its squatter went: %+v, %v", s, ok)
+		}
+		if n := l.a.countWrites("register vault") + l.a.countWrites("deregister vault"); n != 0 {
+			t.Errorf("%d writes of vault", n)
+		}
+	})
+}
+
 // A dev agent that restarts forgets every service: the watch sees it and they come back.
 func TestLoopAgentRestartForgetsEverything(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

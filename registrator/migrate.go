@@ -14,8 +14,9 @@ import (
 // external-source.
 type Migration struct {
 	// Adopt: a gliderlabs registration of an ID this daemon would register is taken over in place (one
-	// registration over it, no gap), when its ID has this host's prefix or it names the same address
-	// and port. Without Adopt such an ID is foreign and left alone.
+	// registration over it, no gap) when the ID is gliderlabs's default for the container that wants
+	// it: <Hostname>:<its name>:<its port>[:udp] (see adopts). Any other unmarked registration is
+	// foreign and left alone, whatever it names; so is every one without Adopt.
 	Adopt bool
 	// Cleanup (gliderlabs's -cleanup): a gliderlabs registration with this host's prefix that no
 	// running container accounts for is removed, once every container is inspected.
@@ -49,17 +50,27 @@ func parseGliderlabsID(id string) (g gliderlabsID, ok bool) {
 	return g, true
 }
 
-// adopts reports whether want takes over the unmarked registration g of the same ID: one with
-// gliderlabs's ID shape and this host's prefix, or one naming the same address and port (a
-// gliderlabs SERVICE_ID).
-func (m Migration) adopts(g desired.Service, want *desired.Service) bool {
-	if !m.Adopt {
+// adopts reports whether container c, wanting service want, takes over the unmarked registration of
+// the same ID. Only what gliderlabs left for this container is: an ID of gliderlabs's default shape
+// with this host's prefix and c's name, whose port (and protocol) is one of c's and the one want is
+// registered for (the container port, or the host port it is published on). An unmarked service's
+// address and port prove nothing: a hand-registered "vault" at the address of a container that asks
+// for SERVICE_ID=vault is someone else's, and taking it over would deregister it when the container
+// goes. A custom gliderlabs SERVICE_ID is therefore foreign too (the README says what to do).
+func (m Migration) adopts(c *desired.Container, want *desired.Service) bool {
+	return m.Adopt && m.leftFor(c, want)
+}
+
+// leftFor reports whether want's ID is the one gliderlabs gives c's port on this host (adopts,
+// without asking whether adopting is on).
+func (m Migration) leftFor(c *desired.Container, want *desired.Service) bool {
+	id, ok := parseGliderlabsID(want.ID)
+	if !ok || c == nil || m.Hostname == "" || id.host != m.Hostname || id.container != c.Name {
 		return false
 	}
-	if id, ok := parseGliderlabsID(g.ID); ok && m.Hostname != "" && id.host == m.Hostname {
-		return true
-	}
-	return g.Address == want.Address && g.Port == want.Port
+	return slices.ContainsFunc(c.TaskPorts(), func(p desired.Port) bool {
+		return p.Port == id.port && p.Proto == id.proto && (want.Port == p.Port || want.Port == p.HostPort)
+	})
 }
 
 // released are the unmarked registrations to deregister, with why; nothing while a container is not
@@ -76,15 +87,15 @@ func (m Migration) released(records map[string]*record, unmarked, held map[strin
 		return nil
 	}
 	byName := make(map[string]*record, len(records))
-	wanted := map[string]*desired.Service{}
+	wanted := map[string]bool{} // unmarked IDs a container would take over
 	for _, rec := range records {
 		if !rec.evaluated() {
 			return nil
 		}
 		byName[rec.container.Name] = rec
 		for i, s := range rec.services {
-			if _, ok := unmarked[s.ID]; ok {
-				wanted[s.ID] = &rec.services[i]
+			if _, ok := unmarked[s.ID]; ok && m.adopts(rec.container, &rec.services[i]) {
+				wanted[s.ID] = true
 			}
 		}
 	}
@@ -93,7 +104,7 @@ func (m Migration) released(records map[string]*record, unmarked, held map[strin
 		if _, taken := won[sid]; taken {
 			continue
 		}
-		if w := wanted[sid]; w != nil && m.adopts(g, w) {
+		if wanted[sid] {
 			out[sid] = "its container is not running or is stopping"
 			continue
 		}

@@ -109,26 +109,32 @@ func makePlan(in planInput) plan {
 	won := make(map[string]*desired.Service, len(best))
 	for sid, c := range best {
 		held, isHeld := in.held[sid]
-		g, unmarked := in.unmarked[sid]
+		_, unmarked := in.unmarked[sid]
+		rs := rivals[sid]
+		adopted := unmarked && in.migrate.adopts(c.rec.container, c.svc)
+		if unmarked && !adopted {
+			// gliderlabs's registration goes to the container it was made for, however another that
+			// names its ID ranks: a squatter must not keep it from being taken over.
+			c, rs, adopted = adopter(c, rs, in.migrate)
+		}
 		switch {
-		case in.foreign[sid] && !(unmarked && in.migrate.adopts(g, c.svc)):
-			msg := fmt.Sprintf("a service with ID %q that ecs-registrator does not own is on the agent; left untouched", sid)
-			if unmarked && !in.migrate.Adopt {
-				msg += "; if gliderlabs/registrator left it, -migrate-gliderlabs takes it over"
-			}
-			for _, c := range append(rivals[sid], c) {
-				p.clash(c.rec.id, msg)
+		case in.foreign[sid] && !adopted:
+			for _, c := range append(rs, c) {
+				p.clash(c.rec.id, foreignMessage(sid, unmarked, in.migrate, c))
 			}
 		case isHeld && held.ContainerID != c.rec.id && in.records[held.ContainerID] != nil && !in.records[held.ContainerID].evaluated():
 			// Its holder is not inspected yet (a daemon that just started): it may still want it.
-			for _, c := range append(rivals[sid], c) {
+			for _, c := range append(rs, c) {
 				p.clash(c.rec.id, fmt.Sprintf("service ID %q is held by container %s, not yet inspected; waiting", sid, shortID(held.ContainerID)))
 			}
 		default:
 			won[sid] = c.svc
-			for _, r := range rivals[sid] {
-				p.clash(r.rec.id, fmt.Sprintf("service ID %q belongs to container %s, which started first; this one takes it over when it goes",
-					sid, shortID(c.rec.id)))
+			why := "which started first; this one takes it over when it goes"
+			if adopted {
+				why = "for which gliderlabs/registrator registered it; ecs-registrator takes it over for that container only"
+			}
+			for _, r := range rs {
+				p.clash(r.rec.id, fmt.Sprintf("service ID %q belongs to container %s, %s", sid, shortID(c.rec.id), why))
 			}
 		}
 	}
@@ -199,6 +205,48 @@ func makePlan(in planInput) plan {
 		slices.SortFunc(ps, func(a, b desired.Problem) int { return strings.Compare(a.Message, b.Message) })
 	}
 	return p
+}
+
+// adopter returns the best-ranked of best's rivals that takes over the unmarked registration of their ID,
+// with the others as rivals; best and rivals unchanged, and false, when none does.
+func adopter(best candidate, rivals []candidate, m Migration) (candidate, []candidate, bool) {
+	i := -1
+	for j, r := range rivals {
+		if m.adopts(r.rec.container, r.svc) && (i < 0 || rank(r, rivals[i]) < 0) {
+			i = j
+		}
+	}
+	if i < 0 {
+		return best, rivals, false
+	}
+	rest := append(slices.Delete(slices.Clone(rivals), i, i+1), best)
+	return rivals[i], rest, true
+}
+
+// foreignMessage is the problem of container c, which wants the ID sid of a service the daemon does
+// not own. For an unmarked one it says whether, and how, this container could have it.
+func foreignMessage(sid string, unmarked bool, m Migration, c candidate) string {
+	msg := fmt.Sprintf("a service with ID %q that ecs-registrator does not own is on the agent; left untouched", sid)
+	switch {
+	case !unmarked:
+	case m.leftFor(c.rec.container, c.svc):
+		// gliderlabs's ID for this very container: only adopting is off.
+		msg += "; if gliderlabs/registrator left it, -migrate-gliderlabs takes it over"
+	case !m.Adopt:
+	case isGliderlabsIDOfAnother(sid, m.Hostname, c.rec.container.Name):
+		msg += "; not taken over: it is gliderlabs/registrator's ID of another container on this host, which alone takes it over"
+	default:
+		msg += fmt.Sprintf("; not taken over: only gliderlabs/registrator's default ID for this container (%s:%s:<port>) is. "+
+			"If gliderlabs registered it under a custom SERVICE_ID, deregister it (consul services deregister -id=%q) and this container registers it",
+			cmp.Or(m.Hostname, "<hostname>"), c.rec.container.Name, sid)
+	}
+	return msg
+}
+
+// isGliderlabsIDOfAnother reports whether sid is gliderlabs's ID on this host of a container not named name.
+func isGliderlabsIDOfAnother(sid, hostname, name string) bool {
+	id, ok := parseGliderlabsID(sid)
+	return ok && hostname != "" && id.host == hostname && id.container != name
 }
 
 func (p *plan) clash(containerID, msg string) {

@@ -30,6 +30,9 @@ func held(sid, containerID string) desired.Service {
 
 func with(r *record, f func(*record)) *record { f(r); return r }
 
+// port80 gives a container port 80, published on 8080 (the port held services are at).
+func port80(r *record) { r.container.Ports = []desired.Port{{Port: 80, Proto: "tcp", HostPort: 8080}} }
+
 func killed(signal string) func(*record) {
 	return func(r *record) { r.kill = killMark{signal: signal, at: r.container.StartedAt.Add(time.Second)} }
 }
@@ -167,23 +170,60 @@ func TestPlan(t *testing.T) {
 			records: []*record{with(rec("aaaa", 0, "web1"), exited(1)), rec("bbbb", 5, "web1")},
 			held:    []desired.Service{held("web1", "aaaa")}, want: []string{"+web1@bbbb"}, clashes: map[string]string{"aaaa": "bbbb"}},
 		{name: "gliderlabs registration adopted in place by ID prefix", migrate: Migration{Adopt: true, Hostname: "host1"},
-			records: []*record{rec("aaaa", 0, "host1:n-aaaa:80")}, foreign: []string{"host1:n-aaaa:80"},
+			records: []*record{with(rec("aaaa", 0, "host1:n-aaaa:80"), port80)}, foreign: []string{"host1:n-aaaa:80"},
 			unmarked: []desired.Service{{ID: "host1:n-aaaa:80", Address: "10.9.9.9", Port: 1}}, want: []string{"+host1:n-aaaa:80@aaaa"}},
-		{name: "gliderlabs registration adopted by address and port", migrate: Migration{Adopt: true, Hostname: "host1"},
-			records: []*record{rec("aaaa", 0, "custom-id")}, foreign: []string{"custom-id"},
-			unmarked: []desired.Service{{ID: "custom-id", Address: "10.0.0.5", Port: 8080}}, want: []string{"+custom-id@aaaa"}},
+		{name: "gliderlabs registration of a UDP port adopted", migrate: Migration{Adopt: true, Hostname: "host1"},
+			records: []*record{with(rec("aaaa", 0, "host1:n-aaaa:53:udp"), func(r *record) {
+				r.container.Ports = []desired.Port{{Port: 53, Proto: "udp", HostPort: 8080}}
+			})}, foreign: []string{"host1:n-aaaa:53:udp"},
+			unmarked: []desired.Service{{ID: "host1:n-aaaa:53:udp"}}, want: []string{"+host1:n-aaaa:53:udp@aaaa"}},
+		// The hijack: a service registered by hand at the address and port of a container that asks for
+		// its ID is not gliderlabs's, whatever it names; the container shows the clash, and its stop
+		// takes nothing with it.
+		{name: "a hand-registered vault at the container's address and port is left alone", migrate: Migration{Adopt: true, Cleanup: true, Hostname: "host1"},
+			records: []*record{with(rec("aaaa", 0, "vault"), port80)}, foreign: []string{"vault"},
+			unmarked: []desired.Service{{ID: "vault", Name: "vault", Address: "10.0.0.5", Port: 8080}},
+			clashes:  map[string]string{"aaaa": "not taken over"}},
+		{name: "vault: the container stopping takes nothing with it", migrate: Migration{Adopt: true, Cleanup: true, Hostname: "host1"},
+			records: []*record{with(with(rec("aaaa", 0, "vault"), port80), killed("15"))}, foreign: []string{"vault"},
+			unmarked: []desired.Service{{ID: "vault", Name: "vault", Address: "10.0.0.5", Port: 8080}}},
+		{name: "vault: nor its death", migrate: Migration{Adopt: true, Cleanup: true, Hostname: "host1"},
+			records: []*record{with(with(rec("aaaa", 0, "vault"), port80), died)}, foreign: []string{"vault"},
+			unmarked: []desired.Service{{ID: "vault", Name: "vault", Address: "10.0.0.5", Port: 8080}}},
+		{name: "another container's gliderlabs ID is not adopted", migrate: Migration{Adopt: true, Hostname: "host1"},
+			records: []*record{with(rec("bbbb", 0, "host1:n-aaaa:80"), port80)}, foreign: []string{"host1:n-aaaa:80"},
+			unmarked: []desired.Service{{ID: "host1:n-aaaa:80", Address: "10.0.0.5", Port: 8080}}, clashes: map[string]string{"bbbb": "not taken over"}},
+		{name: "a port the container does not have is not adopted", migrate: Migration{Adopt: true, Hostname: "host1"},
+			records: []*record{with(rec("aaaa", 0, "host1:n-aaaa:81"), port80)}, foreign: []string{"host1:n-aaaa:81"},
+			unmarked: []desired.Service{{ID: "host1:n-aaaa:81"}}, clashes: map[string]string{"aaaa": "not taken over"}},
+		{name: "the other protocol of the port is not adopted", migrate: Migration{Adopt: true, Hostname: "host1"},
+			records: []*record{with(rec("aaaa", 0, "host1:n-aaaa:80:udp"), port80)}, foreign: []string{"host1:n-aaaa:80:udp"},
+			unmarked: []desired.Service{{ID: "host1:n-aaaa:80:udp"}}, clashes: map[string]string{"aaaa": "not taken over"}},
+		{name: "another port's ID on a service of the container is not adopted", migrate: Migration{Adopt: true, Hostname: "host1"},
+			records: []*record{with(rec("aaaa", 0, "host1:n-aaaa:443"), func(r *record) {
+				r.container.Ports = []desired.Port{{Port: 80, Proto: "tcp", HostPort: 8080}, {Port: 443, Proto: "tcp", HostPort: 8443}}
+			})}, foreign: []string{"host1:n-aaaa:443"},
+			unmarked: []desired.Service{{ID: "host1:n-aaaa:443"}}, clashes: map[string]string{"aaaa": "not taken over"}},
+		{name: "a squatter that started first does not keep gliderlabs's registration from its container",
+			migrate: Migration{Adopt: true, Hostname: "host1"},
+			records: []*record{with(rec("bbbb", 0, "host1:n-aaaa:80"), port80), with(rec("aaaa", 5, "host1:n-aaaa:80"), port80)},
+			foreign: []string{"host1:n-aaaa:80"}, unmarked: []desired.Service{{ID: "host1:n-aaaa:80"}},
+			want: []string{"+host1:n-aaaa:80@aaaa"}, clashes: map[string]string{"bbbb": "gliderlabs/registrator registered it"}},
 		{name: "without adopt an unmarked registration is foreign, with a hint",
-			records: []*record{rec("aaaa", 0, "host1:n-aaaa:80")}, foreign: []string{"host1:n-aaaa:80"},
+			records: []*record{with(rec("aaaa", 0, "host1:n-aaaa:80"), port80)}, foreign: []string{"host1:n-aaaa:80"}, migrate: Migration{Hostname: "host1"},
 			unmarked: []desired.Service{{ID: "host1:n-aaaa:80"}}, clashes: map[string]string{"aaaa": "-migrate-gliderlabs"}},
+		{name: "without adopt no hint for what adopting would not take either",
+			records: []*record{with(rec("aaaa", 0, "vault"), port80)}, foreign: []string{"vault"}, migrate: Migration{Hostname: "host1"},
+			unmarked: []desired.Service{{ID: "vault", Address: "10.0.0.5", Port: 8080}}, clashes: map[string]string{"aaaa": "left untouched"}},
 		{name: "another host's prefix at another address is not adopted", migrate: Migration{Adopt: true, Hostname: "host1"},
-			records: []*record{rec("aaaa", 0, "host2:n-aaaa:80")}, foreign: []string{"host2:n-aaaa:80"},
+			records: []*record{with(rec("aaaa", 0, "host2:n-aaaa:80"), port80)}, foreign: []string{"host2:n-aaaa:80"},
 			unmarked: []desired.Service{{ID: "host2:n-aaaa:80", Address: "10.9.9.9", Port: 80}}, clashes: map[string]string{"aaaa": "does not own"}},
 		{name: "adopt: a registration of a stopping container is released", migrate: Migration{Adopt: true, Hostname: "host1"},
-			records: []*record{with(rec("aaaa", 0, "host1:n-aaaa:80"), killed("15"))}, foreign: []string{"host1:n-aaaa:80"},
+			records: []*record{with(with(rec("aaaa", 0, "host1:n-aaaa:80"), port80), killed("15"))}, foreign: []string{"host1:n-aaaa:80"},
 			unmarked: []desired.Service{{ID: "host1:n-aaaa:80"}}, want: []string{"-host1:n-aaaa:80"}},
 		{name: "adopt: a registration of a container that died is released", migrate: Migration{Adopt: true, Hostname: "host1"},
-			records: []*record{with(rec("aaaa", 0, "custom"), died)}, foreign: []string{"custom"},
-			unmarked: []desired.Service{{ID: "custom", Address: "10.0.0.5", Port: 8080}}, want: []string{"-custom"}},
+			records: []*record{with(with(rec("aaaa", 0, "host1:n-aaaa:80"), port80), died)}, foreign: []string{"host1:n-aaaa:80"},
+			unmarked: []desired.Service{{ID: "host1:n-aaaa:80", Address: "10.0.0.5", Port: 8080}}, want: []string{"-host1:n-aaaa:80"}},
 		{name: "adopt: gliderlabs's copy under another prefix goes once ours is held", migrate: Migration{Adopt: true, Hostname: "host1"},
 			records: []*record{with(rec("aaaa", 0, "node1:n-aaaa:8080"), func(r *record) { r.container.Ports = []desired.Port{{Port: 8080, Proto: "tcp"}} })},
 			held:    []desired.Service{held("node1:n-aaaa:8080", "aaaa")}, foreign: []string{"host1:n-aaaa:8080", "host1:n-aaaa:9090"},
@@ -339,12 +379,14 @@ func TestPlanReplaces(t *testing.T) {
 	changed := held("web1", "a1")
 	changed.Tags = []string{"old"}
 	in := planInput{
-		records:  map[string]*record{"a1": rec("a1", 0, "web1", "web2", "web3")},
+		records:  map[string]*record{"a1": rec("a1", 0, "web1", "web2", "host1:n-a1:80")},
 		held:     map[string]desired.Service{"web1": changed},
-		unmarked: map[string]desired.Service{"web3": {ID: "web3", Name: "web", Address: "10.0.0.5", Port: 8080}},
-		foreign:  map[string]bool{"web3": true},
-		migrate:  Migration{Adopt: true},
+		unmarked: map[string]desired.Service{"host1:n-a1:80": {ID: "host1:n-a1:80", Name: "web", Address: "10.0.0.5", Port: 8080}},
+		foreign:  map[string]bool{"host1:n-a1:80": true},
+		migrate:  Migration{Adopt: true, Hostname: "host1"},
 	}
+	in.records["a1"].services[2].ID = "host1:n-a1:80"
+	port80(in.records["a1"])
 	p := makePlan(in)
 	if got := planWrites(p); !slices.Contains(got, "+web1@a1") || !slices.Contains(got, "+web2@a1") {
 		t.Fatalf("plan %q", got)
@@ -352,7 +394,47 @@ func TestPlanReplaces(t *testing.T) {
 	if !p.replaces["web1"] || p.replaces["web2"] {
 		t.Errorf("replaces %v: want web1 (held, changed), not web2 (new)", p.replaces)
 	}
-	if !slices.Contains(planWrites(p), "+web3@a1") || !p.replaces["web3"] {
-		t.Errorf("gliderlabs's web3 taken over without replaces: %v", p.replaces)
+	if !slices.Contains(planWrites(p), "+host1:n-a1:80@a1") || !p.replaces["host1:n-a1:80"] {
+		t.Errorf("gliderlabs's host1:n-a1:80 taken over without replaces: %v", p.replaces)
+	}
+}
+
+// A container refused an unmarked ID is told what would change that: -migrate-gliderlabs only for
+// gliderlabs's own ID for it, and with adopting on, how to free an ID that is not.
+func TestPlanForeignHints(t *testing.T) {
+	tests := []struct {
+		name, sid string
+		adopt     bool
+		want      []string
+		not       []string
+	}{
+		{name: "gliderlabs's ID, adopting off", sid: "host1:n-aaaa:80", want: []string{"does not own", "-migrate-gliderlabs takes it over"}},
+		{name: "custom ID, adopting off", sid: "vault", want: []string{"does not own"}, not: []string{"-migrate-gliderlabs", "deregister"}},
+		{name: "another container's gliderlabs ID, adopting on", sid: "host1:n-bbbb:80", adopt: true,
+			want: []string{"not taken over", "another container"}, not: []string{"deregister"}},
+		{name: "custom ID, adopting on", sid: "vault", adopt: true,
+			want: []string{"not taken over", "host1:n-aaaa:<port>", `consul services deregister -id="vault"`}, not: []string{"-migrate-gliderlabs"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := planInput{records: map[string]*record{"aaaa": with(rec("aaaa", 0, tc.sid), port80)},
+				foreign: map[string]bool{tc.sid: true}, unmarked: map[string]desired.Service{tc.sid: {ID: tc.sid, Address: "10.0.0.5", Port: 8080}},
+				migrate: Migration{Adopt: tc.adopt, Hostname: "host1"}}
+			p := makePlan(in)
+			if len(p.register)+len(p.deregister) != 0 || len(p.clashes["aaaa"]) != 1 {
+				t.Fatalf("plan %q, clashes %v", planWrites(p), p.clashes)
+			}
+			msg := p.clashes["aaaa"][0].Message
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("%q lacks %q", msg, w)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(msg, w) {
+					t.Errorf("%q says %q", msg, w)
+				}
+			}
+		})
 	}
 }

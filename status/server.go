@@ -19,8 +19,9 @@ type Source interface {
 }
 
 // Handler serves the status page, the JSON API, /healthz, /readyz and /metrics. Nothing it serves
-// changes state.
-func Handler(src Source, metrics prometheus.Gatherer) http.Handler {
+// changes state. Every request's Host must be a loopback name, an IP address or listenHost (the host
+// of the -listen address, "" for none); any other is refused, against DNS rebinding (hostGuard).
+func Handler(src Source, metrics prometheus.Gatherer, listenHost string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -54,7 +55,7 @@ func Handler(src Source, metrics prometheus.Gatherer) http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = Render(w, snap, Filter{Query: r.URL.Query().Get("q"), State: r.URL.Query().Get("state")})
 	})
-	return mux
+	return hostGuard(mux, listenHost)
 }
 
 func snapshot(r *http.Request, src Source) Snapshot {

@@ -96,14 +96,22 @@ func golden(t *testing.T, name string, got []byte) {
 
 func get(t *testing.T, h http.Handler, path string) (int, []byte) {
 	t.Helper()
+	return getHost(t, h, path, "127.0.0.1:9555")
+}
+
+// getHost is get with a Host header (httptest's default, example.com, is refused).
+func getHost(t *testing.T, h http.Handler, path, host string) (int, []byte) {
+	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.Host = host
+	h.ServeHTTP(rec, req)
 	b, _ := io.ReadAll(rec.Result().Body)
 	return rec.Code, b
 }
 
 func TestGoldenJSON(t *testing.T) {
-	h := Handler(fixed{fixture()}, nil)
+	h := Handler(fixed{fixture()}, nil, "")
 	code, b := get(t, h, "/v1/status")
 	if code != 200 {
 		t.Fatalf("GET /v1/status: %d", code)
@@ -126,7 +134,7 @@ func TestGoldenJSON(t *testing.T) {
 }
 
 func TestGoldenHTML(t *testing.T) {
-	h := Handler(fixed{fixture()}, nil)
+	h := Handler(fixed{fixture()}, nil, "")
 	code, b := get(t, h, "/")
 	if code != 200 {
 		t.Fatalf("GET /: %d", code)
@@ -222,7 +230,7 @@ func TestHostileStringsAreEscaped(t *testing.T) {
 }
 
 func TestFilters(t *testing.T) {
-	h := Handler(fixed{fixture()}, nil)
+	h := Handler(fixed{fixture()}, nil, "")
 	for q, want := range map[string][]string{
 		"/?q=bill":               {"billing"},
 		"/?state=draining":       {"api-old"},
@@ -251,7 +259,7 @@ func TestReadOnlyAndProbes(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "ecsr_test_total", Help: "test"})
 	reg.MustRegister(c)
-	h := Handler(fixed{snap}, reg)
+	h := Handler(fixed{snap}, reg, "")
 	if code, _ := get(t, h, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("readyz before the first sync: %d", code)
 	}
@@ -264,7 +272,9 @@ func TestReadOnlyAndProbes(t *testing.T) {
 	for _, path := range []string{"/", "/v1/status", "/v1/containers/billing", "/metrics"} {
 		for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(m, path, nil))
+			req := httptest.NewRequest(m, path, nil)
+			req.Host = "localhost"
+			h.ServeHTTP(rec, req)
 			if rec.Code != http.StatusMethodNotAllowed {
 				t.Errorf("%s %s: %d, want 405", m, path, rec.Code)
 			}
@@ -286,7 +296,7 @@ func TestHostDraining(t *testing.T) {
 	snap := fixture()
 	reason := "EC2 Spot interruption notice: terminate at 2026-11-26T14:02:00Z"
 	snap.Host = Host{Draining: true, Reason: reason, Since: t0.Add(-12 * time.Second)}
-	h := Handler(fixed{snap}, nil)
+	h := Handler(fixed{snap}, nil, "")
 	_, b := get(t, h, "/")
 	page := string(b)
 	banner := strings.Index(page, `id="host-draining"`)
@@ -312,12 +322,12 @@ func TestHostDraining(t *testing.T) {
 	}
 
 	snap.Daemon.Config["drain"] = "maintenance"
-	_, b = get(t, Handler(fixed{snap}, nil), "/")
+	_, b = get(t, Handler(fixed{snap}, nil, ""), "/")
 	if !strings.Contains(string(b), "in maintenance and new containers are kept out") {
 		t.Error("the host line does not say the containers are in maintenance")
 	}
 
-	_, b = get(t, Handler(fixed{fixture()}, nil), "/")
+	_, b = get(t, Handler(fixed{fixture()}, nil, ""), "/")
 	if strings.Contains(string(b), `id="host-draining"`) {
 		t.Error("a host that is not going away shows the line")
 	}
@@ -331,7 +341,7 @@ func TestHostNoticeAndAdvice(t *testing.T) {
 		Plan:       "services ECS has not stopped leave at 2026-11-26T14:01:30Z, 30s before the Spot action",
 		LeaveAt:    t0.Add(90 * time.Second),
 		Advisories: []string{"EC2 recommends rebalancing this Spot instance (since 2026-11-26T13:50:00Z): an interruption is more likely"}}
-	h := Handler(fixed{snap}, nil)
+	h := Handler(fixed{snap}, nil, "")
 	_, b := get(t, h, "/")
 	page := string(b)
 	if strings.Contains(page, `id="host-draining"`) {

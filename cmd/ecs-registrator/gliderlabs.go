@@ -132,7 +132,9 @@ func (c *config) applyGliderlabs(args []string, g *gliderlabsFlags, set map[stri
 		return err
 	}
 	c.core.Gliderlabs = true
-	c.core.Migrate.Adopt = true // gliderlabs writes over whatever holds an ID it registers; so does its drop-in
+	// gliderlabs writes over whatever holds an ID it registers; its drop-in writes over what gliderlabs
+	// left under its default IDs, and only that (registrator.Migration).
+	c.core.Migrate.Adopt = true
 	if !set["consul"] {
 		c.consul = addr
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -57,7 +56,7 @@ type config struct {
 	consul    string
 	docker    string
 	ip        string
-	listen    string
+	listen    listenAddr
 	logFormat string
 	logLevel  string
 	dryRun    bool
@@ -98,7 +97,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	c.core.Resync = 30 * time.Second
 	fs.Var(seconds{&c.core.Resync}, "resync", "interval of the full resync that repairs drift, a duration or (as gliderlabs) seconds; 0 disables (default 30s)")
 	fs.StringVar((*string)(&c.core.Drain), "drain", string(registrator.DrainDeregister), "how a stopping container leaves Consul: deregister or maintenance")
-	fs.StringVar(&c.listen, "listen", "127.0.0.1:9555", "address of the HTTP server (/healthz, /readyz)")
+	listen := fs.String("listen", "127.0.0.1:9555", "address of the status server (page, /v1/status, /metrics, /healthz, /readyz): host:port, or unix:///path for a Unix socket")
 	fs.StringVar(&c.logFormat, "log-format", "auto", "auto (text on a terminal, else JSON), text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "log what would be registered; write nothing to Consul")
@@ -115,7 +114,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.tags, "tags", "", "comma list of Go templates added to every service's tags, e.g. az-{{.AvailabilityZone}}")
 	fs.StringVar(&c.policy, "policy", "", "registration policy: a JSON file (or the JSON itself, starting with '{') saying which containers may claim which service names, IDs and the mesh, e.g. {\"default\": \"ecs-identity\"}; without one any container may claim any name")
 	var migrate bool
-	fs.BoolVar(&migrate, "migrate-gliderlabs", false, "take over the services gliderlabs/registrator left on this host's agent where this daemon registers the same ID, and remove the ones no running container accounts for")
+	fs.BoolVar(&migrate, "migrate-gliderlabs", false, "take over the services gliderlabs/registrator left on this host's agent under its default IDs (<hostname>:<container>:<port>) where this daemon registers the same ID, and remove the ones no running container accounts for")
 	var glider gliderlabsFlags
 	glider.register(fs)
 	fs.Usage = func() {
@@ -159,6 +158,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	c.shown = map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { c.shown[f.Name] = redactURL(f.Value.String()) })
+	listenAt, err := parseListen(*listen)
+	if err != nil {
+		return c, fmt.Errorf("-listen: %w", err)
+	}
+	c.listen = listenAt
 	if c.hostDrainMargin <= 0 {
 		return c, fmt.Errorf("-host-drain-margin must be more than 0, not %v: the services must be out before the Spot instance is", c.hostDrainMargin)
 	}
@@ -200,7 +204,6 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if c.tagMeta != "" && !c.ecsAPI && c.tmdsURI == "" {
 		return c, errors.New("-ecs-tag-meta needs task metadata (-ecs-tmds-uri) or -ecs-api: task tags come from one of them")
 	}
-	var err error
 	if c.policy != "" {
 		// A policy that does not parse stops the daemon: running without it would let any container
 		// claim any name, which is what its operator meant to stop.
@@ -379,7 +382,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	reg := registrator.New(docker, sink, rcfg)
 
-	ln, err := net.Listen("tcp", cfg.listen)
+	ln, err := cfg.listen.listen()
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -388,10 +391,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	src := daemonStatus{reg: reg, consul: agent.Client(), ecs: ecs, lifecycle: lifecycle, version: version, started: started, config: cfg.shown,
 		policy: policyView(cfg.core.Policy)}
-	srv := &http.Server{Handler: status.Handler(src, metrics), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: status.Handler(src, metrics, cfg.listen.host()), ReadHeaderTimeout: 5 * time.Second}
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
-	log.Info("http server listening", "addr", ln.Addr().String())
+	log.Info("http server listening", "addr", listenAddr{ln.Addr().Network(), ln.Addr().String()}.String())
 
 	if lifecycle != nil {
 		// Its first answer, or the lack of one, comes within a request timeout or two; off EC2 the

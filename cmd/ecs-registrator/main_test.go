@@ -39,7 +39,7 @@ func TestParseConfig(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", env: env(), check: func(c config) bool {
-			return c.core.OptIn && c.core.Resync == 30*time.Second && c.core.Drain == "deregister" && c.listen == "127.0.0.1:9555" && c.logFormat == "auto" && !c.dryRun
+			return c.core.OptIn && c.core.Resync == 30*time.Second && c.core.Drain == "deregister" && c.listen == listenAddr{"tcp", "127.0.0.1:9555"} && c.logFormat == "auto" && !c.dryRun
 		}},
 		{name: "env sets", env: env("REGISTRATOR_OPT_IN", "false", "REGISTRATOR_RESYNC", "5s", "REGISTRATOR_DRY_RUN", "true", "REGISTRATOR_IP", "::1"),
 			check: func(c config) bool {
@@ -48,6 +48,19 @@ func TestParseConfig(t *testing.T) {
 		{name: "flags win over env", args: []string{"-resync", "1m", "-drain", "maintenance"}, env: env("REGISTRATOR_RESYNC", "5s", "REGISTRATOR_DRAIN", "deregister"),
 			check: func(c config) bool { return c.core.Resync == time.Minute && c.core.Drain == "maintenance" }},
 		{name: "bad env value names the variable", env: env("REGISTRATOR_RESYNC", "soon"), wantErr: "REGISTRATOR_RESYNC"},
+		{name: "listen on a unix socket", env: env("REGISTRATOR_LISTEN", "unix:///run/ecs-registrator/status.sock"),
+			check: func(c config) bool {
+				return c.listen == listenAddr{"unix", "/run/ecs-registrator/status.sock"} && c.listen.host() == ""
+			}},
+		{name: "listen tcp:// form", args: []string{"-listen", "tcp://status.ops.internal:9555"}, env: env(),
+			check: func(c config) bool {
+				return c.listen == listenAddr{"tcp", "status.ops.internal:9555"} && c.listen.host() == "status.ops.internal"
+			}},
+		{name: "listen on every address", args: []string{"-listen", ":9555"}, env: env(),
+			check: func(c config) bool { return c.listen == listenAddr{"tcp", ":9555"} && c.listen.host() == "" }},
+		{name: "a relative socket path", args: []string{"-listen", "unix://status.sock"}, env: env(), wantErr: "absolute path"},
+		{name: "listen without a port", args: []string{"-listen", "127.0.0.1"}, env: env(), wantErr: "-listen"},
+		{name: "listen on another scheme", args: []string{"-listen", "udp://127.0.0.1:9555"}, env: env(), wantErr: "unix:///path"},
 		{name: "bad drain", args: []string{"-drain", "later"}, env: env(), wantErr: "-drain"},
 		{name: "no host drain margin", args: []string{"-host-drain-margin", "0s"}, env: env(), wantErr: "-host-drain-margin"},
 		{name: "bad ip", args: []string{"-ip", "10.0.0.300"}, env: env(), wantErr: "-ip"},

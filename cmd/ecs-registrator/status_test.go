@@ -2,9 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -140,5 +145,110 @@ func TestOperatorSurface(t *testing.T) {
 		if strings.Contains(text, "container-env-secret") {
 			t.Errorf("a container's environment appears in the %s", what)
 		}
+	}
+}
+
+// DNS rebinding, against the real daemon's listener: a request naming a host the attacker controls is
+// refused on every endpoint, and one naming the listen address is answered.
+func TestStatusServerRefusesForeignHost(t *testing.T) {
+	t.Parallel()
+	testenv.Docker(t)
+	consul := testenv.StartConsul(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	dm := startDaemon(t, consul, listen)
+	testenv.Eventually(t, 20*time.Second, "daemon never ready", dm.ready)
+	base := "http://" + listen
+	for _, path := range []string{"/v1/status", "/v1/containers", "/", "/healthz", "/readyz", "/metrics"} {
+		code, body := getWithHost(t, base+path, "evil.example")
+		if code != http.StatusMisdirectedRequest || !strings.Contains(body, "DNS rebinding") || strings.Contains(body, consul.Node) {
+			t.Errorf("GET %s with Host: evil.example: %d %q, want 421 saying why and nothing of the snapshot", path, code, body)
+		}
+		if code, body := getWithHost(t, base+path, listen); code != http.StatusOK {
+			t.Errorf("GET %s with Host: %s: %d %.200s", path, listen, code, body)
+		}
+	}
+	if code, body := getWithHost(t, base+"/v1/status", "localhost:9555"); code != http.StatusOK || !strings.Contains(body, consul.Node) {
+		t.Errorf("GET /v1/status with Host: localhost:9555: %d %.200s", code, body)
+	}
+	_ = dm.cmd.Process.Signal(syscall.SIGTERM)
+	_ = dm.cmd.Wait()
+}
+
+// getWithHost GETs url with a Host header of its own, as a browser following a rebound name does.
+func getWithHost(t *testing.T, url, host string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// The real daemon with -listen unix:///path: it replaces the socket a killed daemon left, serves the
+// page and probes there (0660) and nowhere else, the healthcheck subcommand (as the image's
+// HEALTHCHECK runs it: REGISTRATOR_LISTEN, no flags) and status reach it, and SIGTERM removes it.
+func TestStatusServerOnUnixSocket(t *testing.T) {
+	t.Parallel()
+	testenv.Docker(t)
+	consul := testenv.StartConsul(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "status.sock")
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close()
+	addr := "unix://" + path
+	dm := startDaemon(t, consul, addr)
+	at, err := parseListen(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, base := at.client(5 * time.Second)
+	probe := func(p string) (int, string) {
+		resp, err := client.Get(base + p)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	testenv.Eventually(t, 10*time.Second, "/healthz never answered on the socket", func() bool { code, _ := probe("/healthz"); return code == http.StatusOK })
+	testenv.Eventually(t, 20*time.Second, "/readyz never ready on the socket", func() bool { code, _ := probe("/readyz"); return code == http.StatusOK })
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != socketMode {
+		t.Errorf("socket mode %v, %v; want %o", fi.Mode(), err, socketMode)
+	}
+	if code, body := probe("/v1/status"); code != http.StatusOK || !strings.Contains(body, `"containers"`) {
+		t.Errorf("/v1/status on the socket: %d %.200s", code, body)
+	}
+	if !strings.Contains(dm.out.String(), addr) {
+		t.Errorf("the log does not name the socket %s", addr)
+	}
+	hc := exec.Command(binary, "healthcheck")
+	hc.Env = append(os.Environ(), "REGISTRATOR_LISTEN="+addr)
+	if out, err := hc.CombinedOutput(); err != nil || !strings.Contains(string(out), "ok") {
+		t.Errorf("healthcheck over the socket: %v %s", err, out)
+	}
+	if out, err := exec.Command(binary, "status", "-json", "-addr", addr).CombinedOutput(); err != nil || !json.Valid(out) {
+		t.Errorf("status -json over the socket: %v %.200s", err, out)
+	}
+	_ = dm.cmd.Process.Signal(syscall.SIGTERM)
+	if err := dm.cmd.Wait(); err != nil {
+		t.Errorf("daemon exit: %v", err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the socket is still there after the daemon stopped: %v", err)
+	}
+	if err := exec.Command(binary, "healthcheck", "-addr", addr).Run(); err == nil {
+		t.Error("healthcheck exited 0 with the daemon gone")
 	}
 }

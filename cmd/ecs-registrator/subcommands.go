@@ -8,30 +8,34 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/ecs-registrator/ecs-registrator/status"
 )
 
 // subcommand runs status, healthcheck or version. They talk to a running daemon's status server, whose
-// address is -addr, else REGISTRATOR_LISTEN, else the default listen address.
+// address is -addr, else REGISTRATOR_LISTEN, else the default listen address; a Unix socket
+// (unix:///path) too, so that the image's health check follows the daemon's -listen.
 func subcommand(name string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ecs-registrator "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", cmp.Or(os.Getenv("REGISTRATOR_LISTEN"), "127.0.0.1:9555"), "the daemon's status server (host:port)")
+	addr := fs.String("addr", cmp.Or(os.Getenv("REGISTRATOR_LISTEN"), "127.0.0.1:9555"), "the daemon's status server (host:port, or unix:///path)")
 	asJSON := fs.Bool("json", false, "print the whole snapshot as JSON (status only)")
 	ready := fs.Bool("ready", false, "check readiness (/readyz: synced and Consul answers) instead of liveness (healthcheck only)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	base := "http://" + strings.TrimPrefix(*addr, "http://")
-	client := &http.Client{Timeout: 5 * time.Second}
-	switch name {
-	case "version":
+	if name == "version" {
 		fmt.Fprintln(stdout, "ecs-registrator", version)
 		return 0
-	case "healthcheck":
+	}
+	at, err := parseListen(*addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ecs-registrator %s: -addr: %v\n", name, err)
+		return 2
+	}
+	client, base := at.client(5 * time.Second)
+	if name == "healthcheck" {
 		// The image's and the task definition's health check (the image has no shell or curl). It is
 		// liveness: a Consul outage, however long, must not get the daemon replaced on every host.
 		path := "/healthz"
