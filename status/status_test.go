@@ -375,7 +375,7 @@ func TestRegistrationPolicyShown(t *testing.T) {
 	} {
 		snap := fixture()
 		snap.Daemon.Policy = tc.policy
-		h := Handler(fixed{snap}, nil)
+		h := Handler(fixed{snap}, nil, "")
 		_, b := get(t, h, "/")
 		if header := string(b[:bytes.Index(b, []byte("</header>"))]); !strings.Contains(header, tc.page) {
 			t.Errorf("the page's header lacks %q:\n%s", tc.page, header)
