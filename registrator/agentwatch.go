@@ -7,16 +7,28 @@ import (
 	"github.com/ecs-registrator/ecs-registrator/internal/retry"
 )
 
-// watchAgent reads the agent's services every AgentPoll and hands each change to the applier: an
-// agent that restarted and forgot what it was given, or a service someone else registered, is seen
-// within a second rather than at the next resync. (The agent's service list takes no blocking
-// query.) A read that finds what the last one found, with no write by the applier in between and
-// the last one merged, costs the applier nothing.
+// changeWaiter is an Agent that can wait until the agent's services may have changed (consul.Agent:
+// a blocking query on the catalog, which the agent updates the moment its services change).
+type changeWaiter interface {
+	WaitChange(ctx context.Context, node string, index uint64) (uint64, error)
+}
+
+// watchAgent reads the agent's services and hands each change to the applier: an agent that
+// restarted and forgot what it was given, or a service someone else registered, is seen within a
+// second rather than at the next resync. The agent's service list takes no blocking query, so
+// between reads the watch waits on the catalog when the agent offers that (an idle host then reads
+// nothing), and at most one read is made every AgentPoll; an agent that restarts breaks the wait.
+// When the wait fails (a token without node:read, no server to answer), it reads every AgentPoll
+// for a minute before trying again. A read that finds what the last one found, with no write by the
+// applier in between and the last one merged, costs the applier nothing.
 func (r *Registrator) watchAgent(ctx context.Context) error {
 	log := r.log.With("component", "consul")
 	b := retry.Backoff(5 * time.Second)
 	var last observation
 	down, seen := false, false
+	waiter, _ := r.agent.(changeWaiter)
+	var index uint64
+	var pollUntil time.Time // waits failed: read every AgentPoll until then
 	for {
 		wait := r.cfg.AgentPoll
 		o, err := r.applier.readAgent(ctx)
@@ -51,6 +63,19 @@ func (r *Registrator) watchAgent(ctx context.Context) error {
 		}
 		if err := sleep(ctx, wait); err != nil {
 			return err
+		}
+		if waiter == nil || down || time.Now().Before(pollUntil) {
+			continue
+		}
+		next, err := waiter.WaitChange(ctx, *r.node.Load(), index)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			log.Debug("cannot wait for the agent's services to change; reading them every "+r.cfg.AgentPoll.String(), "err", err)
+			index, pollUntil = 0, time.Now().Add(time.Minute)
+		default:
+			index = next
 		}
 	}
 }

@@ -226,6 +226,7 @@ type fakeAgent struct {
 	down     bool
 	refuse   map[string]int  // service ID -> HTTP status the agent answers its registration with
 	hang     map[string]bool // service ID -> its registration never gets an answer
+	reads    int             // Services calls
 }
 
 func newFakeAgent() *fakeAgent {
@@ -253,6 +254,7 @@ func (a *fakeAgent) NodeName(context.Context) (string, error) {
 func (a *fakeAgent) Services(context.Context) (AgentState, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.reads++
 	if a.down {
 		return AgentState{}, errAgentDown
 	}

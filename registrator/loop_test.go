@@ -32,11 +32,17 @@ type loop struct {
 // Call it inside synctest.Test.
 func startLoop(t *testing.T, d *fakeDocker, a *fakeAgent, mod ...func(*Config)) *loop {
 	t.Helper()
-	if d == nil {
-		d = newFakeDocker()
-	}
 	if a == nil {
 		a = newFakeAgent()
+	}
+	return runLoop(t, d, a, a, mod...)
+}
+
+// runLoop is startLoop with the Agent the registrator is given (a wrapper of a, or a itself).
+func runLoop(t *testing.T, d *fakeDocker, a *fakeAgent, agent Agent, mod ...func(*Config)) *loop {
+	t.Helper()
+	if d == nil {
+		d = newFakeDocker()
 	}
 	logs := &testenv.Buffer{}
 	cfg := Config{AdvertiseIP: netip.MustParseAddr("10.0.0.5"), OptIn: true, Resync: 30 * time.Second,
@@ -44,7 +50,7 @@ func startLoop(t *testing.T, d *fakeDocker, a *fakeAgent, mod ...func(*Config)) 
 	for _, m := range mod {
 		m(&cfg)
 	}
-	r := New(d, a, cfg)
+	r := New(d, agent, cfg)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()

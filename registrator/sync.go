@@ -72,8 +72,8 @@ func (r *Registrator) becomeReady(ctx context.Context, started time.Time) error 
 	return nil
 }
 
-// fullSync reads the agent's services, then Docker's containers, marks for a fresh inspect those the
-// list shows otherwise than the store knows them (markListed), re-evaluates every container, and hands the agent's state to the applier. The agent is read first: a
+// fullSync reads the agent's services, then Docker's containers, evaluates again those the list
+// shows otherwise than the store knows them (markListed), with a fresh inspect, and hands the agent's state to the applier. The agent is read first: a
 // service registered after that read belongs to a container that the list then holds, so no fresh
 // registration is mistaken for an orphan.
 func (r *Registrator) fullSync(ctx context.Context) error {
@@ -85,13 +85,14 @@ func (r *Registrator) fullSync(ctx context.Context) error {
 		r.metrics.fail(errConsulRead)
 		return err
 	}
-	if err := r.markListed(ctx, false); err != nil {
+	marked, err := r.markListed(ctx, false)
+	if err != nil {
 		return err
 	}
 	o.full = true
 	r.applier.observe(ctx, o)
-	r.refreshNode(ctx)
-	for _, id := range r.store.ids() {
+	r.refreshNode(ctx) // a new node name queues every container itself
+	for _, id := range marked {
 		r.queue.add(id)
 	}
 	return nil

@@ -78,7 +78,7 @@ func (r *Registrator) streamEvents(ctx context.Context, log *slog.Logger) error 
 // relist marks every container Docker lists, and every container the store knows, for a fresh
 // inspect: after a reconnect, events may have been missed for any of them.
 func (r *Registrator) relist(ctx context.Context) error {
-	if err := r.markListed(ctx, true); err != nil {
+	if _, err := r.markListed(ctx, true); err != nil {
 		return err
 	}
 	for _, id := range r.store.ids() {
@@ -143,28 +143,32 @@ func eventDetail(m events.Message) string {
 
 // markListed puts every container Docker lists in the store, for a fresh inspect: all of them, or
 // only those the list shows otherwise than their records do (listedAsKnown), and those the store
-// knows but Docker no longer lists. The event stream keeps records current; a periodic resync
-// re-inspects what it may have missed (Docker drops events for a subscriber that falls behind), not
-// every container, which with hundreds of them was most of an idle daemon's CPU.
-func (r *Registrator) markListed(ctx context.Context, all bool) error {
+// knows but Docker no longer lists. It returns the containers it marked. The event stream keeps
+// records current; a periodic resync re-inspects what it may have missed (Docker drops events for a
+// subscriber that falls behind), not every container, which with hundreds of them was most of an
+// idle daemon's CPU.
+func (r *Registrator) markListed(ctx context.Context, all bool) ([]string, error) {
 	list, err := r.docker.ContainerList(ctx, container.ListOptions{All: true})
 	if err != nil {
 		r.metrics.fail(errDockerList)
-		return fmt.Errorf("list containers: %w", err)
+		return nil, fmt.Errorf("list containers: %w", err)
 	}
+	var marked []string
 	listed := make(map[string]bool, len(list))
 	for _, c := range list {
 		listed[c.ID] = true
 		if all || !listedAsKnown(r.store.get(c.ID), c) {
 			r.store.markStale(c.ID)
+			marked = append(marked, c.ID)
 		}
 	}
 	for _, id := range r.store.ids() {
 		if !listed[id] {
 			r.store.markStale(id) // its inspect finds it gone
+			marked = append(marked, id)
 		}
 	}
-	return nil
+	return marked, nil
 }
 
 // listedAsKnown reports whether Docker's list entry of a container agrees with its record on what

@@ -189,17 +189,24 @@ func TestEndToEnd(t *testing.T) {
 
 	// Part 2: costs at the default flags (30 s resync, info logs), ours and, when given, gliderlabs's.
 	e := &env{t: t, d: d, b: b, consul: consul}
-	results := []*costs{e.run(subject{name: "ecs-registrator", prefix: "ecsr", start: func() *proc { return ours() }, restart: true})}
+	subjects := []subject{{name: "ecs-registrator", prefix: "ecsr", start: func() *proc { return ours() }, restart: true}}
 	if glider != "" {
 		host := d.DaemonHost()
-		results = append(results, e.run(subject{name: "gliderlabs", prefix: "glid", start: func() *proc {
+		subjects = append(subjects, subject{name: "gliderlabs", prefix: "glid", start: func() *proc {
 			// gliderlabs/registrator's own command line and defaults; it finds Docker through DOCKER_HOST.
 			return startProc(t, dir, "gliderlabs", glider, []string{"-ip", "127.0.0.1", "consul://" + consul.Addr()},
 				[]string{"DOCKER_HOST=" + host}, func(p *proc) { p.waitLine(t, "Listening for Docker events") })
-		}}))
+		}})
 	}
+	var results []*costs
+	for _, s := range subjects {
+		results = append(results, e.run(s))
+	}
+	scale := e.atScale(subjects)
 	out("")
 	printCosts(out, results)
+	out("")
+	printScale(out, scale)
 	out("wall clock of the run: %v", time.Since(began).Round(time.Second))
 }
 
