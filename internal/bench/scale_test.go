@@ -26,12 +26,12 @@ const (
 )
 
 type scaleCosts struct {
-	name         string
-	synced       time.Duration // from exec to every background service seen
-	idleCPU      float64
-	reg, share   []time.Duration
-	rss, hwm     string
-	missed       int
+	name       string
+	synced     time.Duration // from exec to every background service seen
+	idleCPU    float64
+	reg, share []time.Duration
+	rss, hwm   string
+	missed     int
 }
 
 // watchService follows the catalog's instances of one service name into the board, as watchNode does
