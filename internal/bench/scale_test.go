@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -149,7 +150,7 @@ func printScale(out func(string, ...any), rs []*scaleCosts) {
 		if target != "" {
 			line += " target " + target
 		}
-		out("%s", line)
+		out("%s", strings.TrimRight(line, " "))
 	}
 	row("", "", func(c *scaleCosts) string { return c.name })
 	row(fmt.Sprintf("all %d registered, from exec", backgroundN), "", func(c *scaleCosts) string { return ms(c.synced) })
