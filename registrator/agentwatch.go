@@ -31,6 +31,7 @@ func (r *Registrator) watchAgent(ctx context.Context) error {
 	var pollUntil time.Time // waits failed: read every AgentPoll until then
 	for {
 		wait := r.cfg.AgentPoll
+		readAt := time.Now()
 		o, err := r.applier.readAgent(ctx)
 		st := o.state
 		switch {
@@ -76,8 +77,31 @@ func (r *Registrator) watchAgent(ctx context.Context) error {
 			index, pollUntil = 0, time.Now().Add(time.Minute)
 		default:
 			index = next
+			if err := r.ownWritesPause(ctx, o.seq, readAt); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// ownWritesPause waits, after the catalog changed, while the change may be the daemon's own: until
+// its writes pause for AgentPoll, and no longer than five AgentPolls after the last read (from
+// readAt; seq is the applier's write count when it started). A change when the daemon has not
+// written since is someone else's, and is read at once. On a host where containers start and stop
+// all the time this keeps the watch's reads, which cost the agent and the daemon in proportion to
+// the agent's services, away from the registrations the daemon is making.
+func (r *Registrator) ownWritesPause(ctx context.Context, seq uint64, readAt time.Time) error {
+	for time.Since(readAt) < 5*r.cfg.AgentPoll {
+		now := r.applier.seq.Load()
+		if now == seq {
+			return nil
+		}
+		seq = now
+		if err := sleep(ctx, r.cfg.AgentPoll); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // refreshNode re-reads the node name: an agent that restarted may have another, and every default

@@ -3,6 +3,7 @@ package registrator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -77,6 +78,29 @@ func TestAgentWatchPollsWhenWaitsFail(t *testing.T) {
 		l.after(2 * time.Second)
 		if _, ok := w.service("node1:web-1:8080"); !ok {
 			t.Error("not registered again 2 s after the agent lost its services")
+		}
+	})
+}
+
+// While the daemon itself keeps writing, the catalog changes its writes cause are read at most every
+// five seconds, and everything it wrote is registered.
+func TestAgentWatchReadsLessWhileWriting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &waitingAgent{fakeAgent: newFakeAgent()}
+		l := runLoop(t, nil, w.fakeAgent, w, func(c *Config) { c.Resync = 0 })
+		l.after(2 * time.Second)
+		before := w.readCount()
+		for i := range 50 { // a start every 200 ms for 10 s
+			l.d.start(webSpec(fmt.Sprintf("c%d", i), fmt.Sprintf("web-%d", i)))
+			l.after(200 * time.Millisecond)
+		}
+		if n := w.readCount() - before; n > 3 {
+			t.Errorf("%d reads in 10 s of the daemon's own writes, want at most one every 5 s", n)
+		}
+		for i := range 50 {
+			if _, ok := w.service(fmt.Sprintf("node1:web-%d:8080", i)); !ok {
+				t.Errorf("web-%d not registered", i)
+			}
 		}
 	})
 }
