@@ -18,7 +18,7 @@ type changeWaiter interface {
 // second rather than at the next resync. The agent's service list takes no blocking query, so
 // between reads the watch waits on the catalog when the agent offers that (an idle host then reads
 // nothing), and at most one read is made every AgentPoll; an agent that restarts breaks the wait.
-// When the wait fails (a token without node:read, no server to answer), it reads every AgentPoll
+// When the wait fails (no server to answer, a refusal), it reads every AgentPoll
 // for a minute before trying again. A read that finds what the last one found, with no write by the
 // applier in between and the last one merged, costs the applier nothing.
 func (r *Registrator) watchAgent(ctx context.Context) error {

@@ -62,7 +62,7 @@ func TestAgentWatchWaitsInsteadOfPolling(t *testing.T) {
 	})
 }
 
-// A wait the agent refuses (a token without node:read) falls back to a read every second.
+// A wait the agent refuses falls back to a read every second.
 func TestAgentWatchPollsWhenWaitsFail(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := &waitingAgent{fakeAgent: newFakeAgent(), failing: true}

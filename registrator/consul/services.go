@@ -205,8 +205,8 @@ func nilIfEmpty(s []string) []string {
 // WaitChange blocks until the catalog's services of node change after index, or five minutes pass,
 // and returns the index to wait on next. The agent syncs its services to the catalog the moment they
 // change, so an idle daemon waits here instead of reading the agent every second. The answer is
-// filtered to nothing: only its index matters. A stale read spares the leader; a token without
-// node:read, or no server to ask, is an error, and the core reads the agent every second instead.
+// filtered to nothing: only its index matters. A stale read spares the leader. No server to ask, or
+// a refusal, is an error, and the core reads the agent every second instead.
 func (a *Agent) WaitChange(ctx context.Context, node string, index uint64) (uint64, error) {
 	q := (&api.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Minute, AllowStale: true, Filter: `ID == ""`}).WithContext(ctx)
 	_, meta, err := a.c.Catalog().NodeServiceList(node, q)
