@@ -469,7 +469,7 @@ func TestECSTagsFromTaskMetadata(t *testing.T) {
 	if calls := describe.Calls(); len(calls) != 0 {
 		t.Errorf("%d DescribeTasks calls; the tags came with task metadata", len(calls))
 	}
-	if n := fake.TagReads(); n != 2 {
+	if n := fake.TagReads(task.arn); n != 2 {
 		t.Errorf("the agent read tags %d times for one task; once per task (two ListTagsForResource) is the cost", n)
 	}
 }

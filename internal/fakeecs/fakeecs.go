@@ -61,7 +61,7 @@ type Agent struct {
 	cluster string
 
 	mu       sync.Mutex
-	tagReads atomic.Int64 // ListTagsForResource calls the agent made for /taskWithTags
+	tagReads map[string]int64 // task ARN -> ListTagsForResource calls the agent made for its /taskWithTags
 	tasks    map[string]TaskConfig
 	inspect  map[string]inspected // Docker ID -> last inspect, while its state is the same
 }
@@ -86,7 +86,7 @@ type Server struct {
 
 // Start runs a fake agent for the containers of docker until the test ends.
 func Start(t testing.TB, docker *client.Client) *Agent {
-	a := &Agent{t: t, docker: docker, cluster: "test", tasks: map[string]TaskConfig{}, inspect: map[string]inspected{}}
+	a := &Agent{t: t, docker: docker, cluster: "test", tasks: map[string]TaskConfig{}, tagReads: map[string]int64{}, inspect: map[string]inspected{}}
 	a.Introspection = newServer(t, http.HandlerFunc(a.introspection), nil)
 	// The real agent allows 40 requests a second with a burst of 60 per source address.
 	a.TMDS = newServer(t, http.HandlerFunc(a.metadata), rate.NewLimiter(40, 60))
@@ -301,7 +301,9 @@ func (a *Agent) metadata(w http.ResponseWriter, r *http.Request) {
 				case "task":
 					writeJSON(w, 200, t.tmdsTask())
 				case "taskWithTags":
-					a.tagReads.Add(2) // the agent asks ECS for the task's and the instance's tags
+					a.mu.Lock()
+					a.tagReads[t.arn] += 2 // the agent asks ECS for the task's and the instance's tags
+					a.mu.Unlock()
 					writeJSON(w, 200, t.tmdsTaskWithTags())
 				default:
 					writeJSON(w, 404, "V4 task metadata handler: unknown path")
@@ -313,5 +315,10 @@ func (a *Agent) metadata(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 404, "V4 task metadata handler: unable to get task arn from request: unable to get container id from request: unable to get task ARN for endpoint ID "+uuid)
 }
 
-// TagReads is the number of ListTagsForResource calls the agent made to answer /taskWithTags.
-func (a *Agent) TagReads() int64 { return a.tagReads.Load() }
+// TagReads is the number of ListTagsForResource calls the agent made to answer /taskWithTags for the
+// task arn. (Other tests' task containers on the same dockerd are the agent's too.)
+func (a *Agent) TagReads(arn string) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.tagReads[arn]
+}
