@@ -371,11 +371,9 @@ func (e *env) run(s subject) *costs {
 	return c
 }
 
-func printCosts(out func(string, ...any), rs []*costs) {
-	out("== costs at the default flags (ecs-registrator: 30 s resync, info logs; gliderlabs: its defaults, -ip 127.0.0.1)")
-	out("churn: %d containers one at a time: create, start, seen registered, rm -f, seen gone; then %v idle", churnN, idle)
-	out("(the idle window may or may not hold one of ecs-registrator's 30 s resyncs; gliderlabs has none by default)")
-	row := func(label, target string, f func(c *costs) string) {
+// rowPrinter prints a table row: a label, each registrator's figure, and the target if there is one.
+func rowPrinter[C any](out func(string, ...any), rs []C) func(label, target string, f func(c C) string) {
+	return func(label, target string, f func(c C) string) {
 		line := fmt.Sprintf("  %-44s", label)
 		for _, c := range rs {
 			line += fmt.Sprintf(" %-32s", f(c))
@@ -385,6 +383,13 @@ func printCosts(out func(string, ...any), rs []*costs) {
 		}
 		out("%s", strings.TrimRight(line, " "))
 	}
+}
+
+func printCosts(out func(string, ...any), rs []*costs) {
+	out("== costs at the default flags (ecs-registrator: 30 s resync, info logs; gliderlabs: its defaults, -ip 127.0.0.1)")
+	out("churn: %d containers one at a time: create, start, seen registered, rm -f, seen gone; then %v idle", churnN, idle)
+	out("(the idle window may or may not hold one of ecs-registrator's 30 s resyncs; gliderlabs has none by default)")
+	row := rowPrinter(out, rs)
 	row("", "", func(c *costs) string { return c.name })
 	row("RSS at start, no containers", "", func(c *costs) string { return c.rss0 })
 	row("churn CPU (utime+stime)", "<= gliderlabs (issue: 410ms)", func(c *costs) string {

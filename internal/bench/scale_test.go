@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -142,16 +141,7 @@ func (e *env) atScale(subjects []subject) []*scaleCosts {
 
 func printScale(out func(string, ...any), rs []*scaleCosts) {
 	out("== with %d containers running and registered (ecs-registrator: 30 s resync, info logs; gliderlabs: its defaults)", backgroundN)
-	row := func(label, target string, f func(c *scaleCosts) string) {
-		line := fmt.Sprintf("  %-44s", label)
-		for _, c := range rs {
-			line += fmt.Sprintf(" %-32s", f(c))
-		}
-		if target != "" {
-			line += " target " + target
-		}
-		out("%s", strings.TrimRight(line, " "))
-	}
+	row := rowPrinter(out, rs)
 	row("", "", func(c *scaleCosts) string { return c.name })
 	row(fmt.Sprintf("all %d registered, from exec", backgroundN), "", func(c *scaleCosts) string { return ms(c.synced) })
 	row(fmt.Sprintf("idle CPU over %v", scaleIdle), "<= 0.25% of a core", func(c *scaleCosts) string {
