@@ -114,7 +114,9 @@ func testHostDrain(t *testing.T, kind string, notices testenv.IMDSNotices, drain
 		if host.Draining || !strings.HasPrefix(host.Notice, "EC2 Spot interruption notice") || !host.LeaveAt.Equal(notices.SpotTime.Add(-30*time.Second)) {
 			t.Errorf("/v1/status host before the margin: %+v", host)
 		}
-		// ECS's Spot draining stops a task: it leaves within a second of the mark.
+		// ECS's Spot draining stops a task: it leaves at the daemon's next read of the agent's task
+		// list (every second), plus the write and the observer's blocking query. CI measured 1.056 s
+		// once, under load, when the mark fell just after a read.
 		mark := time.Now()
 		fake.StopTask(tasks[0].ARN)
 		w := watches[names[0]]
@@ -123,8 +125,8 @@ func testHostDrain(t *testing.T, kind string, notices testenv.IMDSNotices, drain
 		s := w.States()
 		left := s[len(s)-1].At.Sub(mark)
 		t.Logf("the task ECS marked STOPPED left the passing set %v after the mark", left.Round(time.Millisecond))
-		if left > time.Second {
-			t.Errorf("the stopped task left %v after the mark, want within 1s", left)
+		if left > 1500*time.Millisecond {
+			t.Errorf("the stopped task left %v after the mark, want within one 1 s poll and the write (1.5 s)", left)
 		}
 	}
 	outBy := map[string]time.Time{"spot": notices.SpotTime.Add(-25 * time.Second), "asg": absent.Add(15 * time.Second)}[kind]
