@@ -69,8 +69,14 @@ type Config struct {
 	// forgot them, or a foreign service registered. Default 1s.
 	AgentPoll time.Duration
 	// HealthTTL is the TTL of the checks that mirror a container's own health (Docker HEALTHCHECK,
-	// ECS health). They are refreshed every third of it; default 90s.
+	// ECS health). They are refreshed every third of it; default DefaultHealthTTL.
 	HealthTTL time.Duration
+	// Self is the service under which the daemon registers itself on its node, with a TTL check
+	// (SelfTTL, default DefaultSelfTTL) it heartbeats (self.go); "" registers none.
+	Self    string
+	SelfTTL time.Duration
+	// Version is the daemon's version, for its own registration.
+	Version string
 	// ECS enriches task containers; nil reads the ECS labels only.
 	ECS  Enricher
 	Tags desired.TagTemplates
@@ -131,10 +137,12 @@ func dependency(d *depstate.State) Dependency {
 	return Dependency{Up: st.Up, Since: st.Since, LastError: st.LastError}
 }
 
-// DefaultHealthTTL outlasts a daemon restart (an ECS daemon-service update pulls and starts the new
-// image in well under a minute), so mirrored checks never flap because of one, and still takes an
-// unwatched instance out of the passing set within a minute and a half of the daemon's death.
-const DefaultHealthTTL = 90 * time.Second
+// DefaultHealthTTL is how long mirrored health outlasts the daemon. It is refreshed every third of
+// it, so a daemon that is down (a crash loop, a failed pull, a bad rollout over half the fleet) changes
+// nothing in Consul for at least two thirds of it, ten minutes: healthy services are not taken out of
+// rotation because the daemon watching them is. The daemon's own check (Self) shows the outage within
+// DefaultSelfTTL; after the TTL the instances it can no longer vouch for leave the passing set.
+const DefaultHealthTTL = 15 * time.Minute
 
 // New returns a Registrator; nothing runs until Run.
 func New(docker Docker, agent Agent, cfg Config) *Registrator {
@@ -152,6 +160,9 @@ func New(docker Docker, agent Agent, cfg Config) *Registrator {
 	}
 	if cfg.HealthTTL <= 0 {
 		cfg.HealthTTL = DefaultHealthTTL
+	}
+	if cfg.SelfTTL <= 0 {
+		cfg.SelfTTL = DefaultSelfTTL
 	}
 	r := &Registrator{
 		docker: docker,
@@ -200,6 +211,9 @@ func (r *Registrator) Run(ctx context.Context) error {
 	g.Go(func() error { return r.syncLoop(ctx) })
 	g.Go(func() error { return r.becomeReady(ctx, started) })
 	g.Go(func() error { return r.watchAgent(ctx) })
+	if r.cfg.Self != "" {
+		g.Go(func() error { return r.heartbeat(ctx) })
+	}
 	if r.cfg.ECS != nil {
 		g.Go(func() error { r.cfg.ECS.Run(ctx, r.ecsChanged); return ctx.Err() })
 	}

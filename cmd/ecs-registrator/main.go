@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -109,6 +110,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&c.ecsAPI, "ecs-api", false, "call ECS DescribeTasks for service names and task tags, and DescribeContainerInstances while the host is going away (needs ecs:DescribeTasks, ecs:DescribeContainerInstances)")
 	fs.StringVar(&c.tagMeta, "ecs-tag-meta", "", "comma list of task tags copied into service Meta (from task metadata /taskWithTags, else -ecs-api)")
 	fs.DurationVar(&c.core.HealthTTL, "health-ttl", registrator.DefaultHealthTTL, "TTL of the checks mirroring Docker and ECS health; refreshed every third of it")
+	fs.StringVar(&c.core.Self, "self-service", "ecs-registrator", "the service under which the daemon registers itself on its node, with a TTL check it heartbeats: critical within 30s when the daemon is down (alert on it); \"\" for none")
 	fs.BoolVar(&c.hostDrain, "host-drain", true, "drain every container when instance metadata says the host is going away (EC2 Spot interruption notice, Auto Scaling Terminated)")
 	fs.DurationVar(&c.hostDrainMargin, "host-drain-margin", 30*time.Second, "on a Spot interruption notice, services ECS has not stopped stay until the interruption time less this margin")
 	fs.StringVar(&c.tags, "tags", "", "comma list of Go templates added to every service's tags, e.g. az-{{.AvailabilityZone}}")
@@ -192,6 +194,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if c.core.HealthTTL < 3*time.Second {
 		return c, errors.New("-health-ttl must be at least 3s")
+	}
+	if err := validServiceName(c.core.Self); c.core.Self != "" && err != nil {
+		return c, fmt.Errorf("-self-service: %w", err)
 	}
 	for _, u := range []struct{ flag, v string }{{"-ecs-agent-uri", c.agentURI}, {"-ecs-tmds-uri", c.tmdsURI}} {
 		if u.v == "" {
@@ -374,7 +379,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		Logger:   log,
 	})
 	rcfg := cfg.core
-	rcfg.AdvertiseIP, rcfg.IDPrefix, rcfg.ECS, rcfg.Logger, rcfg.Metrics = ip, idPrefix, ecs, log, metrics
+	rcfg.AdvertiseIP, rcfg.IDPrefix, rcfg.ECS, rcfg.Logger, rcfg.Metrics, rcfg.Version = ip, idPrefix, ecs, log, metrics, version
+	if cfg.dryRun {
+		rcfg.Self = "" // a dry run writes nothing, and is not the node's daemon
+	}
 	if lifecycle != nil {
 		lifecycle.WatchECS(ecs)
 		rcfg.HostLifecycle = lifecycle
@@ -426,4 +434,14 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// selfNameRE is what -self-service may be: a DNS label, so that <name>.service.consul resolves.
+var selfNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+func validServiceName(name string) error {
+	if !selfNameRE.MatchString(name) {
+		return fmt.Errorf("%q is not a DNS label (letters, digits and '-', at most 63)", name)
+	}
+	return nil
 }

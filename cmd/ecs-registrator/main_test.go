@@ -278,6 +278,10 @@ func TestSIGTERMExitsCleanlyAndLeavesRegistrations(t *testing.T) {
 	if services(t, a, id) != 1 {
 		t.Fatal("SIGTERM removed the registration: a rolling daemon update would cause a traffic gap")
 	}
+	// A stopped daemon is down: its own check says so at once, not a TTL later.
+	if c := selfCheck(t, a); c == nil || c.Status != api.HealthCritical || !strings.HasPrefix(c.Output, "stopped at ") {
+		t.Errorf("the daemon's own check after SIGTERM: %+v", c)
+	}
 	if strings.Contains(dm.out.String(), "s3cr3t-token-value") {
 		t.Fatal("the Consul token appears in the logs")
 	}

@@ -147,7 +147,9 @@ func sortServices(all map[string]*api.AgentService, maint map[string]*api.AgentC
 		if sc, ok := sidecars[sidecarOf(s)]; ok && sc == s {
 			continue
 		}
-		if s.Meta[desired.MetaExternalSource] != desired.ExternalSource {
+		// The daemon's own registration (registrator/self.go) has no container: it is not a service to
+		// reconcile, and no container may take its ID.
+		if s.Meta[desired.MetaExternalSource] != desired.ExternalSource || s.Meta[desired.MetaContainerID] == "" {
 			st.Foreign[id] = true
 			if _, marked := s.Meta[desired.MetaExternalSource]; !marked {
 				st.Unmarked[id] = desired.Service{ID: id, Name: s.Service, Address: s.Address, Port: s.Port}

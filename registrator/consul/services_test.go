@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"sync/atomic"
 	"testing"
+
+	"github.com/hashicorp/consul/api"
 )
 
 // The agent's service list is read every second: an answer the same as the last one is not decoded
@@ -91,5 +93,25 @@ func TestServicesDecodesOnlyChangedAnswers(t *testing.T) {
 				t.Errorf("%d reads without the token file's token", n)
 			}
 		})
+	}
+}
+
+// The daemon's own registration (external-source but no container) is neither reconciled nor
+// taken over: it is foreign, and not gliderlabs's (unmarked) either.
+func TestSortServicesDaemonsOwnIsForeign(t *testing.T) {
+	all := map[string]*api.AgentService{
+		"ecs-registrator": {ID: "ecs-registrator", Service: "ecs-registrator", Meta: map[string]string{"external-source": "ecs-registrator", "version": "v1"}},
+		"web-1":           {ID: "web-1", Service: "web", Meta: map[string]string{"external-source": "ecs-registrator", "container-id": "c1"}},
+		"h:web:80":        {ID: "h:web:80", Service: "web"},
+	}
+	st := sortServices(all, nil)
+	if _, owned := st.Owned["ecs-registrator"]; owned || !st.Foreign["ecs-registrator"] {
+		t.Errorf("the daemon's own service: owned %v, foreign %v", owned, st.Foreign["ecs-registrator"])
+	}
+	if _, unmarked := st.Unmarked["ecs-registrator"]; unmarked {
+		t.Error("the daemon's own service is taken for one gliderlabs left")
+	}
+	if _, owned := st.Owned["web-1"]; !owned || !st.Foreign["h:web:80"] {
+		t.Errorf("the others: %+v", st)
 	}
 }
