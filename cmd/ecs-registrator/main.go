@@ -47,6 +47,8 @@ func main() {
 			os.Exit(subcommand(os.Args[1], os.Args[2:], os.Stdout, os.Stderr))
 		case "sidecar-for":
 			os.Exit(sidecarFor(os.Args[2:], os.Stdout, os.Stderr))
+		case "preflight":
+			os.Exit(preflight(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	os.Exit(run(os.Args[1:], os.Stderr))
