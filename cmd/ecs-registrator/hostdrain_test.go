@@ -115,8 +115,9 @@ func testHostDrain(t *testing.T, kind string, notices testenv.IMDSNotices, drain
 			t.Errorf("/v1/status host before the margin: %+v", host)
 		}
 		// ECS's Spot draining stops a task: it leaves at the daemon's next read of the agent's task
-		// list (every second), plus the write and the observer's blocking query. CI measured 1.056 s
-		// once, under load, when the mark fell just after a read.
+		// list (every 250 ms while a notice is in force), plus the write and the observer's blocking
+		// query. CI measured 1.056 s once, under the race detector and the whole suite's load; the
+		// bound allows half a second of that load.
 		mark := time.Now()
 		fake.StopTask(tasks[0].ARN)
 		w := watches[names[0]]
@@ -126,7 +127,7 @@ func testHostDrain(t *testing.T, kind string, notices testenv.IMDSNotices, drain
 		left := s[len(s)-1].At.Sub(mark)
 		t.Logf("the task ECS marked STOPPED left the passing set %v after the mark", left.Round(time.Millisecond))
 		if left > 1500*time.Millisecond {
-			t.Errorf("the stopped task left %v after the mark, want within one 1 s poll and the write (1.5 s)", left)
+			t.Errorf("the stopped task left %v after the mark, want within 1 s and half a second of load (1.5 s)", left)
 		}
 	}
 	outBy := map[string]time.Time{"spot": notices.SpotTime.Add(-25 * time.Second), "asg": absent.Add(15 * time.Second)}[kind]
