@@ -69,6 +69,7 @@ func TestEndToEnd(t *testing.T) {
 	testenv.BuildWorkload(t, d)
 	consul := testenv.StartConsul(t)
 	a := consul.API()
+	host := startECSHost(t, d)
 	report := &bytes.Buffer{}
 	out := func(format string, args ...any) { fmt.Fprintf(report, format+"\n", args...) }
 	defer func() { fmt.Print("\n" + report.String()) }()
@@ -93,6 +94,8 @@ func TestEndToEnd(t *testing.T) {
 
 	out("ecs-registrator end-to-end benchmark (%s, %d cores, %s)", time.Now().UTC().Format(time.DateOnly), numCPU(), kernel())
 	out("observer: Consul blocking queries (catalog services of node %s; passing set of \"drain\"), Docker's event stream", consul.Node)
+	out("ecs-registrator runs as on an ECS host: AWS's instance metadata emulator (read every second for Spot and Auto Scaling")
+	out("notices) and a stand-in ECS agent (its task list read every second while task containers run); gliderlabs reads neither")
 
 	// One agent write: a register's round trip (the floor's "one agent write"), and how long until the
 	// observer sees the service. The difference (the agent's sync to the catalog and the blocking query's
@@ -121,9 +124,9 @@ func TestEndToEnd(t *testing.T) {
 	ours := func(args ...string) *proc {
 		return startProc(t, dir, "ecs-registrator", bin,
 			append([]string{"-consul", consul.Addr(), "-ip", "127.0.0.1", "-listen", listen}, args...),
-			[]string{"AWS_EC2_METADATA_DISABLED=true"}, func(p *proc) { waitReady(t, p, listen) })
+			host.env(), func(p *proc) { waitReady(t, p, listen) })
 	}
-	e := &env{t: t, d: d, b: b, consul: consul}
+	e := &env{t: t, d: d, b: b, consul: consul, host: host}
 	subjects := []subject{{name: "ecs-registrator", prefix: "ecsr", start: func() *proc { return ours() }, restart: true}}
 	if glider != "" {
 		host := d.DaemonHost()
@@ -234,6 +237,7 @@ type env struct {
 	d      *client.Client
 	b      *board
 	consul *testenv.Consul
+	host   *ecsHost
 }
 
 // subject is a registrator under test.

@@ -74,8 +74,10 @@ func (e *env) atScale(subjects []subject) []*scaleCosts {
 	go b.watchService(ctx, e.consul.Addr(), "scale")
 
 	var bg []string
+	// The background are ECS task containers, one per task, as on an ECS host: the daemon reads the
+	// agent's list of their tasks every second.
 	for i := range backgroundN {
-		bg = append(bg, testenv.Create(t, d, workload(fmt.Sprintf("bg-%d-%d", os.Getpid(), i), "background")))
+		bg = append(bg, testenv.Create(t, d, taskWorkload("bg", i, "background")))
 	}
 	var startErrs atomic.Int32
 	inParallel(bg, func(id string) {
@@ -88,7 +90,8 @@ func (e *env) atScale(subjects []subject) []*scaleCosts {
 	if startErrs.Load() > 0 {
 		t.Fatalf("%d of %d background containers did not start", startErrs.Load(), backgroundN)
 	}
-	bgPrefix := fmt.Sprintf("bg-%d-", os.Getpid())
+	e.host.refresh(t)
+	bgPrefix := "ecs-bg-7-app-"
 
 	var out []*scaleCosts
 	for _, s := range subjects {
