@@ -98,3 +98,31 @@ func validRegion(region string) bool {
 	return region != "" && len(region) <= 63 && region[0] != '-' && region[len(region)-1] != '-' &&
 		!strings.ContainsFunc(region, func(r rune) bool { return (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' })
 }
+
+// IAMEndpoint is where IAM requests for a caller in region go, and the region they are signed for:
+// IAM is global in each partition (the SDK's endpoint table: iam.amazonaws.com signed for us-east-1,
+// iam.cn-north-1.amazonaws.com.cn for cn-north-1, iam.us-gov.amazonaws.com for us-gov-west-1), and
+// AWS_ENDPOINT_URL_IAM, else AWS_ENDPOINT_URL, wins as for the other services.
+func IAMEndpoint(region string) (url, signingRegion string, err error) {
+	if !validRegion(region) {
+		return "", "", fmt.Errorf("AWS region %q is not a region name", region)
+	}
+	var host string
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		host, signingRegion = "https://iam.cn-north-1.amazonaws.com.cn", "cn-north-1"
+	case strings.HasPrefix(region, "us-gov-"):
+		host, signingRegion = "https://iam.us-gov.amazonaws.com", "us-gov-west-1"
+	default:
+		for _, p := range partitions {
+			if strings.HasPrefix(region, p.regionPrefix) {
+				return "", "", fmt.Errorf("no IAM endpoint known for the %s partition: set AWS_ENDPOINT_URL_IAM", p.name)
+			}
+		}
+		host, signingRegion = "https://iam.amazonaws.com", "us-east-1"
+	}
+	if u := cmp.Or(os.Getenv("AWS_ENDPOINT_URL_IAM"), os.Getenv("AWS_ENDPOINT_URL")); u != "" {
+		host = u
+	}
+	return host, signingRegion, nil
+}

@@ -196,3 +196,26 @@ func TestECSAPIAtResolvedEndpoint(t *testing.T) {
 		})
 	}
 }
+
+// IAM is global in each partition: one endpoint, signed for the partition's first region.
+func TestIAMEndpoint(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_IAM", "")
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	for region, want := range map[string][2]string{
+		"eu-west-1":      {"https://iam.amazonaws.com", "us-east-1"},
+		"cn-northwest-1": {"https://iam.cn-north-1.amazonaws.com.cn", "cn-north-1"},
+		"us-gov-east-1":  {"https://iam.us-gov.amazonaws.com", "us-gov-west-1"},
+	} {
+		url, signing, err := IAMEndpoint(region)
+		if err != nil || url != want[0] || signing != want[1] {
+			t.Errorf("IAMEndpoint(%s) = %s, %s, %v; want %v", region, url, signing, err, want)
+		}
+	}
+	if _, _, err := IAMEndpoint("us-iso-east-1"); err == nil {
+		t.Error("an isolated partition got an IAM endpoint nobody checked")
+	}
+	t.Setenv("AWS_ENDPOINT_URL_IAM", "http://127.0.0.1:9/")
+	if url, signing, _ := IAMEndpoint("eu-west-1"); url != "http://127.0.0.1:9/" || signing != "us-east-1" {
+		t.Errorf("AWS_ENDPOINT_URL_IAM: %s %s", url, signing)
+	}
+}

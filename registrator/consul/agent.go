@@ -96,7 +96,7 @@ func NewAgent(addr string, opts ...Option) (*Agent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("consul client: %w", err)
 		}
-		a.login = &iamLogin{method: o.iamMethod, serverID: o.iamServerID, creds: o.creds, consul: lc}
+		a.login = &iamLogin{IAMLogin: IAMLogin{Method: o.iamMethod, ServerID: o.iamServerID, Creds: o.creds}, consul: lc}
 		cfg.Token, cfg.TokenFile = "", ""
 		tokens = a.login
 	case cfg.TokenFile != "":

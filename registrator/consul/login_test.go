@@ -186,6 +186,6 @@ func newTestLogin(t *testing.T, consul *iamConsul) *iamLogin {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &iamLogin{method: "aws", serverID: "consul.test", consul: c,
-		creds: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "")}
+	return &iamLogin{IAMLogin: IAMLogin{Method: "aws", ServerID: "consul.test",
+		Creds: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "")}, consul: c}
 }

@@ -83,7 +83,7 @@ func TestIAMLoginRenewsBeforeExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &iamLogin{method: "aws", consul: c, creds: credentials.NewStaticCredentialsProvider("AKID", "secret", "")}
+	l := &iamLogin{IAMLogin: IAMLogin{Method: "aws", Creds: credentials.NewStaticCredentialsProvider("AKID", "secret", "")}, consul: c}
 	first, err := l.current(t.Context())
 	if err != nil || first != "token-1" {
 		t.Fatalf("first login: %q, %v", first, err)
