@@ -40,6 +40,8 @@ func sidecarFor(args []string, stdout, stderr io.Writer) int {
 	ecsContainer := fs.String("container", "", "ECS container name of the application, when several of the task's containers are in the mesh")
 	service := fs.String("service", "", "service name, when the application has several services in the mesh")
 	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the registration")
+	iamMethod := fs.String("consul-iam-auth-method", "", "log in through this aws-iam auth method with the task's IAM role, and run the proxy with that token (bound to the role's service)")
+	iamServer := fs.String("consul-iam-server-id", "", "the auth method's ServerIDHeaderValue (with -consul-iam-auth-method)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -69,20 +71,41 @@ func sidecarFor(args []string, stdout, stderr io.Writer) int {
 			cfg.Address = *addr
 		}
 	}
-	client, err := api.NewClient(cfg)
+	var login *proxyLogin
+	if *iamMethod != "" {
+		if login, err = newProxyLogin(ctx, *cfg, *iamMethod, *iamServer, stderr); err != nil {
+			fmt.Fprintln(stderr, "ecs-registrator sidecar-for:", err)
+			return 1
+		}
+	}
+	var client *api.Client
+	if login != nil {
+		client, err = login.client()
+	} else {
+		client, err = api.NewClient(cfg)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "ecs-registrator sidecar-for:", err)
 		return 1
 	}
 	m := sidecarMatch{containerID: *containerID, taskARN: *taskARN, container: *ecsContainer, service: *service}
 	id, err := m.wait(ctx, client)
+	if err == nil && login != nil {
+		err = login.check(ctx, client, id)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ecs-registrator sidecar-for (%s): %v\n", m, err)
+		if login != nil {
+			login.logout()
+		}
 		return 1
 	}
 	cmd := fs.Args()
 	if len(cmd) == 0 {
 		fmt.Fprintln(stdout, id)
+		if login != nil {
+			login.logout()
+		}
 		return 0
 	}
 	path, err := exec.LookPath(cmd[0])
@@ -98,7 +121,11 @@ func sidecarFor(args []string, stdout, stderr io.Writer) int {
 	}
 	// The ID found wins over one the task definition set: the first of two equal keys would.
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "CONNECT_SIDECAR_FOR=") })
-	err = syscall.Exec(path, argv, append(env, "CONNECT_SIDECAR_FOR="+id))
+	env = append(env, "CONNECT_SIDECAR_FOR="+id)
+	if login != nil {
+		return login.run(path, argv, env)
+	}
+	err = syscall.Exec(path, argv, env)
 	fmt.Fprintln(stderr, "ecs-registrator sidecar-for: exec:", err)
 	return 1
 }
