@@ -110,6 +110,17 @@ func StartConsulACL(t testing.TB) *Consul {
 	return c
 }
 
+// StartConsulACLReachable is StartConsulACL listening on addr too, for containers: a secured
+// datacenter's Connect proxies, which log in for their own tokens.
+func StartConsulACLReachable(t testing.TB, addr string) *Consul {
+	t.Helper()
+	c := newAgent(t, "aclmesh", "127.0.0.1", false)
+	c.Token = fmt.Sprintf("00000000-0000-4000-8000-%012d", c.HTTP)
+	c.extraClient = addr
+	c.Start()
+	return c
+}
+
 // NewToken creates an ACL policy with these rules and a token holding it, and returns the token's
 // secret.
 func (c *Consul) NewToken(t testing.TB, name, rules string) string {

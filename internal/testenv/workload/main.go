@@ -3,7 +3,7 @@
 // or SIGINT keeps serving for DRAIN (a duration, default 0) before it exits, like a service that
 // finishes in-flight work. Other signals are logged and ignored. /fail and /recover flip what /health
 // and the gRPC health service answer; /redirect?to=URL answers a redirect to URL. "workload probe URL"
-// is a HEALTHCHECK command: exit 0 on a 200.
+// is a HEALTHCHECK command: exit 0 on a 200. /creds answers CREDENTIALS (a task role's credentials).
 package main
 
 import (
@@ -48,6 +48,13 @@ func main() {
 		w.Header().Set("Location", to)
 		w.WriteHeader(http.StatusFound)
 		fmt.Fprintf(w, "redirect %d\n", n)
+	})
+	// /creds stands in for ECS's task credentials endpoint (169.254.170.2 + the relative URI the agent
+	// gives each container): it answers CREDENTIALS, the task role's credentials as that endpoint's
+	// JSON, to the containers of the task, which share this one's network (a Connect proxy).
+	mux.HandleFunc("/creds", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintln(w, os.Getenv("CREDENTIALS"))
 	})
 	mux.HandleFunc("/fail", func(w http.ResponseWriter, _ *http.Request) { healthy.Store(false) })
 	mux.HandleFunc("/recover", func(w http.ResponseWriter, _ *http.Request) { healthy.Store(true) })
