@@ -359,18 +359,7 @@ func TestTaskDefinitionPlatforms(t *testing.T) {
 // COPY of something alike for both architectures (the CA bundle) lets the builder's cache, which
 // ignores the platform, give the arm64 build the amd64 image.
 func TestDockerfileBuildsPerArchitecture(t *testing.T) {
-	var instructions []string
-	continued := false
-	for line := range strings.Lines(string(read(t, "../Dockerfile"))) {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if !continued {
-			instructions = append(instructions, line)
-		}
-		continued = strings.HasSuffix(line, "\\")
-	}
+	instructions := dockerfile(t)
 	if len(instructions) < 2 || instructions[0] != "FROM scratch" || !strings.HasPrefix(instructions[1], "COPY ecs-registrator /ecs-registrator") {
 		t.Fatalf("the Dockerfile must start FROM scratch, then COPY ecs-registrator /ecs-registrator: %q", instructions[:min(2, len(instructions))])
 	}
