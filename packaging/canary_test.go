@@ -3,6 +3,7 @@ package packaging
 import (
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -145,5 +146,40 @@ func TestCanaryTaskDefinition(t *testing.T) {
 	}
 	if hc := c.HealthCheck; hc == nil || !slices.Equal(hc.Command, []string{"CMD", "/ecs-registrator", "healthcheck"}) {
 		t.Errorf("health check %+v, want CMD /ecs-registrator healthcheck", hc)
+	}
+}
+
+// packaging/README.md tells the operator what the files need and how to move a host: it names every
+// IAM role the CLI files name, and its commands use the canary's attribute as the files do.
+func TestReadmeMatchesTheFiles(t *testing.T) {
+	readme := string(read(t, "README.md"))
+	files, _ := filepath.Glob("ecs/*task-definition.json")
+	canary, _ := filepath.Glob("ecs/canary/*task-definition.json")
+	for _, f := range append(files, canary...) {
+		var td ecs.RegisterTaskDefinitionInput
+		decodeStrict(t, read(t, f), &td)
+		for _, arn := range []*string{td.TaskRoleArn, td.ExecutionRoleArn} {
+			if arn == nil {
+				continue
+			}
+			_, role, _ := strings.Cut(*arn, ":role/")
+			if !strings.Contains(readme, "`"+role+"`") {
+				t.Errorf("%s names the role %s, which the README does not say to create", f, role)
+			}
+		}
+	}
+	var svc ecs.CreateServiceInput
+	decodeStrict(t, read(t, "ecs/canary/ecs-registrator-canary-service.json"), &svc)
+	on := memberOf(t, "canary service", svc.PlacementConstraints)
+	for _, want := range []string{
+		"put-attributes --cluster my-cluster \\\n     --attributes name=" + on.name + ",value=" + on.value + ",targetType=container-instance",
+		"delete-attributes --cluster my-cluster \\\n  --attributes name=" + on.name + ",targetType=container-instance",
+		`ECS_INSTANCE_ATTRIBUTES={"` + on.name + `":"` + on.value + `"}`,
+		"attribute:" + on.name + " == " + on.value,
+		"not(attribute:" + on.name + " == " + on.value + ")",
+	} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("the README lacks %q", want)
+		}
 	}
 }
