@@ -46,7 +46,7 @@ image:
 		echo "GOOS=linux GOARCH=$$arch go build -> $$dir/ecs-registrator"; \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" \
 			-o $$dir/ecs-registrator ./cmd/ecs-registrator; \
-		$(MAKE) -s --no-print-directory image-context DIR=$$dir; \
+		$(call image_context,$$dir) || exit 1; \
 		DOCKER_BUILDKIT=0 docker build -q --platform linux/$$arch -t $(IMAGE)-$$arch --build-arg VERSION=$(VERSION) \
 			--build-arg REVISION=$$revision -f Dockerfile $$dir >/dev/null; \
 		got=$$(docker image inspect -f '{{.Os}}/{{.Architecture}}' $(IMAGE)-$$arch); \
@@ -62,12 +62,12 @@ image:
 # in a directory survives the Dockerfile's COPY of that directory (the builder copies a directory as
 # a tar stream, links kept); a link named as a COPY source would be followed and the 13 MB binary
 # copied a second time. packaging's TestImageAnswersAtBothPaths builds a context with this target
-# and copies it as the Dockerfile says.
+# and copies it as the Dockerfile says. (A function, not a recursive make in the image recipe: make
+# runs a line that names $(MAKE) even under -n, and `make -n image` must build nothing.)
+image_context = cp $(CA_BUNDLE) $(1)/ca-certificates.crt && mkdir -p $(1)/bin && ln -sfn /ecs-registrator $(1)/bin/registrator
 image-context:
 	@test -n "$(DIR)" || { echo "image-context needs DIR=<build context>"; exit 1; }
-	cp $(CA_BUNDLE) $(DIR)/ca-certificates.crt
-	mkdir -p $(DIR)/bin
-	ln -sfn /ecs-registrator $(DIR)/bin/registrator
+	$(call image_context,$(DIR))
 
 setup:
 	@bash scripts/setup.sh
