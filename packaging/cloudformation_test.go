@@ -20,6 +20,13 @@ type template struct {
 		AllowedValues []string
 		Description   string
 	}
+	Rules map[string]struct {
+		RuleCondition any
+		Assertions    []struct {
+			Assert            any
+			AssertDescription string
+		}
+	}
 	Conditions map[string]any
 	Resources  map[string]resource
 	Outputs    map[string]struct {
@@ -127,6 +134,12 @@ func TestCloudFormationReferences(t *testing.T) {
 	}
 	for name, c := range tpl.Conditions {
 		walk("Conditions."+name, c)
+	}
+	for name, r := range tpl.Rules {
+		walk("Rules."+name, r.RuleCondition)
+		for _, a := range r.Assertions {
+			walk("Rules."+name, a.Assert)
+		}
 	}
 	for name, o := range tpl.Outputs {
 		if o.Condition != "" {

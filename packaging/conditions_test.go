@@ -351,8 +351,27 @@ func (st stack) executionRoleReads() []string {
 }
 
 // required are values for the parameters without a default.
-var required = map[string]string{"ClusterName": "prod", "RegistratorImage": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/ecs-registrator:1.0.0",
-	"ConsulRetryJoinTagValue": "prod"}
+var required = map[string]string{"ClusterName": "prod", "RegistratorImage": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/ecs-registrator:1.0.0"}
+
+// brokenRules are the descriptions of the template's Rules assertions that the parameter values
+// break: CloudFormation refuses to create or update the stack with them.
+func brokenRules(t *testing.T, tpl template, given map[string]string) []string {
+	t.Helper()
+	st := instantiate(t, tpl, given)
+	ev := condEval{t: t, tpl: tpl, params: st.params, done: map[string]bool{}, busy: map[string]bool{}}
+	var broken []string
+	for name, r := range tpl.Rules {
+		if r.RuleCondition != nil && !ev.eval("Rules."+name, r.RuleCondition) {
+			continue
+		}
+		for _, a := range r.Assertions {
+			if !ev.eval("Rules."+name, a.Assert) {
+				broken = append(broken, a.AssertDescription)
+			}
+		}
+	}
+	return broken
+}
 
 var regexpRef = regexp.MustCompile(`"Ref":"([A-Za-z0-9]+)"`)
 
@@ -411,7 +430,13 @@ func TestCloudFormationConditionsEveryCombination(t *testing.T) {
 	every(sw, func(given map[string]string) {
 		n++
 		given["ConsulAgentAddress"] = "127.0.0.1:18500"
+		if given["ConsulClient"] == "deploy" {
+			given["ConsulRetryJoinTagValue"] = "prod"
+		}
 		what := fmt.Sprint(given)
+		if broken := brokenRules(t, tpl, given); len(broken) != 0 {
+			t.Errorf("%s: the Rules refuse it: %v", what, broken)
+		}
 		st := instantiate(t, tpl, given)
 		st.checkResolves(t, tpl, what)
 		counts := map[string]int{}
@@ -476,6 +501,9 @@ func TestCloudFormationExistingAgents(t *testing.T) {
 	given := maps.Clone(required)
 	given["ConsulClient"] = "existing"
 	given["ConsulAgentTokenSecretArn"] = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:agent"
+	if broken := brokenRules(t, tpl, given); len(broken) != 0 {
+		t.Errorf("the Rules refuse an existing agent without the client's parameters: %v", broken)
+	}
 	st := instantiate(t, tpl, given)
 	st.checkResolves(t, tpl, "existing")
 	for name, r := range st.resources {
@@ -505,7 +533,12 @@ func TestCloudFormationOwnClient(t *testing.T) {
 	if p := tpl.Parameters["ConsulClient"]; p.Default != "deploy" {
 		t.Errorf("ConsulClient defaults to %v, want deploy: the stack keeps deploying its own client unless told otherwise", p.Default)
 	}
-	st := instantiate(t, tpl, required)
+	given := maps.Clone(required)
+	if broken := brokenRules(t, tpl, given); len(broken) != 1 {
+		t.Errorf("without ConsulRetryJoinTagValue the Rules break %v, want one assertion: the client would find no server", broken)
+	}
+	given["ConsulRetryJoinTagValue"] = "prod"
+	st := instantiate(t, tpl, given)
 	st.checkResolves(t, tpl, "deploy")
 	for _, name := range []string{"RegistratorLogGroup", "ConsulLogGroup", "ExecutionRole", "ConsulTaskRole", "RegistratorTaskDefinition",
 		"RegistratorService", "ConsulTaskDefinition", "ConsulService"} {
