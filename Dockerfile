@@ -1,7 +1,7 @@
 # The ecs-registrator image: one static binary on scratch. `make image` builds it offline, once per
 # architecture (linux/amd64 and linux/arm64) and without emulation: there is no RUN step, so the binary
-# is cross-compiled on the host and copied in with the host's CA bundle. The build context is
-# dist/image/linux-<arch>/, which make prepares:
+# is cross-compiled on the host and copied in with the host's CA bundle and a bin/ directory. The build
+# context is dist/image/linux-<arch>/, which make prepares:
 #
 #   DOCKER_BUILDKIT=0 docker build --platform linux/arm64 -f Dockerfile dist/image/linux-arm64
 #
@@ -16,6 +16,11 @@
 FROM scratch
 
 COPY ecs-registrator /ecs-registrator
+# gliderlabs/registrator's path: bin/ holds the symbolic link registrator -> /ecs-registrator (make
+# image-context puts it there), so a task definition with entryPoint ["/bin/registrator"] keeps working.
+# The directory is copied, not the link: the builder copies a directory's entries as they are, links
+# included, but follows a link named as the source, which would add the binary a second time.
+COPY bin /bin
 # TLS to the ECS API (optional enrichment) and to a Consul agent with HTTPS.
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 

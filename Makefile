@@ -11,6 +11,8 @@ IMAGE   ?= ecs-registrator:latest
 # ecs-registrator:latest-arm64), and tags $(IMAGE) itself as the one the Docker daemon runs natively
 # (the demo and the smoke test run it). ECS hosts pull a manifest list of them: packaging/README.md.
 IMAGE_ARCHS ?= amd64 arm64
+# The CA bundle the image carries (TLS to the ECS API and to a Consul agent with HTTPS).
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 
 FUZZTIME ?= 1m
 
@@ -21,7 +23,7 @@ FUZZTIME ?= 1m
 ENGINE_HOST  ?= unix:///run/ecsr-engine.sock
 ENGINE_TESTS ?= ^(TestRegistersBridgeContainerAndRemovesIt|TestSeveralPortsAndUDP|TestOptInIgnoreAndBadLabelsStayPerContainer|TestForeignServicesAreNeverTouched|TestSIGTERMExitsCleanlyAndLeavesRegistrations|TestDrainOnStopBeforeTheContainerDies|TestDrainMaintenanceKeepsServiceVisibleButNotPassing|TestHostDrainSpotInterruption|TestHostDrainAutoScalingTerminated|TestHTTPAndTCPChecksFollowTheEndpoint|TestDockerHealthcheckMirrored|TestMirrorTTLRefreshedUntilTheDaemonStops|TestServiceIDClashPairs|TestECS(NetworkModes|ServiceConnectBridge|DrainOnDesiredStopped|HealthMirrored|TagsFromTaskMetadata)|TestConnectMeshEndToEnd|TestGliderlabs(Corpus|CorpusFlags|DropIn|MigrationNoGap|CommandLine))$$
 
-.PHONY: build image test check lint setup bench fuzz demo clean
+.PHONY: build image image-context test check lint setup bench fuzz demo clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/ecs-registrator ./cmd/ecs-registrator
@@ -32,7 +34,7 @@ build:
 # records that architecture (the Dockerfile says why its instructions come in the order they do).
 image:
 	@command -v docker >/dev/null || { echo "make image needs the docker CLI (scripts/setup.sh installs it)"; exit 1; }
-	@test -r /etc/ssl/certs/ca-certificates.crt || { echo "no /etc/ssl/certs/ca-certificates.crt (apt-get install ca-certificates)"; exit 1; }
+	@test -r $(CA_BUNDLE) || { echo "no $(CA_BUNDLE) (apt-get install ca-certificates)"; exit 1; }
 	@case "$(notdir $(IMAGE))" in *:*) ;; *) echo "IMAGE=$(IMAGE) needs a tag (name:tag): each architecture's image is tagged <tag>-<arch>"; exit 1;; esac
 	@set -e; \
 	native=$$(docker version -f '{{.Server.Arch}}'); \
@@ -44,7 +46,7 @@ image:
 		echo "GOOS=linux GOARCH=$$arch go build -> $$dir/ecs-registrator"; \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" \
 			-o $$dir/ecs-registrator ./cmd/ecs-registrator; \
-		cp /etc/ssl/certs/ca-certificates.crt $$dir/; \
+		$(call image_context,$$dir) || exit 1; \
 		DOCKER_BUILDKIT=0 docker build -q --platform linux/$$arch -t $(IMAGE)-$$arch --build-arg VERSION=$(VERSION) \
 			--build-arg REVISION=$$revision -f Dockerfile $$dir >/dev/null; \
 		got=$$(docker image inspect -f '{{.Os}}/{{.Architecture}}' $(IMAGE)-$$arch); \
@@ -53,6 +55,19 @@ image:
 	done; \
 	docker tag $(IMAGE)-$$native $(IMAGE); \
 	echo "$(IMAGE): $(IMAGE)-$$native, the Docker daemon's architecture"
+
+# The rest of an image's build context, beside the binary make image puts in DIR: the CA bundle, and
+# bin/registrator, a symbolic link to /ecs-registrator, so that a task definition written for
+# gliderlabs/registrator's image (entryPoint ["/bin/registrator"]) runs this daemon unchanged. A link
+# in a directory survives the Dockerfile's COPY of that directory (the builder copies a directory as
+# a tar stream, links kept); a link named as a COPY source would be followed and the 13 MB binary
+# copied a second time. packaging's TestImageAnswersAtBothPaths builds a context with this target
+# and copies it as the Dockerfile says. (A function, not a recursive make in the image recipe: make
+# runs a line that names $(MAKE) even under -n, and `make -n image` must build nothing.)
+image_context = cp $(CA_BUNDLE) $(1)/ca-certificates.crt && mkdir -p $(1)/bin && ln -sfn /ecs-registrator $(1)/bin/registrator
+image-context:
+	@test -n "$(DIR)" || { echo "image-context needs DIR=<build context>"; exit 1; }
+	$(call image_context,$(DIR))
 
 setup:
 	@bash scripts/setup.sh

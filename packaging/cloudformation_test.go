@@ -20,14 +20,27 @@ type template struct {
 		AllowedValues []string
 		Description   string
 	}
-	Conditions map[string]any
-	Resources  map[string]struct {
-		Type       string
-		Condition  string
-		DependsOn  []string
-		Properties map[string]any
+	Rules map[string]struct {
+		RuleCondition any
+		Assertions    []struct {
+			Assert            any
+			AssertDescription string
+		}
 	}
-	Outputs map[string]struct{ Value any }
+	Conditions map[string]any
+	Resources  map[string]resource
+	Outputs    map[string]struct {
+		Condition string
+		Value     any
+	}
+}
+
+type resource struct {
+	Type       string
+	Condition  string
+	DependsOn  []string
+	Metadata   map[string]any
+	Properties map[string]any
 }
 
 var pseudo = []string{"AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::StackName", "AWS::StackId", "AWS::NoValue", "AWS::URLSuffix"}
@@ -117,11 +130,23 @@ func TestCloudFormationReferences(t *testing.T) {
 			}
 		}
 		walk(name, r.Properties)
+		walk(name+".Metadata", r.Metadata)
 	}
 	for name, c := range tpl.Conditions {
 		walk("Conditions."+name, c)
 	}
+	for name, r := range tpl.Rules {
+		walk("Rules."+name, r.RuleCondition)
+		for _, a := range r.Assertions {
+			walk("Rules."+name, a.Assert)
+		}
+	}
 	for name, o := range tpl.Outputs {
+		if o.Condition != "" {
+			if _, ok := tpl.Conditions[o.Condition]; !ok {
+				t.Errorf("output %s: unknown condition %s", name, o.Condition)
+			}
+		}
 		walk("Outputs."+name, o.Value)
 	}
 	// Every parameter is used.

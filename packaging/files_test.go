@@ -339,17 +339,19 @@ func checkPlatform(t *testing.T, name string, td ecs.RegisterTaskDefinitionInput
 	}
 }
 
-// Every task definition in ecs/ declares its platform; the daemon's and the Consul client's (the two
-// DAEMON services, whose images are multi-architecture) name no CPU architecture.
+// Every task definition in ecs/ declares its platform; the daemon's (the canary's too) and the Consul
+// client's (the DAEMON services, whose images are multi-architecture) name no CPU architecture.
 func TestTaskDefinitionPlatforms(t *testing.T) {
 	files, err := filepath.Glob("ecs/*task-definition.json")
-	if err != nil || len(files) < 4 {
+	canary, _ := filepath.Glob("ecs/canary/*task-definition.json")
+	files = append(files, canary...)
+	if err != nil || len(files) < 5 {
 		t.Fatalf("task definitions: %v %v", files, err)
 	}
 	for _, f := range files {
 		var td ecs.RegisterTaskDefinitionInput
 		decodeStrict(t, read(t, f), &td)
-		checkPlatform(t, f, td, *td.Family == "ecs-registrator" || *td.Family == "consul-client")
+		checkPlatform(t, f, td, strings.HasPrefix(*td.Family, "ecs-registrator") || *td.Family == "consul-client")
 	}
 }
 
@@ -359,18 +361,7 @@ func TestTaskDefinitionPlatforms(t *testing.T) {
 // COPY of something alike for both architectures (the CA bundle) lets the builder's cache, which
 // ignores the platform, give the arm64 build the amd64 image.
 func TestDockerfileBuildsPerArchitecture(t *testing.T) {
-	var instructions []string
-	continued := false
-	for line := range strings.Lines(string(read(t, "../Dockerfile"))) {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if !continued {
-			instructions = append(instructions, line)
-		}
-		continued = strings.HasSuffix(line, "\\")
-	}
+	instructions := dockerfile(t)
 	if len(instructions) < 2 || instructions[0] != "FROM scratch" || !strings.HasPrefix(instructions[1], "COPY ecs-registrator /ecs-registrator") {
 		t.Fatalf("the Dockerfile must start FROM scratch, then COPY ecs-registrator /ecs-registrator: %q", instructions[:min(2, len(instructions))])
 	}
