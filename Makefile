@@ -54,8 +54,9 @@ image:
 	docker tag $(IMAGE)-$$native $(IMAGE); \
 	echo "$(IMAGE): $(IMAGE)-$$native, the Docker daemon's architecture"
 
+# Everything the tests need (scripts/setup.sh says what); make demo sets up only its own part.
 setup:
-	@bash scripts/setup.sh
+	@bash scripts/setup.sh test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -91,7 +92,12 @@ fuzz:
 		done; \
 	done
 
-demo: setup build
+# The demo needs Docker Engine and Consul only: not the second engine, Chromium, staticcheck or the
+# metadata emulator that the tests need. It builds Consul only when no agent answers on 127.0.0.1:8500.
+# Setup comes first: on a fresh machine the build needs its CA certificates to reach the module proxy.
+demo:
+	@bash scripts/setup.sh demo
+	@$(MAKE) --no-print-directory build
 	@bash scripts/demo.sh
 
 clean:
