@@ -21,7 +21,7 @@ FUZZTIME ?= 1m
 ENGINE_HOST  ?= unix:///run/ecsr-engine.sock
 ENGINE_TESTS ?= ^(TestRegistersBridgeContainerAndRemovesIt|TestSeveralPortsAndUDP|TestOptInIgnoreAndBadLabelsStayPerContainer|TestForeignServicesAreNeverTouched|TestSIGTERMExitsCleanlyAndLeavesRegistrations|TestDrainOnStopBeforeTheContainerDies|TestDrainMaintenanceKeepsServiceVisibleButNotPassing|TestHostDrainSpotInterruption|TestHostDrainAutoScalingTerminated|TestHTTPAndTCPChecksFollowTheEndpoint|TestDockerHealthcheckMirrored|TestMirrorTTLRefreshedUntilTheDaemonStops|TestServiceIDClashPairs|TestECS(NetworkModes|ServiceConnectBridge|DrainOnDesiredStopped|HealthMirrored|TagsFromTaskMetadata)|TestConnectMeshEndToEnd|TestGliderlabs(Corpus|CorpusFlags|DropIn|MigrationNoGap|CommandLine))$$
 
-.PHONY: build image test check lint setup bench fuzz demo clean
+.PHONY: build image test check lint setup bench fuzz demo clean clean-all
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/ecs-registrator ./cmd/ecs-registrator
@@ -101,4 +101,10 @@ demo:
 	@bash scripts/demo.sh
 
 clean:
+	rm -rf bin artifacts dist
+
+# Undoes what demo, test and bench set up and started on this machine, but for the Debian packages
+# and Go's caches, whose removal it prints (scripts/clean-all.sh says what and why).
+clean-all:
+	@IMAGE='$(IMAGE)' IMAGE_ARCHS='$(IMAGE_ARCHS)' bash scripts/clean-all.sh
 	rm -rf bin artifacts dist
