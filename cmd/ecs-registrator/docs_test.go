@@ -18,7 +18,7 @@ import (
 	"unicode"
 )
 
-// The operator's documents: what they name (flags, REGISTRATOR_* variables, files, make targets, Go tests,
+// The operator's documents: what they name (flags, variables, metrics, files, make targets, Go tests,
 // links) must exist, or the first command an operator copies from them fails. Paths in a document are
 // repository paths, or relative to the document's own directory.
 var operatorDocs = []string{"README.md", "packaging/README.md"}
@@ -35,6 +35,11 @@ var otherToolsFlags = map[string]string{
 	"-client":        "the Consul agent's -client, for an agent that tasks reach",
 	"-sidecar-proxy": "not a flag: the suffix of the IDs Consul gives sidecar services",
 	"--purge":        "docker manifest push --purge",
+}
+
+// retiredMetrics are metric names the documents give as what a metric used to be called.
+var retiredMetrics = map[string]string{
+	"ecsr_reconcile_duration_seconds": "README, upgrading: now ecsr_evaluate_duration_seconds",
 }
 
 // generatedDirs are made by the Makefile (build, test, image), not checked in: paths under them are not
@@ -315,8 +320,9 @@ func daemonCommands(code string) (cmds [][]string) {
 	return cmds
 }
 
-// TestDocsNameOnlyWhatExists fails when an operator's document names a flag, a REGISTRATOR_* variable,
-// a repository path, a make target, a Go test or an in-repository link that does not exist.
+// TestDocsNameOnlyWhatExists fails when an operator's document names a flag, a REGISTRATOR_* or ECSR_*
+// variable, a metric, a repository path, a make target, a Go test or an in-repository link (or its
+// anchor) that does not exist.
 func TestDocsNameOnlyWhatExists(t *testing.T) {
 	t.Parallel()
 	sets := commandFlags(t)
@@ -386,6 +392,16 @@ func TestDocsNameOnlyWhatExists(t *testing.T) {
 		for _, m := range regexp.MustCompile(`\bECSR_[A-Z][A-Z0-9_]*\b`).FindAllStringIndex(d.text, -1) {
 			if v := d.text[m[0]:m[1]]; !readOutsideDocs(t, v) {
 				t.Errorf("%s: %s: no script, Makefile or Go file reads it", at(strings.Count(d.text[:m[0]], "\n")+1), v)
+			}
+		}
+
+		// Metrics: a Go file (not a test) names each one, in quotes.
+		for _, m := range regexp.MustCompile(`\becsr_[a-z][a-z0-9_]*\b`).FindAllStringIndex(d.text, -1) {
+			v := d.text[m[0]:m[1]]
+			if _, retired := retiredMetrics[v]; retired {
+				allowUsed[v] = true
+			} else if !definedInGo(t, `"`+v+`"`) {
+				t.Errorf("%s: %s: no such metric (no Go file names it)", at(strings.Count(d.text[:m[0]], "\n")+1), v)
 			}
 		}
 
@@ -462,6 +478,11 @@ func TestDocsNameOnlyWhatExists(t *testing.T) {
 	for f, why := range otherToolsFlags {
 		if !allowUsed[f] {
 			t.Errorf("otherToolsFlags lists %s (%s), which no document names any more: remove it", f, why)
+		}
+	}
+	for m, why := range retiredMetrics {
+		if !allowUsed[m] {
+			t.Errorf("retiredMetrics lists %s (%s), which no document names any more: remove it", m, why)
 		}
 	}
 }
@@ -555,6 +576,24 @@ func readOutsideDocs(t *testing.T, name string) bool {
 			t.Fatal(err)
 		}
 		if bytes.Contains(b, []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// definedInGo: a Go file that is not a test holds the string.
+func definedInGo(t *testing.T, s string) bool {
+	t.Helper()
+	for _, p := range walkTree(t) {
+		if !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(repoRoot, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(s)) {
 			return true
 		}
 	}
