@@ -23,7 +23,7 @@ FUZZTIME ?= 1m
 ENGINE_HOST  ?= unix:///run/ecsr-engine.sock
 ENGINE_TESTS ?= ^(TestRegistersBridgeContainerAndRemovesIt|TestSeveralPortsAndUDP|TestOptInIgnoreAndBadLabelsStayPerContainer|TestForeignServicesAreNeverTouched|TestSIGTERMExitsCleanlyAndLeavesRegistrations|TestDrainOnStopBeforeTheContainerDies|TestDrainMaintenanceKeepsServiceVisibleButNotPassing|TestHostDrainSpotInterruption|TestHostDrainAutoScalingTerminated|TestHTTPAndTCPChecksFollowTheEndpoint|TestDockerHealthcheckMirrored|TestMirrorTTLRefreshedUntilTheDaemonStops|TestServiceIDClashPairs|TestECS(NetworkModes|ServiceConnectBridge|DrainOnDesiredStopped|HealthMirrored|TagsFromTaskMetadata)|TestConnectMeshEndToEnd|TestGliderlabs(Corpus|CorpusFlags|DropIn|MigrationNoGap|CommandLine))$$
 
-.PHONY: build image image-context test check lint setup bench fuzz demo clean
+.PHONY: build image image-context test check lint setup bench fuzz demo clean clean-all
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/ecs-registrator ./cmd/ecs-registrator
@@ -69,8 +69,9 @@ image-context:
 	@test -n "$(DIR)" || { echo "image-context needs DIR=<build context>"; exit 1; }
 	$(call image_context,$(DIR))
 
+# Everything the tests need (scripts/setup.sh says what); make demo sets up only its own part.
 setup:
-	@bash scripts/setup.sh
+	@bash scripts/setup.sh test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -106,8 +107,19 @@ fuzz:
 		done; \
 	done
 
-demo: setup build
+# The demo needs Docker Engine and Consul only: not the second engine, Chromium, staticcheck or the
+# metadata emulator that the tests need. It builds Consul only when no agent answers on 127.0.0.1:8500.
+# Setup comes first: on a fresh machine the build needs its CA certificates to reach the module proxy.
+demo:
+	@bash scripts/setup.sh demo
+	@$(MAKE) --no-print-directory build
 	@bash scripts/demo.sh
 
 clean:
+	rm -rf bin artifacts dist
+
+# Undoes what demo, test and bench set up and started on this machine, but for the Debian packages
+# and Go's caches, whose removal it prints (scripts/clean-all.sh says what and why).
+clean-all:
+	@IMAGE='$(IMAGE)' IMAGE_ARCHS='$(IMAGE_ARCHS)' bash scripts/clean-all.sh
 	rm -rf bin artifacts dist

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Starts the current Docker Engine that scripts/engine-build.sh builds, beside Debian's dockerd, when its
-# socket does not answer; prints its DOCKER_HOST. `engine-start.sh stop` stops it (its containers too).
+# socket does not answer; prints its DOCKER_HOST. `engine-start.sh stop` stops it (its containers too);
+# `engine-start.sh purge` stops it and removes everything of it outside the cache (make clean-all): its
+# data root, exec root, socket, pidfile, bridge and firewall rule.
 # The tests run against it with DOCKER_HOST set to what this prints (the Makefile's second pass).
 #
 # Everything is its own, so the two engines never fight: socket, data root, exec root (and so its own
@@ -26,11 +28,69 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 answers() { curl -fsS --max-time 2 --unix-socket "$sock" http://engine/_ping >/dev/null 2>&1; }
 
-if [ "${1:-}" = stop ]; then
+stop() {
   if [ -r "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
     pid=$(cat "$pidfile")
     kill -TERM "$pid"
     for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  fi
+}
+
+if [ "${1:-}" = stop ]; then
+  stop
+  exit 0
+fi
+
+if [ "${1:-}" = purge ]; then
+  stop
+  if [ -r "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "engine-start: dockerd $(cat "$pidfile") did not stop in 30 s; killing it" >&2
+    kill -KILL "$(cat "$pidfile")" 2>/dev/null || true
+    sleep 1
+  fi
+  # What a killed dockerd leaves running: the containerd it started (its files are in the exec root),
+  # the shims of its containers (in that containerd, or in the system one under its namespace), and
+  # the shims' children, its containers' processes.
+  shims=" "
+  for p in /proc/[0-9]*; do
+    cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+    case $cmd in
+    *"$execroot/"* | *"-namespace ecsr-engine "*) shims+="${p#/proc/} " ;;
+    esac
+  done
+  if [ "$shims" != " " ]; then
+    for p in /proc/[0-9]*; do
+      # pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+      stat=$(cat "$p/stat" 2>/dev/null) || continue
+      read -r _ ppid _ <<<"${stat##*)}"
+      if [[ $shims == *" $ppid "* ]]; then kill -KILL "${p#/proc/}" 2>/dev/null || true; fi
+    done
+    for pid in $shims; do kill -KILL "$pid" 2>/dev/null || true; done
+  fi
+  # Its containers' overlays and network namespaces stay mounted when they were not removed first.
+  for dir in "$root" "$execroot"; do
+    awk -v r="$dir" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/self/mounts | sort -r |
+      while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  done
+  rm -rf "$root" "$execroot" "$sock" "$pidfile"
+  if command -v iptables >/dev/null 2>&1; then
+    while iptables -C FORWARD -i "$bridge" -o "$bridge" -j ACCEPT 2>/dev/null; do
+      iptables -D FORWARD -i "$bridge" -o "$bridge" -j ACCEPT
+    done
+  fi
+  if ip link show "$bridge" >/dev/null 2>&1; then ip link delete "$bridge"; fi
+  # A system containerd it shared keeps the engine's namespaces (images, snapshots) until they are
+  # emptied; ctr is Debian's containerd's CLI.
+  if [ -S /run/containerd/containerd.sock ] && command -v ctr >/dev/null 2>&1; then
+    for ns in ecsr-engine ecsr-engine-plugins; do
+      ctr namespaces ls -q 2>/dev/null | grep -qx "$ns" || continue
+      ctr -n "$ns" containers ls -q 2>/dev/null | xargs -r ctr -n "$ns" containers rm >/dev/null 2>&1 || true
+      ctr -n "$ns" images ls -q 2>/dev/null | xargs -r ctr -n "$ns" images rm >/dev/null 2>&1 || true
+      ctr -n "$ns" content ls -q 2>/dev/null | xargs -r ctr -n "$ns" content rm >/dev/null 2>&1 || true
+      ctr -n "$ns" leases ls -q 2>/dev/null | xargs -r ctr -n "$ns" leases rm >/dev/null 2>&1 || true
+      ctr namespaces rm "$ns" >/dev/null 2>&1 ||
+        echo "engine-start: the system containerd keeps namespace $ns (ctr -n $ns ... ls shows what is in it)" >&2
+    done
   fi
   exit 0
 fi
