@@ -35,6 +35,8 @@ var otherToolsFlags = map[string]string{
 	"-client":        "the Consul agent's -client, for an agent that tasks reach",
 	"-sidecar-proxy": "not a flag: the suffix of the IDs Consul gives sidecar services",
 	"--purge":        "docker manifest push --purge",
+	"-H":             "curl's -H, for the X-Consul-Token header of a request to the agent",
+	"--filter":       "aws ecs list-container-instances --filter, a cluster query",
 }
 
 // retiredMetrics are metric names the documents give as what a metric used to be called.
