@@ -54,6 +54,8 @@ if [ "$mode" = test ]; then
   command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
   command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkgconf)
   [ -r /usr/include/seccomp.h ] || need_apt+=(libseccomp-dev)
+  # botocore's parameter validation of packaging's aws ecs inputs (packaging/lint_test.go).
+  /usr/bin/python3 -c 'import botocore' >/dev/null 2>&1 || need_apt+=(python3-botocore)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   as_root "installing ${need_apt[*]} (apt-get)"
