@@ -120,6 +120,7 @@ type Registrator struct {
 	applier *applier
 	syncCh  chan struct{} // a full sync is wanted; capacity 1 merges requests
 	synced  chan struct{} // closed after the first full sync
+	readyCh chan struct{} // closed when Ready turns true
 
 	node      atomic.Pointer[string]
 	ready     atomic.Bool
@@ -173,6 +174,8 @@ func New(docker Docker, agent Agent, cfg Config) *Registrator {
 		store:  newStore(),
 		syncCh: make(chan struct{}, 1),
 		synced: make(chan struct{}),
+
+		readyCh: make(chan struct{}),
 	}
 	r.node.Store(new(string))
 	r.metrics = newMetrics(r, cfg.Metrics)

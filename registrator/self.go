@@ -55,7 +55,7 @@ func (r *Registrator) heartbeat(ctx context.Context) error {
 	h := selfBeat{r: r, svc: r.selfService(), log: r.log.With("component", "self", "service", r.cfg.Self)}
 	t := time.NewTicker(r.cfg.SelfTTL / 3)
 	defer t.Stop()
-	synced := r.synced
+	ready := r.readyCh
 	for {
 		h.beat(ctx, r.selfState())
 		select {
@@ -66,8 +66,8 @@ func (r *Registrator) heartbeat(ctx context.Context) error {
 				": this node's registrations stay as they were and nothing follows its containers until a daemon runs again"})
 			return ctx.Err()
 		case <-t.C:
-		case <-synced:
-			synced = nil
+		case <-ready: // passing at once, not a heartbeat later
+			ready = nil
 		}
 	}
 }

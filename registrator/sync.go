@@ -68,6 +68,7 @@ func (r *Registrator) becomeReady(ctx context.Context, started time.Time) error 
 		return err
 	}
 	r.ready.Store(true)
+	close(r.readyCh)
 	r.log.Info("first full sync done", "component", "sync", "took", time.Since(started).Round(time.Millisecond))
 	return nil
 }
