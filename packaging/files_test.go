@@ -173,9 +173,12 @@ func TestConsulClientTaskDefinition(t *testing.T) {
 	var td ecs.RegisterTaskDefinitionInput
 	decodeStrict(t, read(t, "ecs/consul-client-task-definition.json"), &td)
 	c := td.ContainerDefinitions[0]
-	if td.NetworkMode != "host" || !slices.Contains(c.Command, "agent") || !slices.Contains(c.Command, "-client=127.0.0.1") ||
+	// The entry point writes the agent's configuration (TestConsulClientConfigsEnforceACLs runs it),
+	// then starts the image's entry point as "agent" with the command's arguments.
+	if td.NetworkMode != "host" || len(c.EntryPoint) != 4 || !strings.HasSuffix(c.EntryPoint[2], "\nexec docker-entrypoint.sh agent \"$@\"\n") ||
+		!slices.Contains(c.Command, "-client=127.0.0.1") ||
 		!slices.ContainsFunc(c.Command, func(s string) bool { return strings.HasPrefix(s, "-retry-join=provider=aws tag_key=") }) {
-		t.Errorf("consul client: %s %v", td.NetworkMode, c.Command)
+		t.Errorf("consul client: %s %q %v", td.NetworkMode, c.EntryPoint, c.Command)
 	}
 	var svc ecs.CreateServiceInput
 	decodeStrict(t, read(t, "ecs/consul-client-service.json"), &svc)
