@@ -494,3 +494,33 @@ func TestCLIExecutionRoles(t *testing.T) {
 		}
 	}
 }
+
+// metadataTargets are what a command reading instance metadata names.
+var metadataTargets = []string{"169.254.169.254", "fd00:ec2::254", "meta-data/", "latest/api/token"}
+
+// No packaged task definition reads instance metadata from inside a task: a task then runs where
+// ECS_AWSVPC_BLOCK_IMDS=true or a hop limit of 1 keeps tasks from it. (The daemon reads it itself, in
+// Go, in host networking; no command line of a task definition does.)
+func TestNoTaskReadsInstanceMetadata(t *testing.T) {
+	files, _ := filepath.Glob("ecs/*task-definition.json")
+	canary, _ := filepath.Glob("ecs/canary/*task-definition.json")
+	check := func(what string, cds any) {
+		b, _ := json.Marshal(cds)
+		for _, target := range metadataTargets {
+			if strings.Contains(string(b), target) {
+				t.Errorf("%s: a container names %s", what, target)
+			}
+		}
+	}
+	for _, f := range append(files, canary...) {
+		var td ecs.RegisterTaskDefinitionInput
+		decodeStrict(t, read(t, f), &td)
+		check(f, td.ContainerDefinitions)
+	}
+	tpl := loadTemplate(t)
+	for name, r := range tpl.Resources {
+		if r.Type == "AWS::ECS::TaskDefinition" {
+			check(name, r.Properties["ContainerDefinitions"])
+		}
+	}
+}
