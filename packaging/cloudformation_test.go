@@ -15,10 +15,12 @@ type template struct {
 	AWSTemplateFormatVersion string
 	Description              string
 	Parameters               map[string]struct {
-		Type          string
-		Default       any
-		AllowedValues []string
-		Description   string
+		Type                  string
+		Default               any
+		AllowedValues         []string
+		AllowedPattern        string
+		ConstraintDescription string
+		Description           string
 	}
 	Rules map[string]struct {
 		RuleCondition any
@@ -30,8 +32,9 @@ type template struct {
 	Conditions map[string]any
 	Resources  map[string]resource
 	Outputs    map[string]struct {
-		Condition string
-		Value     any
+		Condition   string
+		Description string
+		Value       any
 	}
 }
 
@@ -243,15 +246,22 @@ func TestCloudFormationECSResources(t *testing.T) {
 		!strings.HasPrefix(string(b), `{"Fn::If":["UseEcsApi",`) {
 		t.Errorf("daemon task role policies: %s", b)
 	}
-	// The execution role reads exactly the secrets given, and nothing when none is.
-	exec, _ := json.Marshal(tpl.Resources["ExecutionRole"].Properties["Policies"])
-	for _, want := range []string{`"Fn::If":["HasSecrets"`, `"Ref":"ConsulTokenSecretArn"`, `"Ref":"ConsulAgentTokenSecretArn"`,
-		`"Ref":"ConsulGossipKeySecretArn"`, `parameter/${ConsulCACertParameter}`} {
-		if !strings.Contains(string(exec), want) {
-			t.Errorf("execution role policies lack %s: %s", want, exec)
+	// Each task definition has its own execution role (what each may read is checked for every
+	// combination of parameters in TestExecutionRolesReadOwnSecrets), and neither may read every secret.
+	execRoles := map[string]string{}
+	for _, td := range []string{"RegistratorTaskDefinition", "ConsulTaskDefinition"} {
+		b, _ := json.Marshal(tpl.Resources[td].Properties["ExecutionRoleArn"])
+		m := regexp.MustCompile(`^\{"Fn::GetAtt":\["([A-Za-z0-9]+)","Arn"\]\}$`).FindStringSubmatch(string(b))
+		if m == nil || tpl.Resources[m[1]].Type != "AWS::IAM::Role" {
+			t.Fatalf("%s: ExecutionRoleArn %s is not a role of the stack", td, b)
 		}
-	}
-	if strings.Contains(string(exec), `"Resource":"*"`) {
-		t.Error("the execution role may read every secret")
+		if other, ok := execRoles[m[1]]; ok {
+			t.Errorf("%s and %s share the execution role %s: each could read the other's secrets", td, other, m[1])
+		}
+		execRoles[m[1]] = td
+		policies, _ := json.Marshal(tpl.Resources[m[1]].Properties["Policies"])
+		if strings.Contains(string(policies), `"*"`) {
+			t.Errorf("%s's execution role %s may read every secret: %s", td, m[1], policies)
+		}
 	}
 }

@@ -31,6 +31,9 @@ func instantiate(t *testing.T, tpl template, given map[string]string) stack {
 			if len(p.AllowedValues) > 0 && !slices.Contains(p.AllowedValues, v) {
 				t.Fatalf("parameter %s=%q is not one of %v", name, v, p.AllowedValues)
 			}
+			if p.AllowedPattern != "" && !regexp.MustCompile(p.AllowedPattern).MatchString(v) {
+				t.Fatalf("parameter %s=%q does not match its AllowedPattern %s", name, v, p.AllowedPattern)
+			}
 			st.params[name] = v
 		} else if p.Default != nil {
 			st.params[name] = fmt.Sprint(p.Default)
@@ -127,18 +130,42 @@ func (e *condEval) eval(where string, v any) bool {
 	return false
 }
 
-// value is an Fn::Equals argument: a literal or a parameter's value.
+// value is an Fn::Equals argument: a literal, a parameter's value, an Fn::Join of those, or an
+// Fn::Select of an Fn::Split of those. CloudFormation evaluates every condition whatever uses it, so
+// an Fn::Select past the end fails the stack: that fails the test.
 func (e *condEval) value(where string, v any) string {
 	switch x := v.(type) {
 	case string:
 		return x
 	case map[string]any:
+		if args, ok := x["Fn::Join"].([]any); ok && len(x) == 1 && len(args) == 2 {
+			sep, _ := args[0].(string)
+			list, _ := args[1].([]any)
+			var parts []string
+			for _, p := range list {
+				parts = append(parts, e.value(where, p))
+			}
+			return strings.Join(parts, sep)
+		}
 		if name, ok := x["Ref"].(string); ok && len(x) == 1 {
 			val, ok := e.params[name]
 			if !ok {
 				e.t.Fatalf("condition %s: parameter %s has no value", where, name)
 			}
 			return val
+		}
+		if args, ok := x["Fn::Select"].([]any); ok && len(x) == 1 && len(args) == 2 {
+			split, _ := args[1].(map[string]any)
+			sargs, ok := split["Fn::Split"].([]any)
+			i, isNum := args[0].(float64)
+			if ok && isNum && len(split) == 1 && len(sargs) == 2 {
+				sep, _ := sargs[0].(string)
+				parts := strings.Split(e.value(where, sargs[1]), sep)
+				if int(i) >= len(parts) {
+					e.t.Fatalf("condition %s: Fn::Select %d of %q: CloudFormation fails the stack", where, int(i), parts)
+				}
+				return parts[int(i)]
+			}
 		}
 	}
 	e.t.Fatalf("condition %s: Fn::Equals argument %v", where, v)
@@ -254,17 +281,24 @@ func (st stack) checkResolves(t *testing.T, tpl template, what string) {
 }
 
 // consulClient lists the resources that exist for the stack's own Consul client, found by what they
-// are rather than by their condition: a task definition running hashicorp/consul, the service that
-// runs it, a role allowed ec2:DescribeInstances (retry-join), the client's log group, an output naming
-// any of them.
+// are rather than by their condition: a task definition running hashicorp/consul and its execution
+// role, the service that runs it, a role allowed ec2:DescribeInstances (retry-join), the client's log
+// group, an output naming any of them.
 func (st stack) consulClient(tpl template) []string {
 	var found []string
 	for name, r := range st.resources {
 		b, _ := json.Marshal(r.Properties)
 		s := string(b)
 		switch {
-		case r.Type == "AWS::ECS::TaskDefinition" && strings.Contains(s, "hashicorp/consul"),
-			r.Type == "AWS::IAM::Role" && strings.Contains(s, "ec2:DescribeInstances"),
+		case r.Type == "AWS::ECS::TaskDefinition" && strings.Contains(s, "hashicorp/consul"):
+			found = append(found, name)
+			// Its roles: the task role finds the servers (below), the execution role reads its secrets.
+			var roles struct{ ExecutionRoleArn any }
+			json.Unmarshal(b, &roles)
+			for _, ref := range st.references(tpl, roles.ExecutionRoleArn) {
+				found = append(found, ref)
+			}
+		case r.Type == "AWS::IAM::Role" && strings.Contains(s, "ec2:DescribeInstances"),
 			r.Type == "AWS::Logs::LogGroup" && strings.Contains(s, "consul-client"):
 			found = append(found, name)
 		case r.Type == "AWS::ECS::Service":
@@ -316,40 +350,6 @@ func (st stack) daemonEnv(t *testing.T) map[string]any {
 	return env
 }
 
-// executionRoleReads is what the execution role may read: the Resource list of its secrets policy,
-// nil when it has none.
-func (st stack) executionRoleReads() []string {
-	var out []string
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			if res, ok := x["Resource"]; ok {
-				b, _ := json.Marshal(res)
-				var list []any
-				if json.Unmarshal(b, &list) != nil {
-					list = []any{res}
-				}
-				for _, e := range list {
-					b, _ := json.Marshal(e)
-					out = append(out, string(b))
-				}
-				return
-			}
-			for _, e := range x {
-				walk(e)
-			}
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	walk(st.resources["ExecutionRole"].Properties["Policies"])
-	slices.Sort(out)
-	return out
-}
-
 // required are values for the parameters without a default.
 var required = map[string]string{"ClusterName": "prod", "RegistratorImage": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/ecs-registrator:1.0.0"}
 
@@ -375,8 +375,35 @@ func brokenRules(t *testing.T, tpl template, given map[string]string) []string {
 
 var regexpRef = regexp.MustCompile(`"Ref":"([A-Za-z0-9]+)"`)
 
+// samples are values of the parameters whose AllowedPattern a made-up value would not match: secrets'
+// ARNs of both services (an SSM parameter ARN of a hierarchical name among them), a KMS key, and the
+// CA's SSM parameter name in both its forms, hierarchical and flat.
+var samples = map[string][]string{
+	"ConsulTokenSecretArn":      {"arn:aws:secretsmanager:eu-west-1:111122223333:secret:consul/ecs-registrator-AbCdEf"},
+	"ConsulAgentTokenSecretArn": {"arn:aws:ssm:eu-west-1:111122223333:parameter/consul/agent-token"},
+	"ConsulGossipKeySecretArn":  {"arn:aws:secretsmanager:eu-west-1:111122223333:secret:consul/gossip-key-AbCdEf"},
+	"ConsulCACertParameter":     {"/consul/ca", "consul-ca"},
+	"SecretsKmsKeyArn":          {"arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+}
+
+// secured gives the parameters the Rules require for given's choices: the stack's client's secrets
+// with ConsulClient=deploy, the server ID with IAM login.
+func secured(given map[string]string) {
+	if given["ConsulClient"] != "existing" {
+		given["ConsulRetryJoinTagValue"] = "prod"
+		for _, p := range []string{"ConsulAgentTokenSecretArn", "ConsulGossipKeySecretArn", "ConsulCACertParameter"} {
+			if _, ok := given[p]; !ok {
+				given[p] = samples[p][0]
+			}
+		}
+	}
+	if given["ConsulIamAuthMethod"] != "" {
+		given["ConsulIamServerId"] = "consul.example.com"
+	}
+}
+
 // switches are the parameters the Conditions read, each with the values that flip them: its allowed
-// values, or empty and set.
+// values, or empty and set (its samples when it has some).
 func switches(t *testing.T, tpl template) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
@@ -386,9 +413,12 @@ func switches(t *testing.T, tpl template) map[string][]string {
 		if !ok {
 			t.Fatalf("a condition reads %s, which is not a parameter", m[1])
 		}
-		if len(p.AllowedValues) > 0 {
+		switch {
+		case len(p.AllowedValues) > 0:
 			out[m[1]] = p.AllowedValues
-		} else {
+		case samples[m[1]] != nil:
+			out[m[1]] = append([]string{""}, samples[m[1]]...)
+		default:
 			out[m[1]] = []string{"", "set-" + m[1]}
 		}
 	}
@@ -413,28 +443,40 @@ func every(sw map[string][]string, f func(map[string]string)) {
 	rec(0, given)
 }
 
-// For every combination of the values the Conditions read, the stack CloudFormation would create
+// For every combination of the values the Conditions read, the Rules refuse exactly the insecure
+// ones (the stack's client without its token, gossip key or CA; no credential for the daemon where the
+// agent denies by default; two credentials), and the stack CloudFormation would create from the others
 // names only resources it has, its ECS resources decode into the SDK's types, the Consul client's
 // resources exist exactly with ConsulClient=deploy, the daemon talks to the stack's client or to
-// ConsulAgentAddress accordingly, and the execution role reads exactly the secrets that apply.
+// ConsulAgentAddress accordingly, and each execution role reads exactly its own task's secrets.
 func TestCloudFormationConditionsEveryCombination(t *testing.T) {
 	tpl := loadTemplate(t)
 	sw := switches(t, tpl)
 	for _, must := range []string{"ConsulClient", "EnableEcsApi", "ConsulTokenSecretArn", "ConsulIamAuthMethod",
-		"ConsulAgentTokenSecretArn", "ConsulGossipKeySecretArn", "ConsulCACertParameter"} {
+		"ConsulAgentTokenSecretArn", "ConsulGossipKeySecretArn", "ConsulCACertParameter", "SecretsKmsKeyArn", "ConsulApiOnDockerBridge"} {
 		if _, ok := sw[must]; !ok {
 			t.Errorf("no condition reads %s", must)
 		}
 	}
-	n := 0
+	n, refused := 0, 0
 	every(sw, func(given map[string]string) {
 		n++
 		given["ConsulAgentAddress"] = "127.0.0.1:18500"
-		if given["ConsulClient"] == "deploy" {
-			given["ConsulRetryJoinTagValue"] = "prod"
-		}
+		own := given["ConsulClient"] == "deploy"
+		secured(given)
 		what := fmt.Sprint(given)
-		if broken := brokenRules(t, tpl, given); len(broken) != 0 {
+		token, iam := given["ConsulTokenSecretArn"] != "", given["ConsulIamAuthMethod"] != ""
+		insecure := token && iam || own && (given["ConsulAgentTokenSecretArn"] == "" || given["ConsulGossipKeySecretArn"] == "" ||
+			given["ConsulCACertParameter"] == "" || !token && !iam)
+		broken := brokenRules(t, tpl, given)
+		if insecure {
+			refused++
+			if len(broken) == 0 {
+				t.Errorf("%s: the Rules accept it", what)
+			}
+			return
+		}
+		if len(broken) != 0 {
 			t.Errorf("%s: the Rules refuse it: %v", what, broken)
 		}
 		st := instantiate(t, tpl, given)
@@ -453,11 +495,10 @@ func TestCloudFormationConditionsEveryCombination(t *testing.T) {
 				decodeStrict(t, b, &svc)
 			}
 		}
-		own := given["ConsulClient"] == "deploy"
 		client := st.consulClient(tpl)
 		wantClient := []string{}
 		if own {
-			wantClient = []string{"ConsulLogGroup", "ConsulService", "ConsulTaskDefinition", "ConsulTaskRole", "Outputs.ConsulServiceArn"}
+			wantClient = []string{"ConsulExecutionRole", "ConsulLogGroup", "ConsulService", "ConsulTaskDefinition", "ConsulTaskRole", "Outputs.ConsulServiceArn"}
 		}
 		if !slices.Equal(client, wantClient) {
 			t.Errorf("%s: the Consul client's resources are %v, want %v", what, client, wantClient)
@@ -470,28 +511,10 @@ func TestCloudFormationConditionsEveryCombination(t *testing.T) {
 		if wantAddr := map[bool]string{true: "127.0.0.1:8500", false: "127.0.0.1:18500"}[own]; addr != wantAddr {
 			t.Errorf("%s: REGISTRATOR_CONSUL %v, want %s", what, addr, wantAddr)
 		}
-		var reads []string
-		for _, s := range []struct {
-			param string
-			own   bool // a secret of the stack's own client
-			res   string
-		}{
-			{"ConsulTokenSecretArn", false, `{"Ref":"ConsulTokenSecretArn"}`},
-			{"ConsulAgentTokenSecretArn", true, `{"Ref":"ConsulAgentTokenSecretArn"}`},
-			{"ConsulGossipKeySecretArn", true, `{"Ref":"ConsulGossipKeySecretArn"}`},
-			{"ConsulCACertParameter", true, `{"Fn::Sub":"arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${ConsulCACertParameter}"}`},
-		} {
-			if given[s.param] != "" && (own || !s.own) {
-				reads = append(reads, s.res)
-			}
-		}
-		slices.Sort(reads)
-		if got := st.executionRoleReads(); !slices.Equal(got, reads) {
-			t.Errorf("%s: the execution role reads %v, want %v", what, got, reads)
-		}
+		st.checkExecutionRoles(t, what)
 	})
-	if n < 64 {
-		t.Errorf("only %d combinations", n)
+	if n < 512 || refused == 0 || refused == n {
+		t.Errorf("%d combinations, %d of them refused", n, refused)
 	}
 }
 
@@ -501,6 +524,9 @@ func TestCloudFormationExistingAgents(t *testing.T) {
 	given := maps.Clone(required)
 	given["ConsulClient"] = "existing"
 	given["ConsulAgentTokenSecretArn"] = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:agent"
+	given["ConsulGossipKeySecretArn"] = samples["ConsulGossipKeySecretArn"][0]
+	given["ConsulCACertParameter"] = "/consul/ca"
+	given["SecretsKmsKeyArn"] = samples["SecretsKmsKeyArn"][0]
 	if broken := brokenRules(t, tpl, given); len(broken) != 0 {
 		t.Errorf("the Rules refuse an existing agent without the client's parameters: %v", broken)
 	}
@@ -520,9 +546,15 @@ func TestCloudFormationExistingAgents(t *testing.T) {
 	if _, ok := st.outputs["ConsulServiceArn"]; ok {
 		t.Error("an output names the Consul client's service")
 	}
-	if reads := st.executionRoleReads(); len(reads) != 0 {
-		t.Errorf("the execution role reads the client's secrets for an agent the stack does not run: %v", reads)
+	if _, ok := st.resources["ConsulExecutionRole"]; ok {
+		t.Error("the stack creates the Consul client's execution role for an agent it does not run")
 	}
+	// No token, no IAM login: the hosts' agents may be open. The daemon's execution role then reads
+	// nothing, and may decrypt nothing with the key.
+	if reads, decrypts := st.rolePermissions(t, "RegistratorExecutionRole"); len(reads) != 0 || len(decrypts) != 0 {
+		t.Errorf("the daemon's execution role reads %v and decrypts with %v, for a daemon without secrets", reads, decrypts)
+	}
+	st.checkExecutionRoles(t, "existing")
 }
 
 // With ConsulClient=deploy (the default) the stack is what it was: both services, the client's
@@ -534,14 +566,17 @@ func TestCloudFormationOwnClient(t *testing.T) {
 		t.Errorf("ConsulClient defaults to %v, want deploy: the stack keeps deploying its own client unless told otherwise", p.Default)
 	}
 	given := maps.Clone(required)
-	if broken := brokenRules(t, tpl, given); len(broken) != 1 {
-		t.Errorf("without ConsulRetryJoinTagValue the Rules break %v, want one assertion: the client would find no server", broken)
+	// The defaults alone: no server to join, no token, gossip key or CA for the client, no credential
+	// for the daemon.
+	if broken := brokenRules(t, tpl, given); len(broken) != 5 {
+		t.Errorf("with the defaults the Rules break %q, want five assertions: the client would find no server and run an open agent", broken)
 	}
-	given["ConsulRetryJoinTagValue"] = "prod"
+	given["ConsulIamAuthMethod"] = "ecs-registrator"
+	secured(given)
 	st := instantiate(t, tpl, given)
 	st.checkResolves(t, tpl, "deploy")
-	for _, name := range []string{"RegistratorLogGroup", "ConsulLogGroup", "ExecutionRole", "ConsulTaskRole", "RegistratorTaskDefinition",
-		"RegistratorService", "ConsulTaskDefinition", "ConsulService"} {
+	for _, name := range []string{"RegistratorLogGroup", "ConsulLogGroup", "RegistratorExecutionRole", "ConsulExecutionRole", "RegistratorTaskRole",
+		"ConsulTaskRole", "RegistratorTaskDefinition", "RegistratorService", "ConsulTaskDefinition", "ConsulService"} {
 		if _, ok := st.resources[name]; !ok {
 			t.Errorf("no %s", name)
 		}
@@ -552,7 +587,36 @@ func TestCloudFormationOwnClient(t *testing.T) {
 	if refs := st.references(tpl, st.resources["RegistratorService"].Metadata); !slices.Contains(refs, "ConsulService") {
 		t.Errorf("RegistratorService does not depend on ConsulService (Metadata %v)", st.resources["RegistratorService"].Metadata)
 	}
-	if len(st.outputs) != 2 {
-		t.Errorf("outputs %v", slices.Sorted(maps.Keys(st.outputs)))
+	// The daemon's task role is generated: the auth method binds it by the output's exact ARN.
+	if got := slices.Sorted(maps.Keys(st.outputs)); !slices.Equal(got, []string{"ConsulServiceArn", "RegistratorServiceArn", "RegistratorTaskRoleArn"}) {
+		t.Errorf("outputs %v", got)
+	}
+}
+
+// Each Rule the secured stack adds refuses its case alone, saying which parameter is missing.
+func TestCloudFormationRulesRefuseAnOpenClient(t *testing.T) {
+	tpl := loadTemplate(t)
+	base := maps.Clone(required)
+	base["ConsulIamAuthMethod"] = "ecs-registrator"
+	secured(base)
+	if broken := brokenRules(t, tpl, base); len(broken) != 0 {
+		t.Fatalf("a secured stack is refused: %v", broken)
+	}
+	for _, c := range []struct {
+		set, to, names string
+	}{
+		{"ConsulAgentTokenSecretArn", "", "ConsulAgentTokenSecretArn"},
+		{"ConsulGossipKeySecretArn", "", "ConsulGossipKeySecretArn"},
+		{"ConsulCACertParameter", "", "ConsulCACertParameter"},
+		{"ConsulIamAuthMethod", "", "ConsulTokenSecretArn"},
+		{"ConsulIamServerId", "", "ConsulIamServerId"},
+		{"ConsulTokenSecretArn", samples["ConsulTokenSecretArn"][0], "not both"},
+	} {
+		given := maps.Clone(base)
+		given[c.set] = c.to
+		broken := brokenRules(t, tpl, given)
+		if len(broken) != 1 || !strings.Contains(broken[0], c.names) {
+			t.Errorf("%s=%q: the Rules break %q, want one assertion naming %s", c.set, c.to, broken, c.names)
+		}
 	}
 }

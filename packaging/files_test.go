@@ -173,9 +173,12 @@ func TestConsulClientTaskDefinition(t *testing.T) {
 	var td ecs.RegisterTaskDefinitionInput
 	decodeStrict(t, read(t, "ecs/consul-client-task-definition.json"), &td)
 	c := td.ContainerDefinitions[0]
-	if td.NetworkMode != "host" || !slices.Contains(c.Command, "agent") || !slices.Contains(c.Command, "-client=127.0.0.1") ||
+	// The entry point writes the agent's configuration (TestConsulClientConfigsEnforceACLs runs it),
+	// then starts the image's entry point as "agent" with the command's arguments.
+	if td.NetworkMode != "host" || len(c.EntryPoint) != 4 || !strings.HasSuffix(c.EntryPoint[2], "\nexec docker-entrypoint.sh agent \"$@\"\n") ||
+		!slices.Contains(c.Command, "-client=127.0.0.1") ||
 		!slices.ContainsFunc(c.Command, func(s string) bool { return strings.HasPrefix(s, "-retry-join=provider=aws tag_key=") }) {
-		t.Errorf("consul client: %s %v", td.NetworkMode, c.Command)
+		t.Errorf("consul client: %s %q %v", td.NetworkMode, c.EntryPoint, c.Command)
 	}
 	var svc ecs.CreateServiceInput
 	decodeStrict(t, read(t, "ecs/consul-client-service.json"), &svc)
@@ -259,30 +262,35 @@ func TestSystemdUnit(t *testing.T) {
 	checkEnv(t, env)
 }
 
-// The service mesh example: the application's labels register one service with its sidecar at the
-// task's ENI and its upstreams, and the Envoy container finds that registration with sidecar-for,
-// with nothing host-specific in the task definition.
+// The service mesh example, on the secured path: the application's labels register one service with
+// its sidecar at the host's address (host networking: the task reaches the host's agent on loopback,
+// with no instance metadata) and its upstreams; the proxy container finds that registration with
+// sidecar-for, logging in with the task's IAM role through the proxies' auth method and its server ID,
+// and takes the agent's address from its environment.
 func TestExampleMeshTaskDefinition(t *testing.T) {
 	var td ecs.RegisterTaskDefinitionInput
 	decodeStrict(t, read(t, "ecs/example-mesh-task-definition.json"), &td)
-	if td.NetworkMode != "awsvpc" || len(td.ContainerDefinitions) != 2 {
-		t.Fatalf("want an awsvpc task of the application and its proxy: %s, %d containers", td.NetworkMode, len(td.ContainerDefinitions))
+	if td.NetworkMode != types.NetworkModeHost || len(td.ContainerDefinitions) != 2 {
+		t.Fatalf("want a host-network task of the application and its proxy: %s, %d containers", td.NetworkMode, len(td.ContainerDefinitions))
+	}
+	if td.TaskRoleArn == nil || !strings.Contains(*td.TaskRoleArn, ":role/") {
+		t.Errorf("task role %v: the proxy logs in with the task's IAM role, tagged with its service's name", td.TaskRoleArn)
 	}
 	app, proxy := td.ContainerDefinitions[0], td.ContainerDefinitions[1]
 	task := &ecsmeta.Task{Cluster: "prod", ARN: "arn:aws:ecs:eu-west-1:111122223333:task/prod/1a2b3c4d", Family: *td.Family, Revision: "1",
-		Container: *app.Name, Addrs: []netip.Addr{netip.MustParseAddr("10.0.7.9")}}
+		Container: *app.Name}
 	for _, pm := range app.PortMappings {
 		task.Ports = append(task.Ports, ecsmeta.Port{ContainerPort: int(*pm.ContainerPort), Protocol: string(pm.Protocol)})
 	}
 	opts := desired.Options{Node: "ip-10-0-1-23", AdvertiseIP: netip.MustParseAddr("10.0.1.23"), OptIn: true}
 	res := desired.Desired(desired.Container{ID: "0123456789ab", Name: "ecs-orders-mesh-1-orders-a0a0", Image: *app.Image, Running: true,
-		NetworkMode: "container:pause", Labels: app.DockerLabels, Task: task}, opts)
+		NetworkMode: "host", Labels: app.DockerLabels, Task: task}, opts)
 	if len(res.Problems) != 0 || len(res.Services) != 1 {
 		t.Fatalf("the example's labels: problems %v, services %d", res.Problems, len(res.Services))
 	}
 	c := res.Services[0].Connect
 	want := []desired.Upstream{{Name: "payments", LocalPort: 9191}, {Name: "ledger", LocalPort: 9192}}
-	if c == nil || c.Addr() != "10.0.7.9:21000" || c.LocalPort != 8080 || !slices.Equal(c.Upstreams, want) {
+	if c == nil || c.Addr() != "10.0.1.23:21000" || c.LocalPort != 8080 || !slices.Equal(c.Upstreams, want) {
 		t.Fatalf("sidecar %+v", c)
 	}
 	if *proxy.PortMappings[0].ContainerPort != int32(c.BindPort) {
@@ -291,16 +299,26 @@ func TestExampleMeshTaskDefinition(t *testing.T) {
 	if len(proxy.DockerLabels) != 0 {
 		t.Errorf("the proxy container carries labels: %v", proxy.DockerLabels)
 	}
-	cmd := strings.Join(proxy.Command, " ")
-	if !strings.Contains(cmd, "ecs-registrator sidecar-for -container "+*app.Name+" -- consul connect envoy") {
-		t.Errorf("the proxy does not find its registration with sidecar-for: %s", cmd)
+	env := map[string]string{}
+	for _, kv := range proxy.Environment {
+		env[*kv.Name] = *kv.Value
 	}
-	// sidecar-for takes the flags the example gives it.
-	out, _ := exec.Command(daemon(t), "sidecar-for", "-h").CombinedOutput()
-	for _, f := range []string{"-container", "-consul", "-task-arn", "-wait"} {
-		if !bytes.Contains(out, []byte(f+" ")) && !bytes.Contains(out, []byte(f+"\n")) {
-			t.Errorf("sidecar-for has no %s flag:\n%s", f, out)
-		}
+	if env["CONSUL_HTTP_ADDR"] != "127.0.0.1:8500" || env["CONSUL_GRPC_ADDR"] != "127.0.0.1:8502" {
+		t.Errorf("the proxy's environment %v: want the host's agent on loopback, CONSUL_HTTP_ADDR=127.0.0.1:8500 and CONSUL_GRPC_ADDR=127.0.0.1:8502", env)
+	}
+	argv := append(slices.Clone(proxy.EntryPoint), proxy.Command...)
+	cmd := strings.Join(argv, " ")
+	flags := regexp.MustCompile(`^/ecs-registrator sidecar-for (.*)-container ` + regexp.QuoteMeta(*app.Name) + ` -- consul connect envoy\b`).FindStringSubmatch(cmd)
+	if flags == nil || !regexp.MustCompile(`-consul-iam-auth-method \S+ `).MatchString(flags[1]) || !regexp.MustCompile(`-consul-iam-server-id \S+ `).MatchString(flags[1]) {
+		t.Fatalf("the proxy runs %q, want /ecs-registrator sidecar-for -consul-iam-auth-method <method> -consul-iam-server-id <server ID> -container %s -- consul connect envoy", cmd, *app.Name)
+	}
+	// sidecar-for takes this command line: run as the container would, but with no task credentials,
+	// it parses every flag and stops at the login, refusing to use anything but the task's role.
+	run := exec.Command(daemon(t), argv[1:]...)
+	run.Env = []string{"PATH=/usr/bin:/bin", "CONSUL_HTTP_ADDR=127.0.0.1:1"}
+	out, err := run.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !bytes.Contains(out, []byte("no task role credentials")) {
+		t.Errorf("sidecar-for with the example's command line and no task role: %v\n%s", err, out)
 	}
 }
 
