@@ -1,9 +1,11 @@
 package ecsmeta
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"net/http"
 	"net/url"
@@ -29,6 +31,12 @@ type agentClient struct {
 	agent   string       // introspection base URL, "" when disabled
 	tmds    string       // task metadata base URL, "" when disabled
 	limiter *rate.Limiter
+
+	// The task list's last answer (tasks): a buffer reused between reads, and its hash.
+	buf     bytes.Buffer
+	seed    maphash.Seed
+	sum     uint64
+	decoded bool
 }
 
 // tagsTimeout bounds a /taskWithTags read. For it the ECS agent asks ECS for the container
@@ -51,6 +59,7 @@ func newAgentClient(agentURL, tmdsURL string, timeout time.Duration) *agentClien
 		// Task metadata allows 40 req/s with a burst of 60 per source, and every host process shares
 		// 127.0.0.1's bucket: use a quarter of it.
 		limiter: rate.NewLimiter(10, 15),
+		seed:    maphash.MakeSeed(),
 	}
 }
 
@@ -62,12 +71,36 @@ func (c *agentClient) metadata(ctx context.Context) (AgentMetadata, error) {
 	return DecodeAgentMetadata(b)
 }
 
-func (c *agentClient) tasks(ctx context.Context) ([]AgentTask, error) {
-	b, err := c.get(ctx, c.http, c.agent+"/v1/tasks")
+// tasks reads the agent's task list; changed is false, with no tasks, when the answer is the same
+// as the last one: the list is read every second and, on a host with hundreds of tasks, is hundreds
+// of KiB that rarely change. The answer goes into a buffer kept between reads and is decoded only
+// when its hash differs. One caller at a time (the poller).
+func (c *agentClient) tasks(ctx context.Context) (tasks []AgentTask, changed bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.agent+"/v1/tasks", nil)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return DecodeAgentTasks(b)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, false, err
+	}
+	defer resp.Body.Close()
+	c.buf.Reset()
+	if _, err := c.buf.ReadFrom(io.LimitReader(resp.Body, maxBody)); err != nil {
+		return nil, false, fmt.Errorf("GET %s: %w", req.URL.Path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, false, fmt.Errorf("GET %s: HTTP %d: %s", req.URL.Path, resp.StatusCode, snippet(c.buf.Bytes()))
+	}
+	sum := maphash.Bytes(c.seed, c.buf.Bytes())
+	if c.decoded && sum == c.sum {
+		return nil, false, nil
+	}
+	if tasks, err = DecodeAgentTasks(c.buf.Bytes()); err != nil {
+		return nil, false, err
+	}
+	c.sum, c.decoded = sum, true
+	return tasks, true, nil
 }
 
 func (c *agentClient) taskByDockerID(ctx context.Context, id string) (AgentTask, error) {

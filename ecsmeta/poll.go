@@ -74,11 +74,15 @@ func (s *Source) pollOnce(ctx context.Context) {
 		s.mu.Unlock()
 		s.log.Info("ecs agent", "cluster", m.Cluster, "container_instance", m.ContainerInstanceArn, "version", m.Version)
 	}
-	tasks, err := s.client.tasks(ctx)
+	tasks, changed, err := s.client.tasks(ctx)
 	if !s.record(ctx, DepAgent, err) {
 		return
 	}
-	var changed []string
+	if !changed {
+		s.checkInstance(ctx)
+		return
+	}
+	var notified []string
 	s.mu.Lock()
 	s.noteStopsLocked(tasks, time.Now())
 	for _, at := range tasks {
@@ -95,12 +99,12 @@ func (s *Source) pollOnce(ctx context.Context) {
 		if at.KnownStatus == StatusStopped && at.DesiredStatus == StatusStopped && ts.cancel != nil {
 			ts.cancel()
 		}
-		changed = append(changed, slices.Collect(maps.Keys(ts.containers))...)
+		notified = append(notified, slices.Collect(maps.Keys(ts.containers))...)
 	}
 	notify := s.notify
 	s.mu.Unlock()
-	slices.Sort(changed)
-	for _, id := range changed {
+	slices.Sort(notified)
+	for _, id := range notified {
 		notify(id)
 	}
 	s.checkInstance(ctx)
