@@ -30,6 +30,13 @@ type Agent interface {
 	Maintain(ctx context.Context, id, note string) error
 }
 
+// TokenRotator is an Agent whose token can change while the daemon runs: a login renewed or done again,
+// a token file rotated. Consul's agent syncs each service to the catalog with the token it was
+// registered with, so when TokenGeneration changes, every held service is registered again.
+type TokenRotator interface {
+	TokenGeneration() uint64
+}
+
 // ErrRefused is the kind of an Agent's error when the agent answered and refused the request (an
 // ACL, a bad definition), as opposed to not answering: the agent is reachable, and the write is that
 // service's problem, not the others'. Test for it with errors.Is.

@@ -42,6 +42,10 @@ type applier struct {
 	mirrored map[string]ttlPush
 	deleted  map[string]uint64  // deregistered (at this write count) since an observation that may still show them
 	failing  map[string]failure // op + ID (opRegister...) -> a write the agent refused, retried with backoff
+	// tokenGen is the agent's TokenGeneration the held services were last registered under; rewrite
+	// are the held services registered under an earlier one, to register again.
+	tokenGen uint64
+	rewrite  map[string]bool
 
 	mu        sync.Mutex // guards published
 	published applied
@@ -81,6 +85,7 @@ func newApplier(agent Agent, st *store, cfg Config, m *metrics, act *activity) *
 		metrics: m, activity: act,
 		observations: make(chan observation, 1),
 		held:         map[string]desired.Service{}, written: map[string]uint64{}, foreign: map[string]bool{}, mirrored: map[string]ttlPush{},
+		rewrite: map[string]bool{},
 		deleted: map[string]uint64{}, failing: map[string]failure{},
 	}
 }
@@ -131,6 +136,9 @@ func (a *applier) loop(ctx context.Context) error {
 	var wait *time.Timer
 	for {
 		down := a.round(ctx)
+		if !down && a.tokenMoved() {
+			continue // a login during the round: register again with the new token now
+		}
 		var retryC <-chan time.Time
 		if wait != nil {
 			wait.Stop()
@@ -177,6 +185,7 @@ func (a *applier) forgetHeld(sid string) {
 	delete(a.held, sid)
 	delete(a.written, sid)
 	delete(a.mirrored, health.MirrorID(sid))
+	delete(a.rewrite, sid)
 	a.changed = true
 }
 
@@ -237,8 +246,18 @@ func without[V any](m map[string]V, k string) map[string]V {
 // not be reached, in which case the rest of the plan waits for a retry.
 func (a *applier) round(ctx context.Context) (down bool) {
 	n := a.rounds.Add(1)
+	if a.tokenMoved() {
+		a.tokenGen = a.agent.(TokenRotator).TokenGeneration()
+		for sid := range a.held {
+			a.rewrite[sid] = true
+		}
+		if len(a.held) > 0 {
+			a.log.Info("the Consul token changed: registering this host's services again with it, so that the agent can keep the catalog up to date",
+				"services", len(a.held))
+		}
+	}
 	in := planInput{records: a.store.all(), held: a.held, foreign: a.foreign, mirrored: a.mirrored, drain: a.drain,
-		keepFailed: a.keepFailed, unmarked: a.unmarked, migrate: a.migrate, hostDrain: a.store.hostDrain().why}
+		keepFailed: a.keepFailed, unmarked: a.unmarked, migrate: a.migrate, hostDrain: a.store.hostDrain().why, rewrite: a.rewrite}
 	p := makePlan(in)
 	planned := map[string]bool{}
 	for _, sid := range p.deregister {
@@ -264,6 +283,15 @@ func (a *applier) round(ctx context.Context) (down bool) {
 		a.idleRound.Store(n)
 	}
 	return err != nil
+}
+
+// tokenMoved reports whether the agent's token changed since the held services were registered.
+// The agent syncs each service to the catalog with the token it was registered with: under a token
+// that is gone (a login renewed or logged out, a token file rotated), what Consul learns of the
+// service (its checks' results) never reaches the catalog.
+func (a *applier) tokenMoved() bool {
+	r, ok := a.agent.(TokenRotator)
+	return ok && r.TokenGeneration() != a.tokenGen
 }
 
 // The kinds of write, which prefix the keys of failing.
@@ -330,6 +358,7 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 		}
 		a.held[s.ID], a.written[s.ID], a.changed = s, a.seq.Add(1), true
 		delete(a.mirrored, health.MirrorID(s.ID))
+		delete(a.rewrite, s.ID)
 		a.metrics.registrations.Inc()
 		if at := a.store.takeStartEvent(s.ContainerID); !at.IsZero() {
 			a.metrics.lag.Observe(time.Since(at).Seconds())

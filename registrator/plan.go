@@ -26,6 +26,8 @@ type planInput struct {
 	// hostDrain is why the whole host is going away, "" while it is not: every running container
 	// drains, and none is registered anew.
 	hostDrain string
+	// rewrite are held services to register again as they are: registered with a token that is gone.
+	rewrite map[string]bool
 }
 
 // plan is what the applier does next, in this order: deregister, register, push mirror states.
@@ -151,7 +153,7 @@ func makePlan(in planInput) plan {
 		}
 		switch {
 		case !ok:
-		case have.Equal(*want):
+		case have.Equal(*want) && !in.rewrite[sid]:
 			continue
 		case have.Maintenance != "" && want.Maintenance == "", have.Connect != nil && want.Connect == nil:
 			// Registering again keeps the maintenance check, and the sidecar (Consul removes a sidecar

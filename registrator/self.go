@@ -76,6 +76,7 @@ type selfBeat struct {
 	r          *Registrator
 	svc        desired.Service
 	registered bool
+	gen        uint64 // the agent's TokenGeneration it was registered under
 	failed     string // the last failure, logged once
 	log        *slog.Logger
 }
@@ -100,6 +101,11 @@ func (h *selfBeat) beat(ctx context.Context, st health.State) {
 }
 
 func (h *selfBeat) write(ctx context.Context, id string, st health.State) error {
+	// Registered again under a new token: the agent syncs the check to the catalog with the token the
+	// service was registered with, and an alert reads the catalog.
+	if r, ok := h.r.agent.(TokenRotator); ok && r.TokenGeneration() != h.gen {
+		h.registered, h.gen = false, r.TokenGeneration()
+	}
 	if !h.registered {
 		if err := h.r.agent.Register(ctx, h.svc, true); err != nil {
 			return err

@@ -25,9 +25,9 @@ const maintCheckPrefix = "_service_maintenance:"
 
 // Agent is the registrator.Agent backed by hashicorp/consul/api.
 type Agent struct {
-	c     *api.Client
-	list  *lister   // reads the agent's services (Services)
-	login *iamLogin // nil unless it logs in
+	c      *api.Client
+	list   *lister     // reads the agent's services (Services)
+	tokens tokenSource // nil for a fixed token (or none)
 }
 
 var _ registrator.Agent = (*Agent)(nil)
@@ -96,9 +96,8 @@ func NewAgent(addr string, opts ...Option) (*Agent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("consul client: %w", err)
 		}
-		a.login = &iamLogin{IAMLogin: IAMLogin{Method: o.iamMethod, ServerID: o.iamServerID, Creds: o.creds}, consul: lc}
 		cfg.Token, cfg.TokenFile = "", ""
-		tokens = a.login
+		tokens = &iamLogin{IAMLogin: IAMLogin{Method: o.iamMethod, ServerID: o.iamServerID, Creds: o.creds}, consul: lc}
 	case cfg.TokenFile != "":
 		f := &tokenFile{path: cfg.TokenFile}
 		if f.read() == "" {
@@ -119,17 +118,26 @@ func NewAgent(addr string, opts ...Option) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consul client: %w", err)
 	}
-	a.c, a.list = c, newLister(cfg)
+	a.c, a.list, a.tokens = c, newLister(cfg), tokens
 	return a, nil
 }
 
-// Close logs out a token that the daemon logged in for; registrations stay.
-func (a *Agent) Close(ctx context.Context) error {
-	if a.login == nil {
-		return nil
+// TokenGeneration counts the changes of the daemon's token: each login (the first, a renewal, one
+// after Consul said the token was gone) and each rotation of CONSUL_HTTP_TOKEN_FILE. The agent syncs
+// a service to the catalog with the token it was registered with, so the registrator registers its
+// services again when this changes (registrator.TokenRotator).
+func (a *Agent) TokenGeneration() uint64 {
+	if a.tokens == nil {
+		return 0
 	}
-	return a.login.logout(ctx)
+	return a.tokens.generation()
 }
+
+// Close ends the Agent. A token the daemon logged in for is not logged out: the agent syncs this
+// host's services to the catalog with it, also after the daemon is gone (the daemon's own check
+// turning critical, mirrored health expiring, Consul's own checks). It expires with the auth
+// method's MaxTokenTTL; the next daemon registers every service again with its own token.
+func (a *Agent) Close(context.Context) error { return nil }
 
 func (a *Agent) NodeName(ctx context.Context) (string, error) {
 	var self struct{ Config struct{ NodeName string } }

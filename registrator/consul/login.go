@@ -19,6 +19,13 @@ type iamLogin struct {
 	mu      sync.Mutex
 	token   string
 	refresh time.Time // zero: until Consul says it is gone
+	gen     uint64    // logins done
+}
+
+func (l *iamLogin) generation() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gen
 }
 
 // current returns the token, logging in first when there is none or it is due for renewal.
@@ -33,6 +40,7 @@ func (l *iamLogin) current(ctx context.Context) (string, error) {
 		return "", err
 	}
 	l.token, l.refresh = tok.SecretID, time.Time{}
+	l.gen++
 	if tok.ExpirationTime != nil {
 		l.refresh = time.Now().Add(2 * time.Until(*tok.ExpirationTime) / 3)
 	}
@@ -46,16 +54,4 @@ func (l *iamLogin) forget(token string) {
 	if l.token == token {
 		l.token = ""
 	}
-}
-
-// logout gives the token back.
-func (l *iamLogin) logout(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.token == "" {
-		return nil
-	}
-	err := Logout(ctx, l.consul, l.token)
-	l.token = ""
-	return err
 }

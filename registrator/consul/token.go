@@ -31,6 +31,13 @@ type tokenFile struct {
 	token string
 	mtime time.Time
 	size  int64
+	gen   uint64 // how many times the token changed after the first read
+}
+
+func (f *tokenFile) generation() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gen
 }
 
 func (f *tokenFile) current(context.Context) (string, error) { return f.read(), nil }
@@ -45,6 +52,9 @@ func (f *tokenFile) read() string {
 	}
 	b, err := os.ReadFile(f.path)
 	if t := strings.TrimSpace(string(b)); err == nil && t != "" {
+		if f.token != "" && t != f.token {
+			f.gen++
+		}
 		f.token, f.mtime, f.size = t, st.ModTime(), st.Size()
 	}
 	return f.token
@@ -58,6 +68,8 @@ type tokenSource interface {
 	current(ctx context.Context) (string, error)
 	// forget drops a token Consul said it does not know.
 	forget(token string)
+	// generation counts the changes of the token since the first one.
+	generation() uint64
 }
 
 // tokenTransport sets each request's token from its source. When Consul answers that the token is
