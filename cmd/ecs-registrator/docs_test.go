@@ -37,6 +37,7 @@ var otherToolsFlags = map[string]string{
 	"--purge":        "docker manifest push --purge",
 	"-H":             "curl's -H, for the X-Consul-Token header of a request to the agent",
 	"--filter":       "aws ecs list-container-instances --filter, a cluster query",
+	"-max-token-ttl": "consul acl auth-method create -max-token-ttl",
 }
 
 // retiredMetrics are metric names the documents give as what a metric used to be called.
