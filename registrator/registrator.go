@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -196,6 +197,13 @@ func (r *Registrator) Syncs() int64 { return r.syncCount.Load() }
 // Registrations are left in place on return: a restarting daemon must not cause a traffic gap.
 func (r *Registrator) Run(ctx context.Context) error {
 	started := time.Now()
+	var self sync.WaitGroup
+	selfCtx, stopSelf := context.WithCancel(ctx)
+	defer func() { stopSelf(); self.Wait() }() // its last write ("stopped") is done when Run returns
+	if r.cfg.Self != "" {
+		// From the start: a daemon that never reaches Docker on a new node is down, and says so.
+		self.Go(func() { _ = r.heartbeat(selfCtx) })
+	}
 	if err := r.waitForNode(ctx); err != nil {
 		return err
 	}
@@ -214,9 +222,6 @@ func (r *Registrator) Run(ctx context.Context) error {
 	g.Go(func() error { return r.syncLoop(ctx) })
 	g.Go(func() error { return r.becomeReady(ctx, started) })
 	g.Go(func() error { return r.watchAgent(ctx) })
-	if r.cfg.Self != "" {
-		g.Go(func() error { return r.heartbeat(ctx) })
-	}
 	if r.cfg.ECS != nil {
 		g.Go(func() error { r.cfg.ECS.Run(ctx, r.ecsChanged); return ctx.Err() })
 	}
@@ -255,6 +260,9 @@ func (r *Registrator) waitForNode(ctx context.Context) error {
 func (r *Registrator) waitForDocker(ctx context.Context) error {
 	return retryUntil(ctx, r.log.With("component", "docker"), "docker", func() error {
 		_, err := r.docker.ContainerList(ctx, container.ListOptions{Limit: 1})
+		if ctx.Err() == nil {
+			r.dockerUp.Record(err)
+		}
 		return err
 	})
 }

@@ -40,6 +40,9 @@ func (r *Registrator) selfService() desired.Service {
 func (r *Registrator) selfState() health.State {
 	d := r.dockerUp.Get()
 	switch {
+	case !r.Ready() && d.Used && !d.Up:
+		return health.State{Status: health.Critical, Output: fmt.Sprintf("starting, and Docker does not answer since %s (%s): nothing on this node is followed",
+			d.Since.UTC().Format(time.RFC3339), d.LastError)}
 	case !r.Ready():
 		return health.State{Status: health.Critical, Output: "starting: the first sync of Docker and Consul is not done"}
 	case d.Used && !d.Up:
