@@ -145,7 +145,9 @@ func TestDaemonOutageKeepsHealthyServicesPassing(t *testing.T) {
 	testenv.EventuallyExplain(t, 3*time.Second, func() bool {
 		own = selfCheck(t, a)
 		return own != nil && own.Status == api.HealthPassing
-	}, func() string { return fmt.Sprintf("the daemon's own check 3 s after the restarted daemon was ready: %+v", own) })
+	}, func() string {
+		return fmt.Sprintf("the daemon's own check 3 s after the restarted daemon was ready: %+v", own)
+	})
 	t.Logf("restarted: ready (the removed container's service gone) %v after the start, own check passing %v after",
 		ready.Round(time.Millisecond), time.Since(begin).Round(time.Millisecond))
 	// Keep polling through a few heartbeats and mirror refreshes of the new daemon.

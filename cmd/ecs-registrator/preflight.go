@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
@@ -18,8 +19,8 @@ import (
 // preflight lists every running container on this host whose registration by the daemon, run with
 // this command line (gliderlabs's, for a swap), would differ from gliderlabs/registrator's, and why:
 // the check an operator runs on a host before swapping the image. It reads Docker only; Consul is
-// not asked and nothing is written. Exit status 0: no differences; 1: some (listed); 2: bad input or
-// Docker does not answer.
+// not asked and nothing is written. Exit status 0: no differences; 1: some (listed); 2: bad input, or
+// Docker does not answer (or could not say what a container is: the list would be incomplete).
 func preflight(args []string, stdout, stderr io.Writer) int {
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "ecs-registrator preflight: "+format+"\n", a...)
@@ -51,17 +52,22 @@ func preflight(args []string, stdout, stderr io.Writer) int {
 
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "CONTAINER\tDIFFERENCE\tKEY\tDETAIL")
-	differ := 0
+	differ, unread := 0, 0
 	for _, s := range list {
 		in, err := docker.ContainerInspect(ctx, s.ID)
-		if err != nil {
+		if errdefs.IsNotFound(err) {
 			continue // gone since the list
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "ecs-registrator preflight: inspect %.12s: %v\n", s.ID, err)
+			unread++
+			continue
 		}
 		c := desired.FromInspect(in)
 		if t, ok := ecsmeta.FromLabels(c.Labels); ok {
 			c.Task = &t
 		}
-		diffs := desired.Preflight(c, o)
+		diffs := desired.Preflight(c, o, cfg.ip != "")
 		if len(diffs) > 0 {
 			differ++
 		}
@@ -75,7 +81,11 @@ func preflight(args []string, stdout, stderr io.Writer) int {
 	if !cfg.core.Gliderlabs {
 		fmt.Fprintln(stdout, "This command line has no registry URI, so it is not gliderlabs mode: service names, IDs and opt-in follow this daemon's defaults too (README: \"Coming from gliderlabs/registrator\").")
 	}
-	if differ > 0 {
+	switch {
+	case unread > 0:
+		fmt.Fprintf(stderr, "ecs-registrator preflight: %d containers could not be read; the list is incomplete\n", unread)
+		return 2
+	case differ > 0:
 		return 1
 	}
 	return 0

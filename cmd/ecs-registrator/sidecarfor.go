@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
@@ -72,7 +73,11 @@ func sidecarFor(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	var login *proxyLogin
+	stopWait := func() {}
 	if *iamMethod != "" {
+		// A stop while waiting for the registration ends the wait, and the token is logged out.
+		ctx, stopWait = signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+		defer stopWait()
 		if login, err = newProxyLogin(ctx, *cfg, *iamMethod, *iamServer, stderr); err != nil {
 			fmt.Fprintln(stderr, "ecs-registrator sidecar-for:", err)
 			return 1
@@ -123,6 +128,7 @@ func sidecarFor(args []string, stdout, stderr io.Writer) int {
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "CONNECT_SIDECAR_FOR=") })
 	env = append(env, "CONNECT_SIDECAR_FOR="+id)
 	if login != nil {
+		stopWait() // the wait is over: from here run passes the signals to the proxy
 		return login.run(path, argv, env)
 	}
 	err = syscall.Exec(path, argv, env)

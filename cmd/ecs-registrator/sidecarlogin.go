@@ -120,6 +120,7 @@ func (p *proxyLogin) run(path string, argv, env []string) int {
 	})
 	tick := time.NewTicker(renewEvery)
 	defer tick.Stop()
+	stopping := false // the container was told to stop: no restart, whatever is under way
 	for {
 		cmd := exec.Command(path, argv[1:]...)
 		cmd.Args, cmd.Env = argv, append(slices.Clone(base), "CONSUL_HTTP_TOKEN="+p.token.SecretID)
@@ -135,8 +136,12 @@ func (p *proxyLogin) run(path string, argv, env []string) int {
 		for {
 			select {
 			case s := <-sigs:
+				stopping = stopping || s != syscall.SIGHUP
 				_ = cmd.Process.Signal(s)
 			case <-tick.C:
+				if stopping || restart {
+					break
+				}
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				if p.due(ctx) {
 					if tok, err := p.iam.Login(ctx, p.plain); err != nil {
@@ -154,7 +159,7 @@ func (p *proxyLogin) run(path string, argv, env []string) int {
 				break wait
 			}
 		}
-		if !restart {
+		if !restart || stopping {
 			return exitStatus(cmd.ProcessState)
 		}
 	}

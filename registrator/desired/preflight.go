@@ -38,8 +38,10 @@ type Difference struct {
 }
 
 // Preflight lists how this daemon, with o, would register c differently from gliderlabs/registrator:
-// what an operator checks before swapping the image. Empty when the two agree.
-func Preflight(c Container, o Options) []Difference {
+// what an operator checks before swapping the image. Empty when the two agree. ipGiven says whether
+// -ip was given: without it gliderlabs registers a port at the address it is published on, as this
+// daemon does.
+func Preflight(c Container, o Options, ipGiven bool) []Difference {
 	var out []Difference
 	add := func(kind, key, format string, args ...any) {
 		out = append(out, Difference{Kind: kind, Key: key, Detail: fmt.Sprintf(format, args...)})
@@ -86,7 +88,7 @@ func Preflight(c Container, o Options) []Difference {
 			o.IPFromLabel != "" && p.Key == o.IPFromLabel:
 			add(DiffCheckTarget, p.Key, "gliderlabs registers it; here it is kept out: %s", p.Message)
 		default:
-			add(DiffBadValue, p.Key, "gliderlabs sends it to Consul, which refuses the whole registration; here: %s", p.Message)
+			add(DiffBadValue, p.Key, "gliderlabs passes it on as it is (Consul may refuse the registration, or the value is lost); here the service is kept out, saying why: %s", p.Message)
 		}
 	}
 
@@ -98,7 +100,7 @@ func Preflight(c Container, o Options) []Difference {
 		}
 		add(DiffHealthcheck, "HEALTHCHECK", "gliderlabs ignores it; here it is mirrored as a check and an unhealthy container leaves the passing set (%s; SERVICE_CHECK_DOCKER=false turns it off)", now)
 	}
-	if !o.Internal && c.NetworkMode != "host" && !strings.HasPrefix(c.NetworkMode, "container:") {
+	if !o.Internal && c.NetworkMode != "host" && !strings.HasPrefix(c.NetworkMode, "container:") && Wanted(c, o) {
 		for _, p := range c.Ports {
 			ip, err := netip.ParseAddr(p.HostIP)
 			if p.HostPort == 0 || err != nil || ip.IsUnspecified() {
@@ -107,8 +109,8 @@ func Preflight(c Container, o Options) []Difference {
 			key := fmt.Sprintf("%d/%s", p.Port, p.Proto)
 			switch {
 			case ip.IsLoopback() && !o.AdvertiseIP.IsLoopback():
-				add(DiffHostBinding, key, "published on %s only: gliderlabs registers it at -ip, where nothing answers; here it is not registered", ip)
-			case o.AdvertiseIP.IsValid() && ip != o.AdvertiseIP:
+				add(DiffHostBinding, key, "published on %s only: gliderlabs registers it (at -ip, or at %s), where other hosts cannot reach it; here it is not registered", ip, ip)
+			case ipGiven && ip != o.AdvertiseIP:
 				add(DiffHostBinding, key, "published on %s only: gliderlabs registers it at -ip %s, where nothing answers; here at %s", ip, o.AdvertiseIP, ip)
 			}
 		}

@@ -75,7 +75,7 @@ func TestPreflightCorpus(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			diffs := Preflight(tc.c, tc.o)
+			diffs := Preflight(tc.c, tc.o, true)
 			t.Logf("%+v", diffs)
 			var got []string
 			for _, d := range diffs {
@@ -129,5 +129,21 @@ func TestPreflightKindsAreREADMEs(t *testing.T) {
 	}
 	if got, want := slices.Sorted(slices.Values(named)), slices.Sorted(slices.Values(DiffKinds)); !slices.Equal(got, want) {
 		t.Errorf("README's pre-flight column names %v; the pre-flight reports %v", got, want)
+	}
+}
+
+// Without -ip, gliderlabs registers a port at the address it is published on, as this daemon does:
+// only a loopback binding differs.
+func TestPreflightHostBindingWithoutIP(t *testing.T) {
+	t.Parallel()
+	c := Container{ID: "id-b", Name: "b", Image: "team/b:1", Labels: map[string]string{"SERVICE_NAME": "b"}, Running: true, NetworkMode: "bridge",
+		IPs: []netip.Addr{netip.MustParseAddr(glCIP)}, Ports: []Port{{Port: 8080, Proto: "tcp", HostIP: "10.0.9.9", HostPort: 18080},
+			{Port: 9090, Proto: "tcp", HostIP: "127.0.0.1", HostPort: 19090}}}
+	var kinds []string
+	for _, d := range Preflight(c, glOptions(), false) {
+		kinds = append(kinds, d.Kind+" "+d.Key)
+	}
+	if strings.Join(kinds, ";") != DiffHostBinding+" 9090/tcp" {
+		t.Errorf("without -ip: %v", kinds)
 	}
 }
