@@ -38,6 +38,7 @@ var otherToolsFlags = map[string]string{
 	"-H":             "curl's -H, for the X-Consul-Token header of a request to the agent",
 	"--filter":       "aws ecs list-container-instances --filter, a cluster query",
 	"-max-token-ttl": "consul acl auth-method create -max-token-ttl",
+	"-admin-bind":    "consul connect envoy -admin-bind, Envoy's admin address",
 }
 
 // retiredMetrics are metric names the documents give as what a metric used to be called.
