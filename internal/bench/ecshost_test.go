@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -8,11 +9,15 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/client"
 
+	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/internal/fakeecs"
 	"github.com/ecs-registrator/ecs-registrator/internal/testenv"
 )
@@ -21,15 +26,25 @@ import (
 // what it does there: AWS's instance metadata emulator, which the daemon reads every second for Spot
 // and Auto Scaling notices, and an ECS agent, whose task list it reads every second while task
 // containers run. The agent's task list is taken from the stand-in agent when the host's tasks change
-// (refresh) and served as it is between, so that a poll costs the benchmark's side nothing: the
-// stand-in builds it from Docker on every request.
+// (refresh) and served as it is between, and so is one container's task (?dockerid=), as the agent
+// answers both from memory: the stand-in builds them from Docker on every request, which under
+// hundreds of lookups at once is slower than the daemon's timeout.
 type ecsHost struct {
 	imds  *testenv.IMDS
 	fake  *fakeecs.Agent
 	agent string // the introspection API's URL, serving the cached task list
 
 	mu    sync.Mutex
-	tasks []byte
+	tasks []byte              // the task list as the stand-in answered it
+	list  []ecsmeta.AgentTask // the same, decoded
+
+	agentRequests atomic.Int64 // to the introspection API, cached or not
+}
+
+// requests is how many requests the daemon made of the ECS agent: its introspection API and task
+// metadata.
+func (h *ecsHost) requests() (agent, tmds int64) {
+	return h.agentRequests.Load(), h.fake.TMDS.Requests()
 }
 
 func startECSHost(t *testing.T, d *client.Client) *ecsHost {
@@ -44,6 +59,7 @@ func startECSHost(t *testing.T, d *client.Client) *ecsHost {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.agentRequests.Add(1)
 		if r.URL.Path == "/v1/tasks" && r.URL.RawQuery == "" {
 			h.mu.Lock()
 			b := h.tasks
@@ -51,6 +67,17 @@ func startECSHost(t *testing.T, d *client.Client) *ecsHost {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write(b)
 			return
+		}
+		// One container's task, from the same list, as the agent answers it from memory.
+		if id := r.URL.Query().Get("dockerid"); r.URL.Path == "/v1/tasks" && len(r.URL.Query()) == 1 && id != "" {
+			h.mu.Lock()
+			t, ok := h.byDockerID(id)
+			h.mu.Unlock()
+			if ok {
+				w.Header().Set("Content-Type", "application/json")
+				_ = json.NewEncoder(w).Encode(t)
+				return
+			}
 		}
 		proxy.ServeHTTP(w, r)
 	})}
@@ -72,9 +99,25 @@ func (h *ecsHost) refresh(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("the stand-in agent's task list: %s %v", resp.Status, err)
 	}
+	var list ecsmeta.AgentTasks
+	if err := json.Unmarshal(b, &list); err != nil {
+		t.Fatal(err)
+	}
 	h.mu.Lock()
-	h.tasks = b
+	h.tasks, h.list = b, list.Tasks
 	h.mu.Unlock()
+}
+
+// byDockerID is the task of a container in the cached list, by its ID or a prefix of 12 or fewer.
+func (h *ecsHost) byDockerID(id string) (ecsmeta.AgentTask, bool) {
+	for _, t := range h.list {
+		for _, c := range t.Containers {
+			if c.DockerId == id || len(id) <= 12 && strings.HasPrefix(c.DockerId, id) {
+				return t, true
+			}
+		}
+	}
+	return ecsmeta.AgentTask{}, false
 }
 
 // env points the daemon at the host's instance metadata and ECS agent.
@@ -89,4 +132,22 @@ func (h *ecsHost) env() []string {
 func taskWorkload(family string, i int, service string) testenv.Workload {
 	task := fakeecs.Task{ARN: fmt.Sprintf("arn:aws:ecs:us-east-1:111122223333:task/test/%016x%016x", os.Getpid(), i), Family: family, Revision: "7"}
 	return task.Container("app", workload("", service))
+}
+
+// quiet waits until no task metadata request came for window, and returns when the last one came
+// (the counter is read once a second in this process; nothing is asked of the daemon).
+func (h *ecsHost) quiet(t *testing.T, window, timeout time.Duration) time.Time {
+	_, last := h.requests()
+	lastAt := time.Now()
+	deadline := time.Now().Add(timeout)
+	for time.Since(lastAt) < window {
+		if time.Now().After(deadline) {
+			t.Fatalf("task metadata still read %v on", timeout)
+		}
+		time.Sleep(time.Second) // sampling a counter, not waiting for the daemon
+		if _, n := h.requests(); n != last {
+			last, lastAt = n, time.Now()
+		}
+	}
+	return lastAt
 }

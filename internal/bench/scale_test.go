@@ -28,7 +28,10 @@ const (
 type scaleCosts struct {
 	name       string
 	synced     time.Duration // from exec to every background service seen
+	enriched   time.Duration // from exec to the last task metadata read of the start
 	idleCPU    float64
+	idleAgent  int64 // requests to the ECS agent's introspection API in the idle window
+	idleTMDS   int64 // and to task metadata
 	reg, share []time.Duration
 	rss, hwm   string
 	missed     int
@@ -101,9 +104,15 @@ func (e *env) atScale(subjects []subject) []*scaleCosts {
 		b.wait(t, 3*time.Minute, s.name+" registering the background", func() bool { return b.countPresent(bgPrefix) == backgroundN })
 		c.synced = b.lastSeen(bgPrefix).Sub(t0)
 
+		// Then the ECS enrichment of 300 tasks finishes: task metadata is read at most 10 times a
+		// second (a quarter of the agent's limit). Idle starts once no read came for 3 s.
+		c.enriched = e.host.quiet(t, 3*time.Second, 2*time.Minute).Sub(t0)
 		cpu0 := cpuSeconds(p.pid())
+		agent0, tmds0 := e.host.requests()
 		time.Sleep(scaleIdle) // a fixed measurement window, not synchronisation
 		c.idleCPU = cpuSeconds(p.pid()) - cpu0
+		agent1, tmds1 := e.host.requests()
+		c.idleAgent, c.idleTMDS = agent1-agent0, tmds1-tmds0
 
 		for i := range scaleRegN {
 			name := fmt.Sprintf("%s-scale-%d-%d", s.prefix, os.Getpid(), i)
@@ -147,8 +156,17 @@ func printScale(out func(string, ...any), rs []*scaleCosts) {
 	row := rowPrinter(out, rs)
 	row("", "", func(c *scaleCosts) string { return c.name })
 	row(fmt.Sprintf("all %d registered, from exec", backgroundN), "", func(c *scaleCosts) string { return ms(c.synced) })
+	row("  ECS task metadata of all read, from exec", "", func(c *scaleCosts) string {
+		if c.enriched == 0 {
+			return "-"
+		}
+		return ms(c.enriched)
+	})
 	row(fmt.Sprintf("idle CPU over %v", scaleIdle), "<= 0.25% of a core", func(c *scaleCosts) string {
 		return fmt.Sprintf("%.0fms (%.2f%% of a core)", c.idleCPU*1000, c.idleCPU*100/scaleIdle.Seconds())
+	})
+	row("  ECS agent requests in it: introspection / task metadata", "", func(c *scaleCosts) string {
+		return fmt.Sprintf("%d / %d", c.idleAgent, c.idleTMDS)
 	})
 	row(fmt.Sprintf("registration lag, %d one at a time, p50/p95", scaleRegN), "p50 <= gliderlabs", func(c *scaleCosts) string {
 		if c.missed > 0 {
