@@ -127,7 +127,7 @@ func TestEndToEnd(t *testing.T) {
 			host.env(), func(p *proc) { waitReady(t, p, listen) })
 	}
 	e := &env{t: t, d: d, b: b, consul: consul, host: host}
-	subjects := []subject{{name: "ecs-registrator", prefix: "ecsr", start: func() *proc { return ours() }, restart: true}}
+	subjects := []subject{{name: "ecs-registrator", prefix: "ecsr", start: func() *proc { return ours() }, restart: true, ecs: true}}
 	if glider != "" {
 		host := d.DaemonHost()
 		subjects = append(subjects, subject{name: "gliderlabs", prefix: "glid", start: func() *proc {
@@ -246,6 +246,7 @@ type subject struct {
 	prefix  string       // of its containers' names
 	start   func() *proc // starts it and waits until it is ready
 	restart bool         // measure a restart with every container running (needs /readyz)
+	ecs     bool         // reads the ECS agent and task metadata
 }
 
 type costs struct {

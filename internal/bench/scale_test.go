@@ -106,7 +106,9 @@ func (e *env) atScale(subjects []subject) []*scaleCosts {
 
 		// Then the ECS enrichment of 300 tasks finishes: task metadata is read at most 10 times a
 		// second (a quarter of the agent's limit). Idle starts once no read came for 3 s.
-		c.enriched = e.host.quiet(t, 3*time.Second, 2*time.Minute).Sub(t0)
+		if s.ecs {
+			c.enriched = e.host.quiet(t, 3*time.Second, 2*time.Minute).Sub(t0)
+		}
 		cpu0 := cpuSeconds(p.pid())
 		agent0, tmds0 := e.host.requests()
 		time.Sleep(scaleIdle) // a fixed measurement window, not synchronisation
