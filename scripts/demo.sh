@@ -13,6 +13,7 @@ cache=${ECSR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ecs-registrator}
 work=$cache/demo
 daemon_pid=
 consul_pid=
+removed=
 agent_found= # a Consul agent answered on 127.0.0.1:8500 before the demo started one
 # What the demo's processes look like (a recorded pid is trusted only while its command line matches:
 # pids are reused).
@@ -26,7 +27,10 @@ consul_cmd='*/consul-v* agent -dev -client 127.0.0.1 -bind 127.0.0.1 *'
 # running kept `web` registered after the demo.
 cleanup() {
   trap '' INT TERM HUP # a second Ctrl-C must not cut this short; every step below is bounded
-  docker rm -f ecsr-demo-web >/dev/null 2>&1 || true
+  removed=
+  if docker rm -f ecsr-demo-web >/dev/null 2>&1 || ! docker container inspect ecsr-demo-web >/dev/null 2>&1; then
+    removed=1
+  fi
   if [ -n "$daemon_pid" ]; then
     for _ in $(seq 1 100); do
       demo_registered || break
@@ -38,7 +42,9 @@ cleanup() {
     stop "$daemon_pid"
   fi
   [ -z "$consul_pid" ] || stop "$consul_pid"
-  docker image rm ecsr-workload:demo >/dev/null 2>&1 || true
+  if ! docker image rm ecsr-workload:demo >/dev/null 2>&1 && docker image inspect ecsr-workload:demo >/dev/null 2>&1; then
+    removed=
+  fi
   rm -rf "$work"
 }
 
@@ -90,7 +96,11 @@ leftovers() {
 
 # bye says what the demo removed and what stays.
 bye() {
-  echo "demo: removed the sample container and its image${daemon_pid:+, stopped the daemon}${consul_pid:+, stopped the Consul agent it started}."
+  if [ -n "$removed" ]; then
+    echo "demo: removed the sample container and its image${daemon_pid:+, stopped the daemon}${consul_pid:+, stopped the Consul agent it started}."
+  else
+    echo "demo: could not remove the sample container ecsr-demo-web or its image ecsr-workload:demo (does dockerd answer?); make clean-all removes them${daemon_pid:+. Stopped the daemon}${consul_pid:+, and the Consul agent it started}."
+  fi
   if [ -n "$agent_found" ]; then
     echo "demo: the Consul agent that was already on 127.0.0.1:8500 runs on."
   fi

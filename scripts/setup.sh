@@ -70,7 +70,9 @@ fi
 if ! docker version >/dev/null 2>&1; then
   as_root "starting dockerd"
   echo "setup: starting dockerd (log: $cache/dockerd.log)" >&2
-  nohup dockerd >"$cache/dockerd.log" 2>&1 &
+  # In a session of its own: a Ctrl-C of the make that started it (make demo, make test) must not
+  # reach it; the terminal sends SIGINT to the whole foreground process group.
+  setsid nohup dockerd >"$cache/dockerd.log" 2>&1 &
   echo $! >"$cache/dockerd.pid" # this dockerd is setup's: make clean-all stops it
   for _ in $(seq 1 120); do
     docker version >/dev/null 2>&1 && break
