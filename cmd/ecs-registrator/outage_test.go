@@ -24,16 +24,6 @@ func selfCheck(t *testing.T, a *api.Client) *api.AgentCheck {
 	return cs["service:ecs-registrator"]
 }
 
-// passingCount is how many instances of a service are in the passing set now.
-func passingCount(t *testing.T, a *api.Client, name string) int {
-	t.Helper()
-	es, _, err := a.Health().Service(name, "", true, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(es)
-}
-
 // The daemon's own outage changes nothing in Consul, at its defaults: a container with a Docker
 // HEALTHCHECK (mirrored as a TTL check) and one with an HTTP label check (run by Consul) stay passing
 // through 100 s of a SIGKILLed daemon, while the daemon's own check turns critical within a minute.
@@ -57,7 +47,7 @@ func TestDaemonOutageKeepsHealthyServicesPassing(t *testing.T) {
 	first := startDaemon(t, consul, listen)
 	testenv.EventuallyExplain(t, 20*time.Second, func() bool {
 		c := selfCheck(t, a)
-		return passingCount(t, a, mirrored) == 1 && passingCount(t, a, probed) == 1 && services(t, a, goneID) == 1 && c != nil && c.Status == api.HealthPassing
+		return passing(t, a, mirrored) == 1 && passing(t, a, probed) == 1 && services(t, a, goneID) == 1 && c != nil && c.Status == api.HealthPassing
 	}, func() string {
 		return fmt.Sprintf("not all passing before the outage: own check %+v", selfCheck(t, a))
 	})
