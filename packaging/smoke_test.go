@@ -62,6 +62,12 @@ func TestImageSmoke(t *testing.T) {
 		}
 	}
 
+	// A task definition written for gliderlabs's image names its entry point: it runs this daemon.
+	out, err := exec.Command("docker", "run", "--rm", "--entrypoint", "/bin/registrator", image, "version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "ecs-registrator ") {
+		t.Errorf("docker run --entrypoint /bin/registrator %s version: %v: %s", image, err, out)
+	}
+
 	var td ecs.RegisterTaskDefinitionInput
 	decodeStrict(t, read(t, "ecs/ecs-registrator-task-definition.json"), &td)
 	c := td.ContainerDefinitions[0]
