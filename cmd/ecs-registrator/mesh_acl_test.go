@@ -84,7 +84,7 @@ func (m *securedMesh) task(name, key string, labels map[string]string) (app, pro
 		Labels: labels, Env: []string{"CREDENTIALS=" + string(creds)}})
 	cfg := &container.Config{Image: m.image, Env: []string{"CONSUL_HTTP_ADDR=" + m.addr, "AWS_REGION=us-east-1",
 		"AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:8080/creds", "AWS_ENDPOINT_URL_STS=" + m.iam.URL, "AWS_ENDPOINT_URL_IAM=" + m.iam.URL},
-		Cmd: []string{"/ecs-registrator", "sidecar-for", "-wait", "30s", "-consul-iam-auth-method", meshAuthMethod,
+		Cmd: []string{"/ecs-registrator", "sidecar-for", "-wait", "30s", "-token-check", "1s", "-consul-iam-auth-method", meshAuthMethod,
 			"-consul-iam-server-id", meshServerID, "--", "/consul", "connect", "proxy"}}
 	resp, err := m.docker.ContainerCreate(t.Context(), cfg, &container.HostConfig{NetworkMode: container.NetworkMode("container:" + app)}, nil, nil, "")
 	if err != nil {
@@ -148,7 +148,8 @@ var meshRoles = map[string]testenv.IAMRole{
 
 // In a datacenter with ACLs (default deny), each proxy logs in with its task's IAM role and gets a
 // token bound to its role's service: the client reaches orders through the mesh once an intention
-// allows it, a deny blocks it, and the proxies' tokens are gone from Consul when their tasks stop.
+// allows it, a proxy whose token is deleted logs in again and serves on, a deny blocks the call, and
+// the proxies' tokens are gone from Consul when their tasks stop.
 func TestMeshACLEachProxyItsOwnIdentity(t *testing.T) {
 	m := startSecuredMesh(t, meshRoles)
 	orders, ordersProxy := m.task("orders", "AKIAORDERS", map[string]string{"SERVICE_NAME": "orders", "SERVICE_CONNECT": "true"})
@@ -185,6 +186,31 @@ func TestMeshACLEachProxyItsOwnIdentity(t *testing.T) {
 	}
 	took := testenv.EventuallyExplain(t, 30*time.Second, reached, explain)
 	t.Logf("client reached orders through the mesh %v after the allow", took.Round(time.Millisecond))
+
+	// The orders proxy's token is deleted on the server (an operator, an expiry): its sidecar-for
+	// logs in again and restarts the proxy with the new token, and the client reaches orders again.
+	ordersToken := func() *api.ACLTokenListEntry {
+		toks, _, err := m.a.ACL().TokenListFiltered(api.ACLTokenFilterOptions{ServiceName: "orders"}, nil)
+		if err != nil || len(toks) > 1 {
+			t.Fatalf("the orders proxy's tokens: %v %v", toks, err)
+		}
+		if len(toks) == 0 {
+			return nil
+		}
+		return toks[0]
+	}
+	old := ordersToken()
+	if old == nil {
+		t.Fatal("no token for the orders proxy")
+	}
+	if _, err := m.a.ACL().TokenDelete(old.AccessorID, nil); err != nil {
+		t.Fatal(err)
+	}
+	took = testenv.EventuallyExplain(t, 15*time.Second, func() bool { tk := ordersToken(); return tk != nil && tk.AccessorID != old.AccessorID },
+		func() string { return "no new token for the orders proxy: " + m.logs(t.Context(), ordersProxy) })
+	t.Logf("the orders proxy logged in again %v after its token was deleted", took.Round(time.Millisecond))
+	took = testenv.EventuallyExplain(t, 30*time.Second, reached, explain)
+	t.Logf("and the client reached orders again %v later", took.Round(time.Millisecond))
 	if _, err := m.a.Connect().IntentionUpsert(&api.Intention{SourceName: "client", DestinationName: "orders", Action: api.IntentionActionDeny}, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,7 @@ func sidecarFor(args []string, stdout, stderr io.Writer) int {
 	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the registration")
 	iamMethod := fs.String("consul-iam-auth-method", "", "log in through this aws-iam auth method with the task's IAM role, and run the proxy with that token (bound to the role's service)")
 	iamServer := fs.String("consul-iam-server-id", "", "the auth method's ServerIDHeaderValue (with -consul-iam-auth-method)")
+	tokenCheck := fs.Duration("token-check", 30*time.Second, "how often the proxy's token is checked (with -consul-iam-auth-method): one Consul no longer knows is replaced by a new login, and the proxy restarted with it")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -129,7 +130,7 @@ func sidecarFor(args []string, stdout, stderr io.Writer) int {
 	env = append(env, "CONNECT_SIDECAR_FOR="+id)
 	if login != nil {
 		stopWait() // the wait is over: from here run passes the signals to the proxy
-		return login.run(path, argv, env)
+		return login.run(path, argv, env, *tokenCheck)
 	}
 	err = syscall.Exec(path, argv, env)
 	fmt.Fprintln(stderr, "ecs-registrator sidecar-for: exec:", err)

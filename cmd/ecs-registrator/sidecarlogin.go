@@ -102,15 +102,12 @@ func (p *proxyLogin) due(ctx context.Context) bool {
 	return errors.As(err, &se) && (se.Code == 403 || se.Code == 401) && strings.Contains(se.Body, "ACL not found")
 }
 
-// renewEvery is how often the token is checked.
-const renewEvery = 30 * time.Second
-
 // run runs the proxy as a child with the token (CONSUL_HTTP_TOKEN, which `consul connect proxy` and
 // `consul connect envoy` read), passes it the signals the container gets, and logs out when it exits,
 // with its exit status. A token that must be replaced is replaced by a new login, and the proxy is
 // started again with it: proxies read their token once. An auth method without MaxTokenTTL (as
 // consul-ecs documents it) never needs that.
-func (p *proxyLogin) run(path string, argv, env []string) int {
+func (p *proxyLogin) run(path string, argv, env []string, every time.Duration) int {
 	defer p.logout()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
@@ -118,7 +115,7 @@ func (p *proxyLogin) run(path string, argv, env []string) int {
 	base := slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
 		return strings.HasPrefix(kv, "CONSUL_HTTP_TOKEN=") || strings.HasPrefix(kv, "CONSUL_HTTP_TOKEN_FILE=")
 	})
-	tick := time.NewTicker(renewEvery)
+	tick := time.NewTicker(max(every, time.Second))
 	defer tick.Stop()
 	stopping := false // the container was told to stop: no restart, whatever is under way
 	for {
