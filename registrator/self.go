@@ -87,6 +87,9 @@ type selfBeat struct {
 // beat writes st to the check, registering the service first when the agent does not hold it (the
 // daemon's start, an agent that restarted without its data).
 func (h *selfBeat) beat(ctx context.Context, st health.State) {
+	// Bounded: a hung agent must not hold the heartbeat past its next beat.
+	ctx, cancel := context.WithTimeout(ctx, h.r.cfg.SelfTTL/3)
+	defer cancel()
 	id := h.svc.Checks[0].ID
 	err := h.write(ctx, id, st)
 	if errors.Is(err, ErrRefused) && h.registered {
@@ -94,6 +97,8 @@ func (h *selfBeat) beat(ctx context.Context, st health.State) {
 		err = h.write(ctx, id, st)
 	}
 	switch {
+	case err != nil && errors.Is(err, context.Canceled):
+		// The daemon is stopping; its last write follows.
 	case err != nil && err.Error() != h.failed:
 		h.log.Warn("the daemon's own check could not be written; it turns critical on its own", "err", err)
 		h.failed = err.Error()

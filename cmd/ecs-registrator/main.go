@@ -112,7 +112,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&c.ecsAPI, "ecs-api", false, "call ECS DescribeTasks for service names and task tags, and DescribeContainerInstances while the host is going away (needs ecs:DescribeTasks, ecs:DescribeContainerInstances)")
 	fs.StringVar(&c.tagMeta, "ecs-tag-meta", "", "comma list of task tags copied into service Meta (from task metadata /taskWithTags, else -ecs-api)")
 	fs.DurationVar(&c.core.HealthTTL, "health-ttl", registrator.DefaultHealthTTL, "TTL of the checks mirroring Docker and ECS health; refreshed every third of it")
-	fs.StringVar(&c.core.Self, "self-service", "ecs-registrator", "the service under which the daemon registers itself on its node, with a TTL check it heartbeats: critical within 30s when the daemon is down (alert on it); \"\" for none")
+	fs.StringVar(&c.core.Self, "self-service", "ecs-registrator", "the service under which the daemon registers itself on its node, with a TTL check it heartbeats: critical within 30s when the daemon is down (alert on it); \"\" or none for none")
 	fs.BoolVar(&c.hostDrain, "host-drain", true, "drain every container when instance metadata says the host is going away (EC2 Spot interruption notice, Auto Scaling Terminated)")
 	fs.DurationVar(&c.hostDrainMargin, "host-drain-margin", 30*time.Second, "on a Spot interruption notice, services ECS has not stopped stay until the interruption time less this margin")
 	fs.StringVar(&c.tags, "tags", "", "comma list of Go templates added to every service's tags, e.g. az-{{.AvailabilityZone}}")
@@ -196,6 +196,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if c.core.HealthTTL < 3*time.Second {
 		return c, errors.New("-health-ttl must be at least 3s")
+	}
+	if c.core.Self == "none" {
+		c.core.Self = "" // REGISTRATOR_SELF_SERVICE cannot be empty: an empty variable counts as unset
 	}
 	if err := validServiceName(c.core.Self); c.core.Self != "" && err != nil {
 		return c, fmt.Errorf("-self-service: %w", err)

@@ -24,11 +24,12 @@ import (
 // makes the token good for exactly that service and its sidecar. The proxy gets its certificate with
 // that token, so a task whose role is another service's gets none, whatever its labels claim.
 type proxyLogin struct {
-	iam    consul.IAMLogin
-	cfg    api.Config  // the agent's address and TLS, without a token
-	plain  *api.Client // no token: login and logout authenticate themselves
-	token  *api.ACLToken
-	stderr io.Writer
+	iam     consul.IAMLogin
+	cfg     api.Config  // the agent's address and TLS, without a token
+	plain   *api.Client // no token: login and logout authenticate themselves
+	token   *api.ACLToken
+	renewAt time.Time // zero: until Consul no longer knows it
+	stderr  io.Writer
 }
 
 // newProxyLogin logs in. Only the task's own credentials will do (ECS's container credentials
@@ -38,16 +39,34 @@ func newProxyLogin(ctx context.Context, cfg api.Config, method, serverID string,
 		return nil, errors.New("no task role credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI is not set: give the task definition a taskRoleArn); " +
 			"a proxy never logs in with the instance's role, which every task on the host shares")
 	}
+	// Keys in the environment would come first in the credential chain: only the task's role will do.
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
+		if os.Getenv(k) != "" {
+			fmt.Fprintf(stderr, "ecs-registrator sidecar-for: %s ignored: the proxy logs in with the task's role\n", k)
+			_ = os.Unsetenv(k)
+		}
+	}
 	cfg.Token, cfg.TokenFile = "", ""
 	plain, err := api.NewClient(&cfg)
 	if err != nil {
 		return nil, err
 	}
 	p := &proxyLogin{iam: consul.IAMLogin{Method: method, ServerID: serverID, Creds: ecsmeta.Credentials(), Entity: true}, cfg: cfg, plain: plain, stderr: stderr}
-	if p.token, err = p.iam.Login(ctx, plain); err != nil {
+	tok, err := p.iam.Login(ctx, plain)
+	if err != nil {
 		return nil, err
 	}
+	p.take(tok)
 	return p, nil
+}
+
+// take makes tok the proxy's token, and works out when it is due for renewal by its own lifetime
+// (Consul's clock on both ends), on this host's clock.
+func (p *proxyLogin) take(tok *api.ACLToken) {
+	p.token, p.renewAt = tok, time.Time{}
+	if e := tok.ExpirationTime; e != nil && !tok.CreateTime.IsZero() && e.After(tok.CreateTime) {
+		p.renewAt = time.Now().Add(2 * e.Sub(tok.CreateTime) / 3)
+	}
 }
 
 // client is a client that carries the token.
@@ -58,11 +77,14 @@ func (p *proxyLogin) client() (*api.Client, error) {
 }
 
 // services are the services the token is bound to.
-func (p *proxyLogin) services() []string {
+func (p *proxyLogin) services() []string { return serviceNames(p.token) }
+
+func serviceNames(tok *api.ACLToken) []string {
 	var out []string
-	for _, si := range p.token.ServiceIdentities {
+	for _, si := range tok.ServiceIdentities {
 		out = append(out, si.ServiceName)
 	}
+	slices.Sort(out)
 	return out
 }
 
@@ -94,10 +116,10 @@ func (p *proxyLogin) logout() {
 // due reports whether the token must be replaced: Consul no longer knows it (deleted, expired), or a
 // third of its lifetime is left.
 func (p *proxyLogin) due(ctx context.Context) bool {
-	if e := p.token.ExpirationTime; e != nil && time.Until(*e) < e.Sub(p.token.CreateTime)/3 {
+	if !p.renewAt.IsZero() && time.Now().After(p.renewAt) {
 		return true
 	}
-	_, _, err := p.plain.ACL().TokenReadSelf((&api.QueryOptions{Token: p.token.SecretID}).WithContext(ctx))
+	_, _, err := p.plain.ACL().TokenReadSelf((&api.QueryOptions{Token: p.token.SecretID, AllowStale: true}).WithContext(ctx))
 	var se api.StatusError
 	return errors.As(err, &se) && (se.Code == 403 || se.Code == 401) && strings.Contains(se.Body, "ACL not found")
 }
@@ -143,10 +165,17 @@ func (p *proxyLogin) run(path string, argv, env []string, every time.Duration) i
 				if p.due(ctx) {
 					if tok, err := p.iam.Login(ctx, p.plain); err != nil {
 						fmt.Fprintln(p.stderr, "ecs-registrator sidecar-for: login again:", err)
+					} else if was := p.services(); !slices.Equal(was, serviceNames(tok)) {
+						// The role was tagged for another service: this proxy's service is not its own any more.
+						fmt.Fprintf(p.stderr, "ecs-registrator sidecar-for: the task's role now logs in as service %v, not %v: stopping the proxy\n", serviceNames(tok), was)
+						_ = consul.Logout(ctx, p.plain, tok.SecretID)
+						stopping = true
+						_ = cmd.Process.Signal(syscall.SIGTERM)
 					} else {
 						fmt.Fprintln(p.stderr, "ecs-registrator sidecar-for: the proxy's token was replaced by a new login; restarting the proxy with it")
 						old := p.token
-						p.token, restart = tok, true
+						p.take(tok)
+						restart = true
 						_ = consul.Logout(ctx, p.plain, old.SecretID)
 						_ = cmd.Process.Signal(syscall.SIGTERM)
 					}
