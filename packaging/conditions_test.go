@@ -295,9 +295,7 @@ func (st stack) consulClient(tpl template) []string {
 			// Its roles: the task role finds the servers (below), the execution role reads its secrets.
 			var roles struct{ ExecutionRoleArn any }
 			json.Unmarshal(b, &roles)
-			for _, ref := range st.references(tpl, roles.ExecutionRoleArn) {
-				found = append(found, ref)
-			}
+			found = append(found, st.references(tpl, roles.ExecutionRoleArn)...)
 		case r.Type == "AWS::IAM::Role" && strings.Contains(s, "ec2:DescribeInstances"),
 			r.Type == "AWS::Logs::LogGroup" && strings.Contains(s, "consul-client"):
 			found = append(found, name)

@@ -8,9 +8,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
 	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
@@ -55,7 +55,7 @@ func preflight(args []string, stdout, stderr io.Writer) int {
 	differ, unread := 0, 0
 	for _, s := range list {
 		in, err := docker.ContainerInspect(ctx, s.ID)
-		if errdefs.IsNotFound(err) {
+		if cerrdefs.IsNotFound(err) {
 			continue // gone since the list
 		}
 		if err != nil {
