@@ -51,6 +51,10 @@ func (r *Registrator) noteHost() {
 	if !changed {
 		return
 	}
+	select {
+	case r.selfWake <- struct{}{}: // the daemon's own service leaves with the host's, or comes back
+	default:
+	}
 	log := r.log.With("component", "host")
 	if why == "" {
 		log.Info("the host is no longer going away: its containers are advertised again")

@@ -122,6 +122,8 @@ type Registrator struct {
 	syncCh  chan struct{} // a full sync is wanted; capacity 1 merges requests
 	synced  chan struct{} // closed after the first full sync
 	readyCh chan struct{} // closed when Ready turns true
+	// selfWake makes the heartbeat beat now (capacity 1): the host's drain began or ended.
+	selfWake chan struct{}
 
 	node      atomic.Pointer[string]
 	ready     atomic.Bool
@@ -176,7 +178,8 @@ func New(docker Docker, agent Agent, cfg Config) *Registrator {
 		syncCh: make(chan struct{}, 1),
 		synced: make(chan struct{}),
 
-		readyCh: make(chan struct{}),
+		readyCh:  make(chan struct{}),
+		selfWake: make(chan struct{}, 1),
 	}
 	r.node.Store(new(string))
 	r.metrics = newMetrics(r, cfg.Metrics)

@@ -60,9 +60,18 @@ func (r *Registrator) heartbeat(ctx context.Context) error {
 	defer t.Stop()
 	ready := r.readyCh
 	for {
-		h.beat(ctx, r.selfState())
+		if why := r.store.hostDrain().why; why != "" {
+			// The host is going away and its services have left: so does the daemon's own, so that
+			// a host ending is not an alert that its daemon is down.
+			h.leave(ctx, why)
+		} else {
+			h.beat(ctx, r.selfState())
+		}
 		select {
 		case <-ctx.Done():
+			if !h.registered && h.left {
+				return ctx.Err() // left with the host
+			}
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
 			h.beat(sctx, health.State{Status: health.Critical, Output: "stopped at " + time.Now().UTC().Format(time.RFC3339) +
@@ -71,6 +80,7 @@ func (r *Registrator) heartbeat(ctx context.Context) error {
 		case <-t.C:
 		case <-ready: // passing at once, not a heartbeat later
 			ready = nil
+		case <-r.selfWake:
 		}
 	}
 }
@@ -78,6 +88,7 @@ func (r *Registrator) heartbeat(ctx context.Context) error {
 type selfBeat struct {
 	r          *Registrator
 	svc        desired.Service
+	left       bool // deregistered because the host is going away
 	registered bool
 	gen        uint64 // the agent's TokenGeneration it was registered under
 	failed     string // the last failure, logged once
@@ -108,7 +119,25 @@ func (h *selfBeat) beat(ctx context.Context, st health.State) {
 	}
 }
 
+// leave deregisters the daemon's own service, once, while the host is going away.
+func (h *selfBeat) leave(ctx context.Context, why string) {
+	if h.left {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.r.cfg.SelfTTL/3)
+	defer cancel()
+	if err := h.r.agent.Deregister(ctx, h.svc.ID); err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn("the daemon's own service could not leave with the host's", "err", err)
+		}
+		return
+	}
+	h.left, h.registered = true, false
+	h.log.Info("the daemon's own service left: the host is going away", "why", why)
+}
+
 func (h *selfBeat) write(ctx context.Context, id string, st health.State) error {
+	h.left = false
 	// Registered again under a new token: the agent syncs the check to the catalog with the token the
 	// service was registered with, and an alert reads the catalog.
 	if r, ok := h.r.agent.(TokenRotator); ok && r.TokenGeneration() != h.gen {
