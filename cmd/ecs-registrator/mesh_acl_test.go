@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -59,13 +56,7 @@ func startSecuredMesh(t *testing.T, roles map[string]testenv.IAMRole) *securedMe
 		BindName: "${entity_tags." + serviceNameTag + "}"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	static := filepath.Join(t.TempDir(), "ecs-registrator")
-	build := exec.Command("go", "build", "-o", static, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("static build: %v\n%s", err, out)
-	}
-	m.image = testenv.BuildMeshProxy(t, docker, static)
+	m.image = buildProxyImage(t, docker)
 	// The daemon's own token: ACLs deny by default, and no policy of its own limits the names (the
 	// rogue below is registered; Consul's identities are what stop it).
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
@@ -82,38 +73,14 @@ func (m *securedMesh) task(name, key string, labels map[string]string) (app, pro
 		"Expiration": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
 	app = testenv.Start(t, m.docker, testenv.Workload{Name: fmt.Sprintf("ecsr-aclmesh-%s-%d", name, testenv.FreePort(t)), TCP: []int{8080},
 		Labels: labels, Env: []string{"CREDENTIALS=" + string(creds)}})
-	cfg := &container.Config{Image: m.image, Env: []string{"CONSUL_HTTP_ADDR=" + m.addr, "AWS_REGION=us-east-1",
+	proxy = startProxy(t, m.docker, m.image, app, []string{"CONSUL_HTTP_ADDR=" + m.addr, "AWS_REGION=us-east-1",
 		"AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:8080/creds", "AWS_ENDPOINT_URL_STS=" + m.iam.URL, "AWS_ENDPOINT_URL_IAM=" + m.iam.URL},
-		Cmd: []string{"/ecs-registrator", "sidecar-for", "-wait", "30s", "-token-check", "1s", "-consul-iam-auth-method", meshAuthMethod,
-			"-consul-iam-server-id", meshServerID, "--", "/consul", "connect", "proxy"}}
-	resp, err := m.docker.ContainerCreate(t.Context(), cfg, &container.HostConfig{NetworkMode: container.NetworkMode("container:" + app)}, nil, nil, "")
-	if err != nil {
-		t.Fatalf("create proxy: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if t.Failed() {
-			t.Logf("proxy of %s:\n%s", name, m.logs(ctx, resp.ID))
-		}
-		if err := m.docker.ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true}); err != nil {
-			t.Errorf("remove the proxy of %s: %v", name, err)
-		}
-	})
-	if err := m.docker.ContainerStart(t.Context(), resp.ID, container.StartOptions{}); err != nil {
-		t.Fatalf("start proxy: %v", err)
-	}
-	return app, resp.ID
+		"-wait", "30s", "-token-check", "1s", "-consul-iam-auth-method", meshAuthMethod, "-consul-iam-server-id", meshServerID)
+	return app, proxy
 }
 
 func (m *securedMesh) logs(ctx context.Context, id string) string {
-	logs, err := m.docker.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
-	if err != nil {
-		return err.Error()
-	}
-	defer logs.Close()
-	out, _ := io.ReadAll(logs)
-	return string(out)
+	return containerLogs(ctx, m.docker, id)
 }
 
 // proxyTokens are the tokens the proxies' logins made that Consul still holds.

@@ -33,14 +33,7 @@ func TestConnectMeshEndToEnd(t *testing.T) {
 	consul := testenv.StartConsulReachable(t, gw)
 	a := consul.API()
 
-	// The proxy image has no libc: a static build of the daemon, beside the race-enabled one.
-	static := filepath.Join(t.TempDir(), "ecs-registrator")
-	build := exec.Command("go", "build", "-o", static, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("static build: %v\n%s", err, out)
-	}
-	proxyImage := testenv.BuildMeshProxy(t, docker, static)
+	proxyImage := buildProxyImage(t, docker)
 
 	// -internal: the built-in proxy listens where its registration says, so that must be an address
 	// of the container's own namespace (Envoy binds the bind_address and bind_port the daemon gives it).
@@ -54,8 +47,9 @@ func TestConnectMeshEndToEnd(t *testing.T) {
 	caller := testenv.Start(t, docker, testenv.Workload{Name: fmt.Sprintf("ecsr-mesh-client-%d", suffix), TCP: []int{8080},
 		Labels: map[string]string{"SERVICE_NAME": "client", "SERVICE_CONNECT": "true", "SERVICE_CONNECT_UPSTREAMS": "orders:9191"}})
 	consulAddr := fmt.Sprintf("%s:%d", gw, consul.HTTP)
-	startProxy(t, docker, proxyImage, orders, consulAddr)
-	startProxy(t, docker, proxyImage, caller, consulAddr)
+	for _, app := range []string{orders, caller} {
+		startProxy(t, docker, proxyImage, app, []string{"CONSUL_HTTP_ADDR=" + consulAddr}, "-wait", "30s")
+	}
 
 	// Both services and both sidecars pass: the sidecars' checks are Consul's own (the public
 	// listener's TCP check and an alias of the service).
@@ -178,14 +172,27 @@ func TestConnectMeshEndToEnd(t *testing.T) {
 	}
 }
 
-// startProxy runs Consul's built-in proxy in app's network namespace, finding its registration with
-// sidecar-for: the container's hostname is app's.
-func startProxy(t *testing.T, docker *client.Client, image, app, consulAddr string) {
+// buildProxyImage builds the image of Consul's built-in proxy with sidecar-for in it. The image has
+// no libc: a static build of the daemon, beside the race-enabled one.
+func buildProxyImage(t *testing.T, docker *client.Client) string {
 	t.Helper()
-	cfg := &container.Config{Image: image, Env: []string{"CONSUL_HTTP_ADDR=" + consulAddr},
-		Cmd: []string{"/ecs-registrator", "sidecar-for", "-wait", "30s", "--", "/consul", "connect", "proxy"}}
-	hc := &container.HostConfig{NetworkMode: container.NetworkMode("container:" + app)}
-	resp, err := docker.ContainerCreate(t.Context(), cfg, hc, nil, nil, "")
+	static := filepath.Join(t.TempDir(), "ecs-registrator")
+	build := exec.Command("go", "build", "-o", static, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("static build: %v\n%s", err, out)
+	}
+	return testenv.BuildMeshProxy(t, docker, static)
+}
+
+// startProxy runs Consul's built-in proxy in app's network namespace, found with `sidecar-for
+// <args> -- /consul connect proxy` (the container's hostname is app's), and returns its container
+// ID. Its log is shown when the test fails.
+func startProxy(t *testing.T, docker *client.Client, image, app string, env []string, args ...string) string {
+	t.Helper()
+	cmd := append(append([]string{"/ecs-registrator", "sidecar-for"}, args...), "--", "/consul", "connect", "proxy")
+	resp, err := docker.ContainerCreate(t.Context(), &container.Config{Image: image, Env: env, Cmd: cmd},
+		&container.HostConfig{NetworkMode: container.NetworkMode("container:" + app)}, nil, nil, "")
 	if err != nil {
 		t.Fatalf("create proxy: %v", err)
 	}
@@ -195,11 +202,7 @@ func startProxy(t *testing.T, docker *client.Client, image, app, consulAddr stri
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if t.Failed() {
-			if logs, err := docker.ContainerLogs(ctx, resp.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true}); err == nil {
-				out, _ := io.ReadAll(logs)
-				logs.Close()
-				t.Logf("proxy for %.12s:\n%s", app, out)
-			}
+			t.Logf("proxy for %.12s:\n%s", app, containerLogs(ctx, docker, resp.ID))
 		}
 		if err := docker.ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true}); err != nil {
 			t.Errorf("remove the proxy for %.12s: %v", app, err)
@@ -208,6 +211,18 @@ func startProxy(t *testing.T, docker *client.Client, image, app, consulAddr stri
 	if err := docker.ContainerStart(t.Context(), resp.ID, container.StartOptions{}); err != nil {
 		t.Fatalf("start proxy: %v", err)
 	}
+	return resp.ID
+}
+
+// containerLogs is a container's output so far, or why it cannot be read.
+func containerLogs(ctx context.Context, docker *client.Client, id string) string {
+	logs, err := docker.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		return err.Error()
+	}
+	defer logs.Close()
+	out, _ := io.ReadAll(logs)
+	return string(out)
 }
 
 func passing(t *testing.T, a *api.Client, name string) int {
