@@ -53,7 +53,7 @@ type applier struct {
 	reads     atomic.Uint64 // reads of the agent started (observation.read)
 	merged    atomic.Uint64 // the number of the newest read merged (observation.read)
 	rounds    atomic.Uint64 // rounds started
-	idleRound atomic.Uint64 // the number of the last round that had nothing to write
+	doneRound atomic.Uint64 // the number of the last round that tried every write it planned
 }
 
 // ttlPush is the last status written to a mirror check, and when.
@@ -277,10 +277,10 @@ func (a *applier) round(ctx context.Context) (down bool) {
 			delete(a.failing, key) // no longer wanted: nothing to retry
 		}
 	}
-	writes, err := a.apply(ctx, p, in.records)
+	err := a.apply(ctx, p, in.records)
 	a.publish(p)
-	if err == nil && writes == 0 {
-		a.idleRound.Store(n)
+	if err == nil {
+		a.doneRound.Store(n)
 	}
 	return err != nil
 }
@@ -313,21 +313,20 @@ func (a *applier) due(key string, s *desired.Service, now time.Time) bool {
 	return !ok || !f.next.After(now) || (s != nil && f.svc != nil && !f.svc.Equal(*s))
 }
 
-// apply carries a plan out and counts the writes it tried. A write the agent refuses is that
-// service's problem, retried with backoff; a write that does not reach the agent stops the round.
-func (a *applier) apply(ctx context.Context, p plan, records map[string]*record) (writes int, err error) {
+// apply carries a plan out. A write the agent refuses is that service's problem, retried with
+// backoff; a write that does not reach the agent stops the round.
+func (a *applier) apply(ctx context.Context, p plan, records map[string]*record) error {
 	now := time.Now()
 	for _, sid := range p.deregister {
 		if !a.due(opDeregister+sid, nil, now) {
 			continue
 		}
 		e := a.held[sid]
-		writes++
 		if ok, err := a.write(ctx, opDeregister+sid, e.ContainerID, nil, errConsulDereg, func(ctx context.Context) error {
 			return a.agent.Deregister(ctx, sid)
 		}); !ok {
 			if err != nil {
-				return writes, err
+				return err
 			}
 			continue
 		}
@@ -347,12 +346,11 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 		if !a.due(opRegister+s.ID, &s, now) {
 			continue
 		}
-		writes++
 		if ok, err := a.write(ctx, opRegister+s.ID, s.ContainerID, &s, errConsulRegister, func(ctx context.Context) error {
 			return a.agent.Register(ctx, s, p.replaces[s.ID])
 		}); !ok {
 			if err != nil {
-				return writes, err
+				return err
 			}
 			continue
 		}
@@ -374,12 +372,11 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 		if !held || !a.due(opMaintain+m.id, nil, now) {
 			continue
 		}
-		writes++
 		if ok, err := a.write(ctx, opMaintain+m.id, h.ContainerID, nil, errConsulRegister, func(ctx context.Context) error {
 			return a.agent.Maintain(ctx, m.id, m.note)
 		}); !ok {
 			if err != nil {
-				return writes, err
+				return err
 			}
 			continue
 		}
@@ -393,12 +390,11 @@ func (a *applier) apply(ctx context.Context, p plan, records map[string]*record)
 		if _, ok := a.held[sid]; !ok || !a.due(opTTL+m.checkID, nil, now) {
 			continue // its registration failed, or the agent refused the update a moment ago
 		}
-		writes++
 		if err := a.push(ctx, sid, m.checkID, m.state); err != nil {
-			return writes, err
+			return err
 		}
 	}
-	return writes, nil
+	return nil
 }
 
 // write makes one write, bounded by writeTimeout, and keeps the books on its failure under key: ok

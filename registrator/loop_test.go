@@ -41,6 +41,19 @@ func startLoop(t *testing.T, d *fakeDocker, a *fakeAgent, mod ...func(*Config)) 
 // runLoop is startLoop with the Agent the registrator is given (a wrapper of a, or a itself).
 func runLoop(t *testing.T, d *fakeDocker, a *fakeAgent, agent Agent, mod ...func(*Config)) *loop {
 	t.Helper()
+	l := launchLoop(t, d, a, agent, mod...)
+	// Bubble time: readiness is polled every 20ms by the daemon itself.
+	for deadline := time.Now().Add(time.Minute); !l.r.Ready(); l.after(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not ready after a minute")
+		}
+	}
+	return l
+}
+
+// launchLoop is runLoop without waiting until the registrator is ready.
+func launchLoop(t *testing.T, d *fakeDocker, a *fakeAgent, agent Agent, mod ...func(*Config)) *loop {
+	t.Helper()
 	if d == nil {
 		d = newFakeDocker()
 	}
@@ -70,12 +83,6 @@ func runLoop(t *testing.T, d *fakeDocker, a *fakeAgent, agent Agent, mod ...func
 			t.Logf("registrator log:\n%s", logs.String())
 		}
 	})
-	// Bubble time: readiness is polled every 20ms by the daemon itself.
-	for deadline := time.Now().Add(time.Minute); !r.Ready(); l.after(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("not ready after a minute")
-		}
-	}
 	return l
 }
 
@@ -129,6 +136,43 @@ func TestLoopRegistersAndDeregisters(t *testing.T) {
 		}
 		if got := l.a.log(); !slices.Equal(got, []string{"register " + sid, "deregister " + sid}) {
 			t.Errorf("writes = %q", got)
+		}
+	})
+}
+
+// Readiness waits for the containers Docker listed at the first sync, and not for those that come
+// after: on a host where containers never stop coming and going, a queue that is never empty must
+// not keep the daemon unready. Here Docker holds one container's inspect from each group.
+func TestLoopReadyWaitsForTheFirstSyncOnly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newFakeDocker()
+		d.start(webSpec("c0", "web-0"))
+		d.start(webSpec("c1", "web-1"))
+		listed, later := make(chan struct{}), make(chan struct{})
+		d.hold["c0"], d.hold["c2"] = listed, later
+		a := newFakeAgent()
+		l := launchLoop(t, d, a, a)
+		l.settle() // the first sync is done; readiness is polled on a 20 ms tick, which has not come yet
+		l.d.start(webSpec("c2", "web-2"))
+		l.after(time.Second)
+		if l.r.Ready() {
+			t.Fatal("ready while a container listed at the first sync waits for its inspect")
+		}
+		if _, ok := l.a.service("node1:web-1:8080"); !ok {
+			t.Fatal("the listed container Docker answers for is not registered")
+		}
+		close(listed)
+		l.after(100 * time.Millisecond)
+		if !l.r.Ready() {
+			t.Fatal("not ready once every container listed at the first sync is evaluated: waits for one started later")
+		}
+		if _, ok := l.a.service("node1:web-0:8080"); !ok {
+			t.Fatal("ready before a listed container is registered")
+		}
+		close(later)
+		l.settle()
+		if _, ok := l.a.service("node1:web-2:8080"); !ok {
+			t.Fatal("the later container is not registered once Docker answers")
 		}
 	})
 }

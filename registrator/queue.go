@@ -17,6 +17,9 @@ type queue struct {
 	timers     map[string]*time.Timer
 	failures   map[string]int
 	shutdown   bool
+	// marked are the keys waiting or in hand when mark was called, each true once a worker has taken
+	// it since; a key leaves when that worker is done. nil: no mark.
+	marked map[string]bool
 }
 
 func newQueue() *queue {
@@ -105,6 +108,9 @@ func (q *queue) get() (key string, ok bool) {
 	key, q.order = q.order[0], q.order[1:]
 	delete(q.dirty, key)
 	q.processing[key] = true
+	if _, ok := q.marked[key]; ok {
+		q.marked[key] = true
+	}
 	return key, true
 }
 
@@ -113,6 +119,9 @@ func (q *queue) done(key string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	delete(q.processing, key)
+	if q.marked[key] {
+		delete(q.marked, key)
+	}
 	if q.dirty[key] && !q.shutdown {
 		q.order = append(q.order, key)
 		q.cond.Signal()
@@ -126,11 +135,28 @@ func (q *queue) len() int {
 	return len(q.order)
 }
 
-// idle reports whether no key waits and no worker is busy.
-func (q *queue) idle() bool {
+// mark notes every key waiting or in hand now; passed reports when each has been taken by a worker
+// since and handled. Keys added later do not hold it up, so a host whose containers never stop
+// churning still gets past it.
+func (q *queue) mark() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.order) == 0 && len(q.processing) == 0
+	q.marked = map[string]bool{}
+	for k := range q.dirty {
+		q.marked[k] = false
+	}
+	for k := range q.processing {
+		if !q.dirty[k] {
+			q.marked[k] = true // in hand and not added since: its worker's done is enough
+		}
+	}
+}
+
+// passed reports whether every key noted by mark has been handled since.
+func (q *queue) passed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.marked != nil && len(q.marked) == 0
 }
 
 // shutDown wakes every get; keys still waiting are dropped (a restart re-lists everything anyway).

@@ -160,3 +160,39 @@ func TestQueueRetryNowSkipsGrownDelays(t *testing.T) {
 		q.shutDown()
 	})
 }
+
+func TestQueueMarkPassesOnKeysQueuedBeforeIt(t *testing.T) {
+	t.Parallel()
+	q := newQueue()
+	if q.passed() {
+		t.Fatal("passed before any mark")
+	}
+	q.add("a")
+	q.add("b")
+	k, _ := q.get() // a in hand
+	q.add("a")      // and added again while in hand
+	q.mark()
+	q.add("c") // after the mark: not waited for
+	q.done(k)  // a's old handling is not enough: it was added again before the mark
+	if q.passed() {
+		t.Fatal("passed while a and b wait")
+	}
+	for _, want := range []string{"b", "c"} {
+		if k, _ := q.get(); k != want {
+			t.Fatalf("got %q, want %q", k, want)
+		}
+		q.done(want)
+	}
+	if q.passed() {
+		t.Fatal("passed while a waits")
+	}
+	k, _ = q.get()
+	q.add("c")
+	if q.passed() {
+		t.Fatal("passed while a is in hand")
+	}
+	q.done(k)
+	if !q.passed() {
+		t.Fatal("not passed once a and b are handled, with c waiting again")
+	}
+}

@@ -33,21 +33,20 @@ func (a *applier) news(o, last observation) bool {
 	return o.seq != last.seq || !o.state.Equal(last.state) || a.merged.Load() != last.read
 }
 
-// waitIdle waits until settled says every queued container is evaluated and then a round finds
-// nothing left to write; kick asks for a round.
-func (a *applier) waitIdle(ctx context.Context, settled func() bool, kick func()) error {
+// waitSettled waits until settled reports every container queued at the first sync evaluated, and
+// then for a round, begun after that, that tried every write it planned; kick asks for a round. A
+// write the agent refused waits in its backoff, the container's problem, not the daemon's.
+func (a *applier) waitSettled(ctx context.Context, settled func() bool, kick func()) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	var after uint64
 	asked := false
 	for {
 		switch {
-		case !settled():
-			asked = false
-		case !asked:
+		case !asked && settled():
 			after, asked = a.rounds.Load(), true
 			kick()
-		case a.idleRound.Load() > after:
+		case asked && a.doneRound.Load() > after:
 			return nil
 		}
 		select {

@@ -51,6 +51,7 @@ func (r *Registrator) syncLoop(ctx context.Context) error {
 		}
 		b.Reset()
 		if r.syncCount.Add(1) == 1 {
+			r.queue.mark()
 			close(r.synced)
 		}
 	}
@@ -63,8 +64,10 @@ func (r *Registrator) becomeReady(ctx context.Context, started time.Time) error 
 		return ctx.Err()
 	case <-r.synced:
 	}
-	// Every queued container evaluated, then a round of the applier with nothing left to write.
-	if err := r.applier.waitIdle(ctx, r.queue.idle, r.store.notify); err != nil {
+	// Every container queued by then evaluated, and a round of the applier after that. Containers
+	// that come and go meanwhile do not hold it up: on a host that never stops churning, waiting
+	// for a queue with nothing in it would never end.
+	if err := r.applier.waitSettled(ctx, r.queue.passed, r.store.notify); err != nil {
 		return err
 	}
 	r.ready.Store(true)
