@@ -67,6 +67,11 @@ type Problem struct {
 	Key     string
 	Message string
 	Error   bool
+	// Target marks an error that refuses where a check is aimed or what it sends (an address of the
+	// host's, a UDP port, a writing method, a header that speaks for the host): unlike a malformed
+	// value, such a check was registered as asked by gliderlabs/registrator. The pre-flight reads it,
+	// so that its report does not depend on the wording of Message.
+	Target bool
 }
 
 var (
@@ -115,6 +120,10 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target,
 	var probs []Problem
 	bad := func(k, format string, args ...any) {
 		probs = append(probs, Problem{Key: label(k), Message: fmt.Sprintf(format, args...), Error: true})
+	}
+	// refuse is bad for a check whose target or request is refused (see Problem.Target).
+	refuse := func(k, format string, args ...any) {
+		probs = append(probs, Problem{Key: label(k), Message: fmt.Sprintf(format, args...), Error: true, Target: true})
 	}
 	warn := func(k, format string, args ...any) {
 		probs = append(probs, Problem{Key: label(k), Message: fmt.Sprintf(format, args...)})
@@ -196,14 +205,14 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target,
 	// A probe goes to the service's own address; an address that is the host's instead keeps it out.
 	targetOK := func(k string) bool {
 		if why := t.refusal(rules.LoopbackTargets); why != "" {
-			bad(k, "cannot probe %s: %s", t.hostPort(), why)
+			refuse(k, "cannot probe %s: %s", t.hostPort(), why)
 			return false
 		}
 		return true
 	}
 	network := func(k string) bool {
 		if t.Proto == "udp" {
-			bad(k, "a %s check cannot probe UDP port %d", strings.TrimPrefix(k, "CHECK_"), t.Port)
+			refuse(k, "a %s check cannot probe UDP port %d", strings.TrimPrefix(k, "CHECK_"), t.Port)
 			return false
 		}
 		return targetOK(k)
@@ -215,7 +224,7 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target,
 		case !methodRE.MatchString(m):
 			bad(k, "not an HTTP method: %q", m)
 		case !slices.Contains(checkMethods, m):
-			bad(k, "method %s is refused: a check may only read (GET, HEAD or OPTIONS); Consul sends it from the host, where a PUT is what fetches an instance metadata token", m)
+			refuse(k, "method %s is refused: a check may only read (GET, HEAD or OPTIONS); Consul sends it from the host, where a PUT is what fetches an instance metadata token", m)
 		}
 		return m
 	}
@@ -235,7 +244,7 @@ func FromLabels(keys map[string]string, label func(key string) string, t Target,
 		}
 		name = http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
 		if why := headerRefusal(name); why != "" {
-			bad(k, "header %s is refused: %s", name, why)
+			refuse(k, "header %s is refused: %s", name, why)
 			continue
 		}
 		if credentialHeader(name) {

@@ -212,3 +212,31 @@ func TestHTTPChecksDisableRedirects(t *testing.T) {
 		t.Errorf("a TCP check's definition mentions redirects: %s", b)
 	}
 }
+
+// A refused target or request is marked Target, a malformed value is not: the pre-flight tells the
+// two apart by the mark, never by a message's words.
+func TestFromLabelsTargetMarksRefusals(t *testing.T) {
+	t.Parallel()
+	host := Target{ServiceID: "s", Address: "169.254.169.254", Port: 80, Proto: "tcp"}
+	udp := Target{ServiceID: "s", Address: "10.0.0.5", Port: 53, Proto: "udp"}
+	for _, tc := range []struct {
+		name   string
+		keys   map[string]string
+		t      Target
+		target bool
+	}{
+		{"host address", map[string]string{"CHECK_HTTP": "/h"}, host, true},
+		{"UDP port", map[string]string{"CHECK_TCP": "true"}, udp, true},
+		{"writing method", map[string]string{"CHECK_HTTP": "/h", "CHECK_METHOD": "PUT"}, target, true},
+		{"Host header", map[string]string{"CHECK_HTTP": "/h", "CHECK_HEADER_HOST": "x"}, target, true},
+		{"not a method", map[string]string{"CHECK_HTTP": "/h", "CHECK_METHOD": "get it"}, target, false},
+		{"not a header", map[string]string{"CHECK_HTTP": "/h", "CHECK_HEADER_BAD.NAME": "x"}, target, false},
+		{"not a path", map[string]string{"CHECK_HTTP": "health"}, target, false},
+		{"bad interval", map[string]string{"CHECK_TCP": "true", "CHECK_INTERVAL": "soon"}, target, false},
+	} {
+		_, probs := FromLabels(tc.keys, label, tc.t, Rules{})
+		if len(probs) != 1 || !probs[0].Error || probs[0].Target != tc.target {
+			t.Errorf("%s: problems %+v, want one error with Target %v", tc.name, probs, tc.target)
+		}
+	}
+}

@@ -196,7 +196,7 @@ func Desired(c Container, o Options) Result {
 			continue
 		}
 		if ids[s.ID] {
-			r.errorf(idKey, "service ID %q is used by more than one port; give each port its own SERVICE_<port>_ID; port %d kept out", s.ID, e.port)
+			r.diffErrorf(DiffIDSeveralPorts, idKey, "service ID %q is used by more than one port; give each port its own SERVICE_<port>_ID; port %d kept out", s.ID, e.port)
 			continue
 		}
 		ids[s.ID] = true
@@ -283,7 +283,8 @@ func ignored(v, label string, o Options, r *Result) (ignore bool, why string) {
 // A value that is none of these, or an address that is the host's rather than the container's
 // (health.AddressRefusal: link-local, instance metadata, unspecified, multicast, loopback), keeps the
 // container out with why: its owner asked for an address this daemon cannot give, and every service
-// and check of the container would be there.
+// and check of the container would be there. The pre-flight lists either as DiffCheckTarget:
+// gliderlabs registers the address as it is.
 func addressFromLabel(c Container, o Options, r *Result) (addr, skip string) {
 	if o.IPFromLabel == "" {
 		return "", ""
@@ -295,7 +296,7 @@ func addressFromLabel(c Container, o Options, r *Result) (addr, skip string) {
 	a, _, _ := strings.Cut(v, "/")
 	if ip, err := netip.ParseAddr(a); err == nil {
 		if why := health.AddressRefusal(ip, o.AdvertiseIP.IsLoopback()); why != "" {
-			r.errorf(o.IPFromLabel, "-useIpFromLabel: %s; the container is kept out", why)
+			r.diffErrorf(DiffCheckTarget, o.IPFromLabel, "-useIpFromLabel: %s; the container is kept out", why)
 			return "", "the -useIpFromLabel address is refused"
 		}
 		return ip.Unmap().String(), ""
@@ -303,12 +304,17 @@ func addressFromLabel(c Container, o Options, r *Result) (addr, skip string) {
 	if !strings.Contains(v, "/") && hostnameRE.MatchString(v) && len(v) <= maxNameLen {
 		return v, ""
 	}
-	r.errorf(o.IPFromLabel, "-useIpFromLabel: %q is not an IP address, CIDR or host name; the container is kept out", v)
+	r.diffErrorf(DiffCheckTarget, o.IPFromLabel, "-useIpFromLabel: %q is not an IP address, CIDR or host name; the container is kept out", v)
 	return "", "the -useIpFromLabel label has a bad value"
 }
 
 func (r *Result) errorf(key, format string, args ...any) {
-	r.add(Problem{Severity: SeverityError, Key: key, Message: fmt.Sprintf(format, args...)})
+	r.diffErrorf("", key, format, args...)
+}
+
+// diffErrorf is errorf for a problem the pre-flight lists as diff (Problem.Diff).
+func (r *Result) diffErrorf(diff, key, format string, args ...any) {
+	r.add(Problem{Severity: SeverityError, Key: key, Message: fmt.Sprintf(format, args...), Diff: diff})
 }
 
 func (r *Result) warnf(key, format string, args ...any) {
@@ -347,7 +353,11 @@ func addChecks(s *Service, c Container, o Options, l labels, e endpoint, r *Resu
 	failed := false
 	for _, p := range probs {
 		if p.Error {
-			r.errorf(p.Key, "%s; port %d kept out", p.Message, e.port)
+			diff := ""
+			if p.Target {
+				diff = DiffCheckTarget
+			}
+			r.diffErrorf(diff, p.Key, "%s; port %d kept out", p.Message, e.port)
 			failed = true
 		} else {
 			r.warnf(p.Key, "%s", p.Message)

@@ -191,6 +191,10 @@ type Problem struct {
 	// Refused is what the registration policy refused (RefusedName, RefusedID, RefusedMesh), "" for
 	// a problem of the container's own input.
 	Refused string `json:"refused,omitempty"`
+	// Diff is the pre-flight's kind of Difference (DiffIDSeveralPorts, DiffCheckTarget) when this
+	// daemon keeps out what gliderlabs/registrator registered as asked, "" otherwise. It is set where
+	// the problem is made, so that rewording a message does not change the pre-flight's report.
+	Diff string `json:"-"`
 }
 
 func (p Problem) String() string {

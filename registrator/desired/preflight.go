@@ -74,7 +74,8 @@ func Preflight(c Container, o Options, ipGiven bool) []Difference {
 		add(DiffCheckMeta, strings.Join(checkMeta, ","), "gliderlabs copies check_* keys into Meta; here they are not")
 	}
 
-	// What evaluating them refused or reported.
+	// What evaluating them refused or reported. The kind is the one the problem was made with
+	// (Problem.Diff), never read from its message, which may be reworded.
 	for _, p := range res.Problems {
 		if p.Severity != SeverityError || p.Refused != "" {
 			continue
@@ -82,10 +83,9 @@ func Preflight(c Container, o Options, ipGiven bool) []Difference {
 		switch k := strings.ToUpper(p.Key); {
 		case strings.HasSuffix(k, "CHECK_SCRIPT") || strings.HasSuffix(k, "CHECK_CMD"):
 			// listed above
-		case strings.Contains(p.Message, "used by more than one port"):
+		case p.Diff == DiffIDSeveralPorts:
 			add(DiffIDSeveralPorts, p.Key, "gliderlabs registers every port under it, the last write wins; here the first port keeps it: %s", p.Message)
-		case strings.Contains(p.Message, "is refused") || strings.Contains(p.Message, "cannot probe") ||
-			o.IPFromLabel != "" && p.Key == o.IPFromLabel:
+		case p.Diff == DiffCheckTarget:
 			add(DiffCheckTarget, p.Key, "gliderlabs registers it; here it is kept out: %s", p.Message)
 		default:
 			add(DiffBadValue, p.Key, "gliderlabs passes it on as it is (Consul may refuse the registration, or the value is lost); here the service is kept out, saying why: %s", p.Message)

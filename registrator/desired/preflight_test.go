@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"cmp"
 	"net/netip"
 	"os"
 	"regexp"
@@ -145,5 +146,72 @@ func TestPreflightHostBindingWithoutIP(t *testing.T) {
 	}
 	if strings.Join(kinds, ";") != DiffHostBinding+" 9090/tcp" {
 		t.Errorf("without -ip: %v", kinds)
+	}
+}
+
+// The kind of a refusal is set where the problem is made, not read from its message: each problem
+// gliderlabs would have registered as asked carries its kind on the Problem itself, and the pre-flight
+// lists exactly that kind for its key. A value that merely contains the words of a refusal is still a
+// bad value.
+func TestPreflightKindIsTheProblems(t *testing.T) {
+	t.Parallel()
+	pub := []Port{{Port: 8080, Proto: "tcp", HostIP: "0.0.0.0", HostPort: 32768}}
+	ctr := func(ports []Port, kv ...string) Container {
+		labels := map[string]string{"SERVICE_NAME": "web"}
+		for i := 0; i < len(kv); i += 2 {
+			labels[kv[i]] = kv[i+1]
+		}
+		return Container{ID: "id-web", Name: "web", Image: "team/web:1", Labels: labels, Running: true,
+			NetworkMode: "bridge", IPs: []netip.Addr{netip.MustParseAddr(glCIP)}, Ports: ports}
+	}
+	withIPLabel := glOptions()
+	withIPLabel.IPFromLabel = "com.example.ip"
+	for _, tc := range []struct {
+		name string
+		c    Container
+		o    Options
+		key  string // the key of the error Problem
+		diff string // its Diff; the pre-flight lists that kind for key, or DiffBadValue for ""
+	}{
+		{"check address not an IP", ctr(pub, "com.example.ip", "instance-data.ec2.internal", "SERVICE_CHECK_HTTP", "/"), withIPLabel,
+			"SERVICE_CHECK_HTTP", DiffCheckTarget},
+		{"TCP check on a UDP port", ctr([]Port{{Port: 53, Proto: "udp", HostIP: "0.0.0.0", HostPort: 5353}}, "SERVICE_CHECK_TCP", "true"), glOptions(),
+			"SERVICE_CHECK_TCP", DiffCheckTarget},
+		{"writing method", ctr(pub, "SERVICE_CHECK_HTTP", "/h", "SERVICE_CHECK_METHOD", "PUT"), glOptions(),
+			"SERVICE_CHECK_METHOD", DiffCheckTarget},
+		{"Host header", ctr(pub, "SERVICE_CHECK_HTTP", "/h", "SERVICE_CHECK_HEADER_host", "metadata"), glOptions(),
+			"SERVICE_CHECK_HEADER_host", DiffCheckTarget},
+		{"-useIpFromLabel at instance metadata", ctr(pub, "com.example.ip", "169.254.169.254"), withIPLabel,
+			"com.example.ip", DiffCheckTarget},
+		{"-useIpFromLabel not an address", ctr(pub, "com.example.ip", "not/an-address"), withIPLabel,
+			"com.example.ip", DiffCheckTarget},
+		{"one SERVICE_ID on two ports", ctr(append(pub, Port{Port: 8443, Proto: "tcp", HostIP: "0.0.0.0", HostPort: 32769}), "SERVICE_ID", "dup-1"), glOptions(),
+			"SERVICE_ID", DiffIDSeveralPorts},
+		{"bad value with a refusal's words", ctr(pub, "SERVICE_CHECK_TCP", "true", "SERVICE_CHECK_INITIAL_STATUS", "is refused, cannot probe"), glOptions(),
+			"SERVICE_CHECK_INITIAL_STATUS", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var found []Problem
+			for _, p := range Desired(tc.c, tc.o).Problems {
+				if p.Severity == SeverityError && p.Key == tc.key {
+					found = append(found, p)
+				}
+			}
+			if len(found) != 1 || found[0].Diff != tc.diff {
+				t.Fatalf("error problems on %s: %+v, want one with Diff %q", tc.key, found, tc.diff)
+			}
+			// Kinds that come from the key itself (custom-id for SERVICE_ID) are not the problem's.
+			fromProblems := []string{DiffCheckTarget, DiffIDSeveralPorts, DiffBadValue}
+			var kinds []string
+			for _, d := range Preflight(tc.c, tc.o, true) {
+				if d.Key == tc.key && slices.Contains(fromProblems, d.Kind) {
+					kinds = append(kinds, d.Kind)
+				}
+			}
+			if want := cmp.Or(tc.diff, DiffBadValue); !slices.Equal(kinds, []string{want}) {
+				t.Errorf("pre-flight kinds for %s: %v, want %s", tc.key, kinds, want)
+			}
+		})
 	}
 }
