@@ -124,6 +124,13 @@ func (p *proxyLogin) due(ctx context.Context) bool {
 	return errors.As(err, &se) && (se.Code == 403 || se.Code == 401) && strings.Contains(se.Body, "ACL not found")
 }
 
+// The signals the container gets that the proxy gets too: those that stop it, after which it is not
+// restarted with a new token, and those it takes as a request (Envoy reopens its logs on SIGUSR1).
+var (
+	stopSignals = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT}
+	passSignals = []os.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2}
+)
+
 // run runs the proxy as a child with the token (CONSUL_HTTP_TOKEN, which `consul connect proxy` and
 // `consul connect envoy` read), passes it the signals the container gets, and logs out when it exits,
 // with its exit status. A token that must be replaced is replaced by a new login, and the proxy is
@@ -132,7 +139,7 @@ func (p *proxyLogin) due(ctx context.Context) bool {
 func (p *proxyLogin) run(path string, argv, env []string, every time.Duration) int {
 	defer p.logout()
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
+	signal.Notify(sigs, append(slices.Clone(stopSignals), passSignals...)...)
 	defer signal.Stop(sigs)
 	base := slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
 		return strings.HasPrefix(kv, "CONSUL_HTTP_TOKEN=") || strings.HasPrefix(kv, "CONSUL_HTTP_TOKEN_FILE=")
@@ -155,7 +162,7 @@ func (p *proxyLogin) run(path string, argv, env []string, every time.Duration) i
 		for {
 			select {
 			case s := <-sigs:
-				stopping = stopping || s != syscall.SIGHUP
+				stopping = stopping || slices.Contains(stopSignals, s)
 				_ = cmd.Process.Signal(s)
 			case <-tick.C:
 				if stopping || restart {
