@@ -9,7 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ecs-registrator/ecs-registrator/internal/promtext"
 )
 
 // fakeHost is a HostLifecycle the test drives.
@@ -46,7 +46,7 @@ const spotNotice = "EC2 Spot interruption notice: terminate at 2000-01-01T00:02:
 func TestLoopHostDrainDeregistersEverythingAndKeepsNewOnesOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		host := newFakeHost()
-		reg := prometheus.NewRegistry()
+		reg := promtext.NewRegistry()
 		l := startLoop(t, nil, nil, func(c *Config) { c.HostLifecycle, c.Metrics, c.Resync = host, reg, 5*time.Second })
 		for _, id := range []string{"c1", "c2", "c3"} {
 			l.d.start(webSpec(id, "web-"+id))
@@ -174,24 +174,13 @@ func hasEvent(evs []Event, source, detail string) bool {
 	return false
 }
 
-func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+func gaugeValue(t *testing.T, reg *promtext.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	m := family(t, reg, name).GetMetric()[0]
+	if g := m.GetGauge(); g != nil {
+		return g.GetValue()
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		m := mf.GetMetric()[0]
-		if g := m.GetGauge(); g != nil {
-			return g.GetValue()
-		}
-		return m.GetCounter().GetValue()
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	return m.GetCounter().GetValue()
 }
 
 // A daemon restarted in maintenance mode on a host that is going away puts what the agent holds into

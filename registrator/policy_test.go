@@ -7,9 +7,12 @@ import (
 	"testing"
 	"testing/synctest"
 
-	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/internal/promtext"
 	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 )
 
@@ -22,7 +25,7 @@ func TestLoopCarriesOutThePolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	synctest.Test(t, func(t *testing.T) {
-		reg := prometheus.NewRegistry()
+		reg := promtext.NewRegistry()
 		l := startLoop(t, nil, nil, func(c *Config) { c.Policy, c.Metrics = pol, reg })
 		task := func(family string, labels ...string) map[string]string {
 			m := map[string]string{ecsmeta.LabelCluster: "prod", ecsmeta.LabelTaskARN: "arn:aws:ecs:eu-west-1:1:task/prod/" + family,
@@ -64,26 +67,35 @@ func TestLoopCarriesOutThePolicy(t *testing.T) {
 	})
 }
 
-// counterValue is the value of a labelled counter (the label's value given), failing when it is not
-// exported.
-func counterValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+// counterValue is the value of a labelled counter (the label's value given), as /metrics serves it,
+// failing when it is not exported.
+func counterValue(t *testing.T, reg *promtext.Registry, name, label, value string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
+	for _, m := range family(t, reg, name).GetMetric() {
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == label && lp.GetValue() == value {
+				return m.GetCounter().GetValue()
 			}
 		}
 	}
 	t.Fatalf("no %s{%s=%q}", name, label, value)
 	return 0
+}
+
+// family is the named metric as Prometheus's own parser reads /metrics.
+func family(t *testing.T, reg *promtext.Registry, name string) *dto.MetricFamily {
+	t.Helper()
+	var b strings.Builder
+	if _, err := reg.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fams[name] == nil {
+		t.Fatalf("no metric %s", name)
+	}
+	return fams[name]
 }

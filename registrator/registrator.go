@@ -11,7 +11,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ecs-registrator/ecs-registrator/internal/promtext"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
@@ -100,7 +100,7 @@ type Config struct {
 	Migrate Migration
 	Logger  *slog.Logger
 	// Metrics, when set, receives the daemon's Prometheus metrics.
-	Metrics prometheus.Registerer
+	Metrics *promtext.Registry
 	// HostLifecycle, when set, drains the whole host while it is going away (hostdrain.go); nil never does.
 	HostLifecycle HostLifecycle
 }

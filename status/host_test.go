@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ecs-registrator/ecs-registrator/internal/promtext"
 )
 
 // DNS rebinding: a request naming a host the attacker controls is refused on every endpoint, saying
@@ -13,7 +13,7 @@ import (
 func TestHostCheck(t *testing.T) {
 	snap := fixture()
 	snap.Daemon.Ready = true
-	h := Handler(fixed{snap}, prometheus.NewRegistry(), "status.ops.internal")
+	h := Handler(fixed{snap}, promtext.NewRegistry(), "status.ops.internal")
 	paths := []string{"/", "/v1/status", "/v1/containers", "/v1/containers/billing", "/healthz", "/readyz", "/metrics", "/nonexistent"}
 	for _, host := range []string{"evil.example", "evil.example:9555", "127.0.0.1.evil.example", "localhost.evil.example:9555",
 		"notlocalhost", "status.ops.internal.evil.example", "[::1].evil.example", "0x7f000001"} {

@@ -6,9 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Source gives the handler what it shows.
@@ -21,7 +18,7 @@ type Source interface {
 // Handler serves the status page, the JSON API, /healthz, /readyz and /metrics. Nothing it serves
 // changes state. Every request's Host must be a loopback name, an IP address or listenHost (the host
 // of the -listen address, "" for none); any other is refused, against DNS rebinding (hostGuard).
-func Handler(src Source, metrics prometheus.Gatherer, listenHost string) http.Handler {
+func Handler(src Source, metrics http.Handler, listenHost string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -48,7 +45,7 @@ func Handler(src Source, metrics prometheus.Gatherer, listenHost string) http.Ha
 		writeJSON(w, http.StatusOK, c)
 	})
 	if metrics != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+		mux.Handle("GET /metrics", metrics)
 	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		snap := snapshot(r, src)

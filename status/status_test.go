@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ecs-registrator/ecs-registrator/internal/promtext"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -256,9 +256,8 @@ func TestFilters(t *testing.T) {
 func TestReadOnlyAndProbes(t *testing.T) {
 	snap := fixture()
 	snap.Daemon.Ready = false
-	reg := prometheus.NewRegistry()
-	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "ecsr_test_total", Help: "test"})
-	reg.MustRegister(c)
+	reg := promtext.NewRegistry()
+	reg.Counter("ecsr_test_total", "test")
 	h := Handler(fixed{snap}, reg, "")
 	if code, _ := get(t, h, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("readyz before the first sync: %d", code)

@@ -24,10 +24,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/docker/docker/client"
 	"github.com/lmittmann/tint"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/internal/promtext"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
 	"github.com/ecs-registrator/ecs-registrator/registrator/consul"
 	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
@@ -368,8 +367,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		"gliderlabs_mode", cfg.core.Gliderlabs, "adopt_gliderlabs", cfg.core.Migrate.Adopt, "cleanup_gliderlabs", cfg.core.Migrate.Cleanup,
 		"policy", policyView(cfg.core.Policy).String())
 
-	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := promtext.NewRegistry()
+	metrics.Runtime()
 	started := time.Now()
 	ecs := ecsmeta.New(ecsmeta.Config{
 		AgentURL: cfg.agentURI,

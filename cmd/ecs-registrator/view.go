@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ecs-registrator/ecs-registrator/ecsmeta"
+	"github.com/ecs-registrator/ecs-registrator/internal/promtext"
 	"github.com/ecs-registrator/ecs-registrator/registrator"
 	"github.com/ecs-registrator/ecs-registrator/registrator/desired"
 	"github.com/ecs-registrator/ecs-registrator/status"
@@ -83,28 +83,25 @@ func adviceLines(a ecsmeta.Advice) []string {
 }
 
 // registerAdviceMetrics exports the host's advisories, which drain nothing, for alerting.
-func registerAdviceMetrics(reg *prometheus.Registry, l *ecsmeta.Lifecycle) {
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecsr_host_rebalance_recommended",
-			Help: "1 while EC2 recommends rebalancing this Spot instance (instance metadata events/recommendations/rebalance)."},
-			func() float64 {
-				if l.Advice().Rebalance.IsZero() {
-					return 0
-				}
-				return 1
-			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecsr_host_scheduled_events",
-			Help: "Scheduled maintenance events for this instance that are not completed or canceled."},
-			func() float64 { return float64(len(l.Advice().Maintenance)) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ecsr_host_notice",
-			Help: "1 while a Spot interruption or Auto Scaling termination notice is in force, drained on yet or not (ecsr_host_draining)."},
-			func() float64 {
-				if _, ok := l.Plan(); ok {
-					return 1
-				}
+func registerAdviceMetrics(reg *promtext.Registry, l *ecsmeta.Lifecycle) {
+	reg.GaugeFunc("ecsr_host_rebalance_recommended",
+		"1 while EC2 recommends rebalancing this Spot instance (instance metadata events/recommendations/rebalance).",
+		func() float64 {
+			if l.Advice().Rebalance.IsZero() {
 				return 0
-			}),
-	)
+			}
+			return 1
+		})
+	reg.GaugeFunc("ecsr_host_scheduled_events", "Scheduled maintenance events for this instance that are not completed or canceled.",
+		func() float64 { return float64(len(l.Advice().Maintenance)) })
+	reg.GaugeFunc("ecsr_host_notice",
+		"1 while a Spot interruption or Auto Scaling termination notice is in force, drained on yet or not (ecsr_host_draining).",
+		func() float64 {
+			if _, ok := l.Plan(); ok {
+				return 1
+			}
+			return 0
+		})
 }
 
 // Ready is /readyz: the first sync is done and the Consul agent answers.
