@@ -126,11 +126,15 @@ func TestDaemonOutageKeepsHealthyServicesPassing(t *testing.T) {
 	})
 	second := startDaemon(t, consul, listen)
 	begin := time.Now()
-	testenv.Eventually(t, 10*time.Second, "the restarted daemon never ready", second.ready)
+	// The correction comes with the first sync, within a second or two. Readiness also waits for
+	// every other container on the shared dockerd to be evaluated, and an inspect Docker holds (a
+	// container of another test being killed and removed) can take that up to the evaluation's 30 s
+	// bound: CI once measured more than 10 s.
+	corrected := testenv.Eventually(t, 3*time.Second, "the container removed during the outage kept its service", func() bool {
+		return services(t, a, goneID) == 0
+	})
+	testenv.Eventually(t, 30*time.Second, "the restarted daemon never ready", second.ready)
 	ready := time.Since(begin)
-	if n := services(t, a, goneID); n != 0 {
-		t.Errorf("the container removed during the outage still has %d services once the daemon is ready", n)
-	}
 	// Passing once the daemon is ready, not a heartbeat (10 s) later.
 	testenv.EventuallyExplain(t, 3*time.Second, func() bool {
 		own = selfCheck(t, a)
@@ -138,8 +142,8 @@ func TestDaemonOutageKeepsHealthyServicesPassing(t *testing.T) {
 	}, func() string {
 		return fmt.Sprintf("the daemon's own check 3 s after the restarted daemon was ready: %+v", own)
 	})
-	t.Logf("restarted: ready (the removed container's service gone) %v after the start, own check passing %v after",
-		ready.Round(time.Millisecond), time.Since(begin).Round(time.Millisecond))
+	t.Logf("restarted: the removed container's service gone %v after the start, ready %v after, own check passing %v after",
+		corrected.Round(time.Millisecond), ready.Round(time.Millisecond), time.Since(begin).Round(time.Millisecond))
 	// Keep polling through a few heartbeats and mirror refreshes of the new daemon.
 	time.Sleep(5 * time.Second) // the observation window: the poller samples meanwhile
 	close(stop)
