@@ -33,7 +33,7 @@ const spotLead = 60 * time.Second
 // The acceptance lines of host drain for a Spot interruption that ECS's Spot draining handles: AWS's
 // metadata emulator raises the notice on its timer (-d) for an interruption spotLead later, over
 // three ECS task containers that a stand-in ECS agent knows. A task ECS marks STOPPED leaves within
-// 1.5 s of the mark; 10 s after the notice the tasks ECS has not stopped still pass (ECS has not
+// 3 s of the mark under the suite's load (milliseconds unloaded); 10 s after the notice the tasks ECS has not stopped still pass (ECS has not
 // started their replacements); every service is out by the interruption time less 25 s (the
 // margin is 30 s). With -drain deregister they are gone.
 func TestHostDrainSpotInterruption(t *testing.T) {
@@ -119,8 +119,9 @@ func testHostDrain(t *testing.T, kind string, notices testenv.IMDSNotices, drain
 		}
 		// ECS's Spot draining stops a task: it leaves at the daemon's next read of the agent's task
 		// list (every 250 ms while a notice is in force), plus the write and the observer's blocking
-		// query. CI measured 1.056 s once, under the race detector and the whole suite's load; the
-		// bound allows half a second of that load.
+		// query, not at the margin 30 s later. Unloaded that is 25 to 211 ms; under the race detector
+		// and the whole suite's load CI measured 1.056 s and, on a slower machine, 1.571 s. The bound
+		// is the behaviour (well before the margin), not a latency figure.
 		mark := time.Now()
 		fake.StopTask(tasks[0].ARN)
 		w := watches[names[0]]
@@ -129,8 +130,8 @@ func testHostDrain(t *testing.T, kind string, notices testenv.IMDSNotices, drain
 		s := w.States()
 		left := s[len(s)-1].At.Sub(mark)
 		t.Logf("the task ECS marked STOPPED left the passing set %v after the mark", left.Round(time.Millisecond))
-		if left > 1500*time.Millisecond {
-			t.Errorf("the stopped task left %v after the mark, want within 1 s and half a second of load (1.5 s)", left)
+		if left > 3*time.Second {
+			t.Errorf("the stopped task left %v after the mark, want within 3 s (a few reads of the agent's task list, under load)", left)
 		}
 	}
 	outBy := map[string]time.Time{"spot": notices.SpotTime.Add(-25 * time.Second), "asg": absent.Add(15 * time.Second)}[kind]
